@@ -1,0 +1,150 @@
+//! Errors returned by [`CancelOnDrop`](crate::CancelOnDrop)'s response future.
+
+use std::fmt;
+use std::time::Duration;
+
+use http::StatusCode;
+
+use crate::operation::OperationName;
+
+/// A boxed, thread-safe error: what the inner service's errors are turned into.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// The error of a call through [`CancelOnDrop`](crate::CancelOnDrop).
+///
+/// Every variant that concerns a tracked operation names it, so that a log line
+/// says which operation was given up on. Where the layer gave up on an operation
+/// that was not done (deadline, polling failure), it has already fired a
+/// best-effort `CancelOperation` for it (AIP-151); see
+/// [`CancelHandle::stats`](crate::CancelHandle::stats) for its outcome.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Error {
+    /// The inner service failed the original request (before any operation
+    /// was known). Holds the inner service's error.
+    Inner(BoxError),
+    /// The layer's [`deadline`](crate::CancelOnDropLayer::deadline) passed before
+    /// the operation was done. A cancel was fired if the name was known.
+    DeadlineExceeded {
+        /// The operation, if its name was known when the deadline passed.
+        operation: Option<OperationName>,
+        /// The configured deadline, measured from `call`.
+        deadline: Duration,
+    },
+    /// A `GetOperation` poll was answered with a status that is not retried
+    /// (anything but 2xx, 429, 502, 503 and 504), or the transient failures
+    /// ran out ([`PollPolicy::max_transient_failures`](crate::PollPolicy::max_transient_failures)).
+    /// A cancel was fired.
+    Poll {
+        /// The operation being polled.
+        operation: OperationName,
+        /// The HTTP status of the last poll, `None` when it failed in transport.
+        status: Option<StatusCode>,
+        /// The transport error of the last poll, if that is how it failed.
+        source: Option<BoxError>,
+    },
+    /// A `GetOperation` poll answered 2xx with a body that is not an AIP-151
+    /// `Operation` of that name (not JSON, wrong shape, larger than
+    /// [`max_inspect_bytes`](crate::CancelOnDropLayer::max_inspect_bytes)).
+    /// A cancel was fired.
+    InvalidPollResponse {
+        /// The operation being polled.
+        operation: OperationName,
+        /// What was wrong with the body.
+        reason: String,
+    },
+    /// Reading a response body failed: the original response's while the layer
+    /// inspected it (`operation` is `None`), or a poll's.
+    Body {
+        /// The operation being polled, if any.
+        operation: Option<OperationName>,
+        /// The body's error.
+        source: BoxError,
+    },
+}
+
+impl Error {
+    pub(crate) fn inner(e: impl Into<BoxError>) -> Self {
+        Error::Inner(e.into())
+    }
+
+    /// The operation this error concerns, if one was known.
+    pub fn operation(&self) -> Option<&OperationName> {
+        match self {
+            Error::Inner(_) => None,
+            Error::DeadlineExceeded { operation, .. } | Error::Body { operation, .. } => {
+                operation.as_ref()
+            }
+            Error::Poll { operation, .. } | Error::InvalidPollResponse { operation, .. } => {
+                Some(operation)
+            }
+        }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Inner(e) => write!(f, "inner service failed: {e}"),
+            Error::DeadlineExceeded {
+                operation: Some(op),
+                deadline,
+            } => write!(
+                f,
+                "operation {op} not done within the deadline of {} ms; cancel requested",
+                deadline.as_millis()
+            ),
+            Error::DeadlineExceeded {
+                operation: None,
+                deadline,
+            } => write!(
+                f,
+                "no response within the deadline of {} ms",
+                deadline.as_millis()
+            ),
+            Error::Poll {
+                operation,
+                status: Some(status),
+                ..
+            } => write!(
+                f,
+                "polling operation {operation} failed with HTTP {status}; cancel requested"
+            ),
+            Error::Poll {
+                operation,
+                status: None,
+                source,
+            } => {
+                write!(f, "polling operation {operation} failed")?;
+                if let Some(e) = source {
+                    write!(f, ": {e}")?;
+                }
+                f.write_str("; cancel requested")
+            }
+            Error::InvalidPollResponse { operation, reason } => write!(
+                f,
+                "polling operation {operation} returned an invalid Operation ({reason}); cancel requested"
+            ),
+            Error::Body {
+                operation: Some(op),
+                source,
+            } => write!(f, "reading the response body for operation {op} failed: {source}"),
+            Error::Body {
+                operation: None,
+                source,
+            } => write!(f, "reading the response body failed: {source}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Inner(e) | Error::Body { source: e, .. } => Some(&**e),
+            Error::Poll {
+                source: Some(e), ..
+            } => Some(&**e),
+            _ => None,
+        }
+    }
+}

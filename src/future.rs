@@ -1,0 +1,636 @@
+//! [`ResponseFuture`]: the state machine of one call, and its drop guard.
+
+use std::fmt;
+use std::future::Future;
+use std::mem;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{ready, Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{HeaderMap, Method, Request, Response, Uri};
+use http_body::Body;
+use pin_project_lite::pin_project;
+use tokio::runtime::Handle;
+use tokio::time::{Instant, Sleep};
+use tower::util::Oneshot;
+use tower_service::Service;
+use tracing::{field, Span};
+
+use crate::body::{Collect, Collected, ResponseBody};
+use crate::cancel::{CancelJob, Reason, Shared};
+use crate::error::{BoxError, Error};
+use crate::layer::Config;
+use crate::operation::{peek, OperationName};
+use crate::poll::{is_transient, retry_after};
+
+pin_project! {
+    /// The future returned by [`CancelOnDrop`](crate::CancelOnDrop).
+    ///
+    /// For a response that is not a not-done AIP-151 Operation, it resolves
+    /// with that response. For one that is, it resolves when `GetOperation`
+    /// shows the operation done, with that poll's response (status, headers
+    /// and body intact), or with an [`Error`]. Dropping it before then fires
+    /// one detached `CancelOperation` for the operation.
+    pub struct ResponseFuture<S, ReqBody, ResBody>
+    where
+        S: Service<Request<ReqBody>>,
+    {
+        #[pin]
+        state: CallState<S, ReqBody, ResBody>,
+        // `None` for calls the layer does not inspect, and once finished.
+        track: Option<Box<Track<S>>>,
+    }
+
+    impl<S, ReqBody, ResBody> PinnedDrop for ResponseFuture<S, ReqBody, ResBody>
+    where
+        S: Service<Request<ReqBody>>,
+    {
+        fn drop(this: Pin<&mut Self>) {
+            if let Some(track) = this.project().track.take() {
+                (*track).give_up(Reason::Dropped);
+            }
+        }
+    }
+}
+
+pin_project! {
+    #[project = StateProj]
+    enum State<F, P, B> {
+        // The original request is in flight.
+        Call { #[pin] future: F },
+        // Reading the original response's body, looking for an Operation.
+        Inspect { head: Response<()>, collect: Collect<B> },
+        // Waiting for the next poll (`Track::sleep`).
+        Sleep,
+        // A GetOperation request is in flight.
+        Poll { #[pin] future: P },
+        // Reading a GetOperation response's body.
+        ReadPoll { head: Response<()>, collect: Collect<B> },
+        Done,
+    }
+}
+
+/// The state of one call through the layer.
+type CallState<S, ReqBody, ResBody> = State<
+    <S as Service<Request<ReqBody>>>::Future,
+    Oneshot<S, Request<ReqBody>>,
+    ResBody,
+>;
+
+impl<S, ReqBody, ResBody> fmt::Debug for ResponseFuture<S, ReqBody, ResBody>
+where
+    S: Service<Request<ReqBody>>,
+{
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = match &self.state {
+            State::Call { .. } => "call",
+            State::Inspect { .. } => "inspect",
+            State::Sleep => "sleep",
+            State::Poll { .. } => "poll",
+            State::ReadPoll { .. } => "read_poll",
+            State::Done => "done",
+        };
+        f.debug_struct("ResponseFuture")
+            .field("state", &state)
+            .field(
+                "operation",
+                &self
+                    .track
+                    .as_ref()
+                    .and_then(|t| t.op.as_ref())
+                    .map(|op| op.name.as_str()),
+            )
+            .finish()
+    }
+}
+
+/// The operation a call is waiting on.
+struct Tracked {
+    name: OperationName,
+    get_uri: Uri,
+    cancel_uri: Uri,
+}
+
+/// What a call the layer inspects carries: everything needed to poll and to
+/// cancel. Boxed, so that calls the layer does not inspect pay nothing for it.
+pub(crate) struct Track<S> {
+    svc: S,
+    request_uri: Uri,
+    headers: HeaderMap,
+    config: Arc<Config>,
+    shared: Arc<Shared>,
+    runtime: Handle,
+    span: Span,
+    // `spawn_cancel` for this service's types, chosen in `call` where its
+    // bounds hold, so that `Drop` (which may not add bounds) can use it.
+    fire: fn(CancelJob<S>),
+    deadline: Option<Pin<Box<Sleep>>>,
+    sleep: Option<Pin<Box<Sleep>>>,
+    delay: Duration,
+    op: Option<Tracked>,
+    polls: u32,
+    failures: u32,
+    poll_span: Span,
+}
+
+impl<S> Track<S> {
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn new(
+        svc: S,
+        request_uri: Uri,
+        headers: HeaderMap,
+        config: Arc<Config>,
+        shared: Arc<Shared>,
+        runtime: Handle,
+        span: Span,
+        fire: fn(CancelJob<S>),
+    ) -> Self {
+        let deadline = config
+            .deadline
+            .map(|d| Box::pin(tokio::time::sleep_until(far_instant(d))));
+        Track {
+            svc,
+            request_uri,
+            headers,
+            config,
+            shared,
+            runtime,
+            span,
+            fire,
+            deadline,
+            sleep: None,
+            delay: Duration::ZERO,
+            op: None,
+            polls: 0,
+            failures: 0,
+            poll_span: Span::none(),
+        }
+    }
+
+    /// Stops watching: fires a cancel if an operation was known (it is not
+    /// done, or this would not be called).
+    fn give_up(self, reason: Reason) {
+        let Track {
+            op,
+            svc,
+            headers,
+            config,
+            shared,
+            runtime,
+            span,
+            fire,
+            ..
+        } = self;
+        let Some(op) = op else { return };
+        tracing::info!(
+            parent: &span,
+            operation.name = %op.name,
+            reason = reason.as_str(),
+            "gave up on operation before it was done; cancelling"
+        );
+        fire(CancelJob {
+            svc,
+            name: op.name,
+            uri: op.cancel_uri,
+            headers,
+            reason,
+            policy: config.cancel.clone(),
+            shared,
+            runtime,
+            call_span: span,
+        });
+    }
+
+    /// Reads a response body as an Operation; `Some` if it is one the layer
+    /// should wait on: not done, with a valid name and a route to it.
+    fn recognise(&self, body: &[u8]) -> Option<Tracked> {
+        let view = match peek(body) {
+            Ok(view) => view,
+            Err(e) => {
+                tracing::warn!(error = %e, "JSON response is not a readable Operation; not tracked");
+                return None;
+            }
+        };
+        let name = view.name?;
+        if view.done {
+            tracing::debug!(operation.name = %name, "operation already done");
+            return None;
+        }
+        let name = match OperationName::parse(&name) {
+            Ok(name) => name,
+            Err(e) => {
+                tracing::warn!(error = %e, "operation name rejected; not tracked");
+                return None;
+            }
+        };
+        let prefix = match &self.config.path_prefix {
+            Some(prefix) => &**prefix,
+            None => match name.path_prefix(self.request_uri.path()) {
+                Some(prefix) => prefix,
+                None => {
+                    tracing::warn!(
+                        operation.name = %name,
+                        url.path = self.request_uri.path(),
+                        "no path prefix for GetOperation/CancelOperation; set CancelOnDropLayer::path_prefix; not tracked"
+                    );
+                    return None;
+                }
+            },
+        };
+        let uris = name
+            .uri_with_prefix(&self.request_uri, prefix, "")
+            .and_then(|get| Ok((get, name.uri_with_prefix(&self.request_uri, prefix, ":cancel")?)));
+        match uris {
+            Ok((get_uri, cancel_uri)) => Some(Tracked {
+                name,
+                get_uri,
+                cancel_uri,
+            }),
+            Err(e) => {
+                tracing::warn!(operation.name = %name, error = %e, "no route to the operation; not tracked");
+                None
+            }
+        }
+    }
+
+    fn start(&mut self, op: Tracked) {
+        self.span.record("operation.name", field::display(&op.name));
+        self.headers
+            .insert("x-goog-request-params", op.name.request_params());
+        tracing::info!(operation.name = %op.name, "operation started");
+        self.op = Some(op);
+        self.schedule(self.config.poll.delay(0));
+    }
+
+    fn schedule(&mut self, delay: Duration) {
+        self.delay = delay;
+        let at = Instant::now() + delay;
+        match self.sleep.as_mut() {
+            Some(sleep) => sleep.as_mut().reset(at),
+            None => self.sleep = Some(Box::pin(tokio::time::sleep_until(at))),
+        }
+    }
+
+    /// After a transient poll failure: schedules another poll, or says to give up.
+    fn retry(&mut self, after: Option<Duration>) -> bool {
+        self.failures += 1;
+        if self.failures > self.config.poll.max_transient_failures {
+            return false;
+        }
+        let policy = &self.config.poll;
+        let delay = policy
+            .delay(self.polls)
+            .max(after.unwrap_or_default().min(policy.max_delay));
+        self.schedule(delay);
+        true
+    }
+
+    fn poll_request<ReqBody: Default>(&mut self) -> Request<ReqBody> {
+        let mut request = Request::new(ReqBody::default());
+        *request.method_mut() = Method::GET;
+        if let Some(op) = &self.op {
+            *request.uri_mut() = op.get_uri.clone();
+        }
+        request.headers_mut().clone_from(&self.headers);
+        self.polls += 1;
+        self.poll_span = tracing::info_span!(
+            "lro.poll",
+            attempt = self.polls,
+            delay_ms = u64::try_from(self.delay.as_millis()).unwrap_or(u64::MAX),
+            http.response.status_code = field::Empty,
+        );
+        request
+    }
+
+    fn name(&self) -> Option<OperationName> {
+        self.op.as_ref().map(|op| op.name.clone())
+    }
+}
+
+/// The error for a state that needs an operation reached without one; the
+/// state machine never does this.
+fn not_started() -> Error {
+    Error::inner("tower-lro internal error: polling before an operation was known")
+}
+
+/// `Instant::now() + d`, saturating far in the future.
+fn far_instant(d: Duration) -> Instant {
+    let now = Instant::now();
+    now.checked_add(d)
+        .unwrap_or_else(|| now + Duration::from_secs(86400 * 365 * 30))
+}
+
+/// How a tracked call ends.
+struct Finish<B> {
+    output: Result<Response<ResponseBody<B>>, Error>,
+    give_up: Option<Reason>,
+}
+
+impl<B> Finish<B> {
+    fn ok(response: Response<ResponseBody<B>>) -> Self {
+        Finish {
+            output: Ok(response),
+            give_up: None,
+        }
+    }
+
+    fn err(error: Error) -> Self {
+        Finish {
+            output: Err(error),
+            give_up: None,
+        }
+    }
+
+    fn give_up(error: Error, reason: Reason) -> Self {
+        Finish {
+            output: Err(error),
+            give_up: Some(reason),
+        }
+    }
+}
+
+/// Whether the layer reads a response to look for an Operation (DESIGN §3):
+/// 2xx, `application/json` (any parameters), no `content-encoding` but identity.
+fn inspectable<B>(response: &Response<B>) -> bool {
+    if !response.status().is_success() {
+        return false;
+    }
+    let headers = response.headers();
+    let json = headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|essence| essence.trim().eq_ignore_ascii_case("application/json"));
+    if !json {
+        return false;
+    }
+    match headers.get(http::header::CONTENT_ENCODING) {
+        None => true,
+        Some(v) if v.as_bytes().eq_ignore_ascii_case(b"identity") => true,
+        Some(v) => {
+            tracing::warn!(
+                content_encoding = ?v,
+                "JSON response with a content-encoding the layer does not decode; not inspected, not tracked"
+            );
+            false
+        }
+    }
+}
+
+impl<S, ReqBody, ResBody> ResponseFuture<S, ReqBody, ResBody>
+where
+    S: Service<Request<ReqBody>>,
+{
+    pub(crate) fn pass_through(future: S::Future) -> Self {
+        ResponseFuture {
+            state: State::Call { future },
+            track: None,
+        }
+    }
+
+    pub(crate) fn tracked(future: S::Future, track: Track<S>) -> Self {
+        ResponseFuture {
+            state: State::Call { future },
+            track: Some(Box::new(track)),
+        }
+    }
+}
+
+impl<S, ReqBody, ResBody> Future for ResponseFuture<S, ReqBody, ResBody>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone,
+    S::Error: Into<BoxError>,
+    ReqBody: Default,
+    ResBody: Body<Data = Bytes> + Unpin,
+    ResBody::Error: Into<BoxError>,
+{
+    type Output = Result<Response<ResponseBody<ResBody>>, Error>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut this = self.project();
+        let Some(track) = this.track.as_deref_mut() else {
+            return match this.state.project() {
+                StateProj::Call { future } => future
+                    .poll(cx)
+                    .map_ok(|response| response.map(ResponseBody::inner))
+                    .map_err(Error::inner),
+                _ => panic!("ResponseFuture polled after completion"),
+            };
+        };
+        let span = track.span.clone();
+        let _entered = span.enter();
+
+        let finish = match poll_deadline(track, cx) {
+            Some(finish) => finish,
+            None => ready!(poll_tracked(this.state.as_mut(), track, cx)),
+        };
+        this.state.set(State::Done);
+        if let Some(track) = this.track.take() {
+            if let Some(reason) = finish.give_up {
+                (*track).give_up(reason);
+            }
+        }
+        Poll::Ready(finish.output)
+    }
+}
+
+fn poll_deadline<S, B>(track: &mut Track<S>, cx: &mut Context<'_>) -> Option<Finish<B>> {
+    let deadline = track.deadline.as_mut()?;
+    deadline.as_mut().poll(cx).is_ready().then(|| {
+        let operation = track.op.as_ref().map(|op| op.name.clone());
+        tracing::warn!(operation.name = ?operation.as_ref().map(OperationName::as_str), "deadline passed");
+        Finish::give_up(
+            Error::DeadlineExceeded {
+                operation,
+                deadline: track.config.deadline.unwrap_or_default(),
+            },
+            Reason::Deadline,
+        )
+    })
+}
+
+fn poll_tracked<S, ReqBody, ResBody>(
+    mut state: Pin<&mut CallState<S, ReqBody, ResBody>>,
+    track: &mut Track<S>,
+    cx: &mut Context<'_>,
+) -> Poll<Finish<ResBody>>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone,
+    S::Error: Into<BoxError>,
+    ReqBody: Default,
+    ResBody: Body<Data = Bytes> + Unpin,
+    ResBody::Error: Into<BoxError>,
+{
+    loop {
+        match state.as_mut().project() {
+            StateProj::Call { future } => {
+                let response = match ready!(future.poll(cx)) {
+                    Ok(response) => response,
+                    Err(e) => return Poll::Ready(Finish::err(Error::inner(e))),
+                };
+                if !inspectable(&response) {
+                    return Poll::Ready(Finish::ok(response.map(ResponseBody::inner)));
+                }
+                let (parts, body) = response.into_parts();
+                let collect = Collect::new(body, track.config.max_inspect_bytes);
+                state.set(State::Inspect {
+                    head: Response::from_parts(parts, ()),
+                    collect,
+                });
+            }
+            StateProj::Inspect { head, collect } => {
+                let collected = match ready!(collect.poll_collect(cx)) {
+                    Ok(collected) => collected,
+                    Err(e) => {
+                        return Poll::Ready(Finish::err(Error::Body {
+                            operation: None,
+                            source: e.into(),
+                        }))
+                    }
+                };
+                let head = mem::take(head);
+                match collected {
+                    Collected::Overflow { prefix, rest } => {
+                        tracing::warn!(
+                            limit = track.config.max_inspect_bytes,
+                            "JSON response larger than max_inspect_bytes; passed through, not tracked"
+                        );
+                        return Poll::Ready(Finish::ok(
+                            head.map(|()| ResponseBody::prefixed(prefix, rest)),
+                        ));
+                    }
+                    Collected::Complete { data, trailers } => match track.recognise(&data) {
+                        None => {
+                            return Poll::Ready(Finish::ok(
+                                head.map(|()| ResponseBody::full(data, trailers)),
+                            ))
+                        }
+                        Some(op) => {
+                            track.start(op);
+                            state.set(State::Sleep);
+                        }
+                    },
+                }
+            }
+            StateProj::Sleep => {
+                if let Some(sleep) = track.sleep.as_mut() {
+                    ready!(sleep.as_mut().poll(cx));
+                }
+                let request = track.poll_request::<ReqBody>();
+                let future = track
+                    .poll_span
+                    .in_scope(|| Oneshot::new(track.svc.clone(), request));
+                state.set(State::Poll { future });
+            }
+            StateProj::Poll { future } => {
+                let Some(name) = track.name() else {
+                    return Poll::Ready(Finish::err(not_started()));
+                };
+                let poll_span = track.poll_span.clone();
+                let _entered = poll_span.enter();
+                match ready!(future.poll(cx)) {
+                    Err(e) => {
+                        let e: BoxError = e.into();
+                        tracing::debug!(error = %e, "GetOperation failed in transport");
+                        if track.retry(None) {
+                            state.set(State::Sleep);
+                            continue;
+                        }
+                        return Poll::Ready(Finish::give_up(
+                            Error::Poll {
+                                operation: name,
+                                status: None,
+                                source: Some(e),
+                            },
+                            Reason::PollFailed,
+                        ));
+                    }
+                    Ok(response) => {
+                        let status = response.status();
+                        poll_span.record("http.response.status_code", status.as_u16());
+                        if status.is_success() {
+                            let (parts, body) = response.into_parts();
+                            let collect = Collect::new(body, track.config.max_inspect_bytes);
+                            state.set(State::ReadPoll {
+                                head: Response::from_parts(parts, ()),
+                                collect,
+                            });
+                        } else if is_transient(status) && track.retry(retry_after(response.headers()))
+                        {
+                            tracing::debug!(%status, "GetOperation failed transiently; retrying");
+                            state.set(State::Sleep);
+                        } else {
+                            return Poll::Ready(Finish::give_up(
+                                Error::Poll {
+                                    operation: name,
+                                    status: Some(status),
+                                    source: None,
+                                },
+                                Reason::PollFailed,
+                            ));
+                        }
+                    }
+                }
+            }
+            StateProj::ReadPoll { head, collect } => {
+                let Some(name) = track.name() else {
+                    return Poll::Ready(Finish::err(not_started()));
+                };
+                let invalid = |operation: OperationName, reason: String| {
+                    Poll::Ready(Finish::give_up(
+                        Error::InvalidPollResponse { operation, reason },
+                        Reason::PollFailed,
+                    ))
+                };
+                let (data, trailers) = match ready!(collect.poll_collect(cx)) {
+                    Ok(Collected::Complete { data, trailers }) => (data, trailers),
+                    Ok(Collected::Overflow { .. }) => {
+                        return invalid(
+                            name,
+                            format!(
+                                "body larger than max_inspect_bytes ({})",
+                                track.config.max_inspect_bytes
+                            ),
+                        )
+                    }
+                    Err(e) => {
+                        let e: BoxError = e.into();
+                        tracing::debug!(error = %e, "reading a GetOperation response failed");
+                        if track.retry(None) {
+                            state.set(State::Sleep);
+                            continue;
+                        }
+                        return Poll::Ready(Finish::give_up(
+                            Error::Body {
+                                operation: Some(name),
+                                source: e,
+                            },
+                            Reason::PollFailed,
+                        ));
+                    }
+                };
+                let view = match peek(&data) {
+                    Ok(view) => view,
+                    Err(e) => return invalid(name, e.to_string()),
+                };
+                if view.name.as_deref().is_some_and(|n| n != name.as_str()) {
+                    return invalid(name, "the name is another operation's".to_owned());
+                }
+                if view.done {
+                    tracing::info!(operation.name = %name, polls = track.polls, "operation done");
+                    let head = mem::take(head);
+                    return Poll::Ready(Finish::ok(
+                        head.map(|()| ResponseBody::full(data, trailers)),
+                    ));
+                }
+                track.failures = 0;
+                let delay = track.config.poll.delay(track.polls);
+                track.schedule(delay);
+                state.set(State::Sleep);
+            }
+            StateProj::Done => panic!("ResponseFuture polled after completion"),
+        }
+    }
+}

@@ -1,0 +1,233 @@
+//! [`CancelOnDropLayer`]: configuration shared by every service it makes.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::{HeaderName, Method, Uri};
+use tower_layer::Layer;
+
+use crate::cancel::{CancelHandle, CancelPolicy, Shared};
+use crate::poll::PollPolicy;
+use crate::service::CancelOnDrop;
+
+/// The default for [`CancelOnDropLayer::max_inspect_bytes`]: 1 MiB.
+pub const DEFAULT_MAX_INSPECT_BYTES: usize = 1024 * 1024;
+
+/// The headers copied from the original request onto its `GetOperation` and
+/// `CancelOperation` requests (DESIGN §4), before any added with
+/// [`CancelOnDropLayer::forward_headers`].
+pub const FORWARDED_HEADERS: [&str; 5] = [
+    "authorization",
+    "x-goog-user-project",
+    "x-goog-api-key",
+    "x-goog-api-client",
+    "user-agent",
+];
+
+type InspectFn = dyn Fn(&Method, &Uri) -> bool + Send + Sync;
+
+/// What every service made by one layer reads.
+#[derive(Clone)]
+pub(crate) struct Config {
+    pub(crate) poll: PollPolicy,
+    pub(crate) cancel: CancelPolicy,
+    pub(crate) deadline: Option<Duration>,
+    pub(crate) max_inspect_bytes: usize,
+    pub(crate) forward_headers: Vec<HeaderName>,
+    pub(crate) path_prefix: Option<Arc<str>>,
+    pub(crate) inspect: Option<Arc<InspectFn>>,
+}
+
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Config")
+            .field("poll", &self.poll)
+            .field("cancel", &self.cancel)
+            .field("deadline", &self.deadline)
+            .field("max_inspect_bytes", &self.max_inspect_bytes)
+            .field("forward_headers", &self.forward_headers)
+            .field("path_prefix", &self.path_prefix)
+            .field("inspect", &self.inspect.as_ref().map(|_| "custom"))
+            .finish()
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            poll: PollPolicy::default(),
+            cancel: CancelPolicy::default(),
+            deadline: None,
+            max_inspect_bytes: DEFAULT_MAX_INSPECT_BYTES,
+            forward_headers: FORWARDED_HEADERS
+                .iter()
+                .map(|h| HeaderName::from_static(h))
+                .collect(),
+            path_prefix: None,
+            inspect: None,
+        }
+    }
+}
+
+impl Config {
+    /// Whether a request could start or resume an operation (DESIGN §3):
+    /// any method but GET, HEAD and OPTIONS, and GET on a path with an
+    /// `operations` segment — unless the user gave a predicate.
+    #[inline]
+    pub(crate) fn should_inspect(&self, method: &Method, uri: &Uri) -> bool {
+        if let Some(inspect) = &self.inspect {
+            return inspect(method, uri);
+        }
+        match *method {
+            Method::HEAD | Method::OPTIONS => false,
+            Method::GET => uri.path().split('/').any(|s| s == "operations"),
+            _ => true,
+        }
+    }
+}
+
+/// A Tower [`Layer`] that waits on AIP-151 long-running operations and cancels
+/// them when the caller gives up.
+///
+/// Wrap an HTTP client stack with it (for example hyper-util's `Client`). A
+/// call whose response is a not-done `Operation` (`{"name": "...", "done": false}`)
+/// resolves only when `GetOperation` shows it done, with that final response;
+/// if the caller's future is dropped first, the [`deadline`](Self::deadline)
+/// passes, or polling gives up, the layer sends one detached, best-effort
+/// `CancelOperation` (`POST {prefix}{name}:cancel`, AIP-151) through the same
+/// inner service. Every other response passes through untouched.
+///
+/// Clones share configuration and the [`CancelHandle`].
+///
+/// ```
+/// use std::time::Duration;
+/// use tower_lro::{CancelOnDropLayer, PollPolicy};
+///
+/// let layer = CancelOnDropLayer::new()
+///     .poll_policy(PollPolicy::new().initial_delay(Duration::from_millis(500)))
+///     .deadline(Duration::from_secs(600));
+/// let cancels = layer.handle(); // stats() and drain() for graceful shutdown
+/// # let _ = cancels;
+/// ```
+#[derive(Clone, Debug)]
+pub struct CancelOnDropLayer {
+    pub(crate) config: Arc<Config>,
+    pub(crate) shared: Arc<Shared>,
+}
+
+impl Default for CancelOnDropLayer {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl CancelOnDropLayer {
+    /// A layer with the defaults: [`PollPolicy::default`], [`CancelPolicy::default`],
+    /// no deadline, 1 MiB inspection limit, the [`FORWARDED_HEADERS`].
+    pub fn new() -> Self {
+        let config = Config::default();
+        let shared = Arc::new(Shared::new(config.cancel.max_in_flight));
+        CancelOnDropLayer {
+            config: Arc::new(config),
+            shared,
+        }
+    }
+
+    fn config_mut(&mut self) -> &mut Config {
+        Arc::make_mut(&mut self.config)
+    }
+
+    /// How the layer polls `GetOperation` while an operation is not done.
+    pub fn poll_policy(mut self, policy: PollPolicy) -> Self {
+        self.config_mut().poll = policy;
+        self
+    }
+
+    /// How cancels are delivered: attempts, backoff, deadline, concurrency.
+    pub fn cancel_policy(mut self, policy: CancelPolicy) -> Self {
+        self.shared.resize(policy.max_in_flight);
+        self.config_mut().cancel = policy;
+        self
+    }
+
+    /// A limit on the whole call, from `call` until the operation is done
+    /// (none by default). When it passes the call ends with
+    /// [`Error::DeadlineExceeded`](crate::Error::DeadlineExceeded) and, if the
+    /// operation's name is known, a cancel is sent.
+    pub fn deadline(mut self, deadline: Duration) -> Self {
+        self.config_mut().deadline = Some(deadline);
+        self
+    }
+
+    /// The most bytes of a response body the layer reads to look for an
+    /// Operation (default 1 MiB). A larger body is handed to the caller
+    /// intact — the bytes read, then the rest of the stream — and not tracked.
+    pub fn max_inspect_bytes(mut self, limit: usize) -> Self {
+        self.config_mut().max_inspect_bytes = limit;
+        self
+    }
+
+    /// More request headers to copy onto poll and cancel requests, beyond
+    /// [`FORWARDED_HEADERS`]. Only headers named here or there are copied.
+    pub fn forward_headers<I>(mut self, headers: I) -> Self
+    where
+        I: IntoIterator<Item = HeaderName>,
+    {
+        let config = self.config_mut();
+        for header in headers {
+            if !config.forward_headers.contains(&header) {
+                config.forward_headers.push(header);
+            }
+        }
+        self
+    }
+
+    /// The path that goes before an operation's name in `GetOperation` and
+    /// `CancelOperation` URLs (e.g. `/v1/`), for APIs where the rule of
+    /// DESIGN §4 does not find it. A missing leading or trailing `/` is added.
+    pub fn path_prefix(mut self, prefix: &str) -> Self {
+        let mut p = String::with_capacity(prefix.len() + 2);
+        if !prefix.starts_with('/') {
+            p.push('/');
+        }
+        p.push_str(prefix);
+        if !p.ends_with('/') {
+            p.push('/');
+        }
+        self.config_mut().path_prefix = Some(p.into());
+        self
+    }
+
+    /// Replaces the rule that decides which requests' responses are inspected
+    /// for an Operation (default: any method but GET, HEAD and OPTIONS, plus
+    /// GET on a path with an `operations` segment). Responses to other requests
+    /// pass through without being read.
+    pub fn inspect_when<F>(mut self, predicate: F) -> Self
+    where
+        F: Fn(&Method, &Uri) -> bool + Send + Sync + 'static,
+    {
+        self.config_mut().inspect = Some(Arc::new(predicate));
+        self
+    }
+
+    /// The handle on this layer's cancels: [`CancelHandle::stats`] and
+    /// [`CancelHandle::drain`].
+    pub fn handle(&self) -> CancelHandle {
+        CancelHandle {
+            shared: self.shared.clone(),
+        }
+    }
+}
+
+impl<S> Layer<S> for CancelOnDropLayer {
+    type Service = CancelOnDrop<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        CancelOnDrop {
+            inner,
+            config: self.config.clone(),
+            shared: self.shared.clone(),
+        }
+    }
+}

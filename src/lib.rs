@@ -1,0 +1,88 @@
+//! Wait on Google AIP-151 long-running operations through a Tower HTTP client
+//! stack, and cancel them when the caller gives up.
+//!
+//! Cloud APIs run slow work as long-running operations: a call answers at once
+//! with an `Operation` (`{"name": "projects/p/locations/l/operations/op-1", "done": false}`)
+//! and the client polls `GET /v1/{name}` until `done` is true. When the client
+//! gives up — a timeout fires, a `select!` takes another branch, a server
+//! handler is dropped because its own caller went away — the operation keeps
+//! running. [`CancelOnDropLayer`] closes that gap: it records the operation's
+//! name, polls it until it is done, and when the caller's future is dropped,
+//! its deadline passes or polling gives up, it sends one detached, best-effort
+//! `POST /v1/{name}:cancel` (AIP-151 `CancelOperation`) through the same inner
+//! service, with the original request's credentials.
+//!
+//! | the response to a call through the layer | what the caller gets | cancel |
+//! |---|---|---|
+//! | not an Operation, or not inspected (GET, non-JSON, non-2xx) | that response, body untouched | never |
+//! | an Operation already `done: true` | that response | never |
+//! | an Operation not done | the response of the poll that shows it `done` | when the future is dropped first, the deadline passes, or polling fails |
+//!
+//! # Example: a hyper-util client
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use bytes::Bytes;
+//! use http_body_util::{BodyExt, Full};
+//! use hyper_util::client::legacy::Client;
+//! use hyper_util::rt::TokioExecutor;
+//! use tower::{Service, ServiceBuilder, ServiceExt};
+//! use tower_lro::{CancelOnDropLayer, Operation};
+//!
+//! # async fn example() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+//! let lro = CancelOnDropLayer::new();
+//! let cancels = lro.handle();
+//! let mut client = ServiceBuilder::new()
+//!     .layer(lro)
+//!     .service(Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>());
+//!
+//! let request = http::Request::post("http://localhost:8080/v1/projects/p/locations/l/jobs")
+//!     .header("content-type", "application/json")
+//!     .body(Full::from(r#"{"durationMs": 30000}"#))?;
+//! // Give up after 2 s: the layer cancels the operation it saw start.
+//! match tokio::time::timeout(Duration::from_secs(2), client.ready().await?.call(request)).await {
+//!     Ok(response) => {
+//!         let body = response?.into_body().collect().await?.to_bytes();
+//!         let operation = Operation::from_json(&body)?;
+//!         println!("{} done; cancelled: {}", operation.name, operation.is_cancelled());
+//!     }
+//!     Err(_elapsed) => println!("gave up; a CancelOperation is on its way"),
+//! }
+//! // At shutdown, let in-flight cancels finish.
+//! cancels.drain(Duration::from_secs(10)).await;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # Features
+//! - `testing`: [`testing::OperationsServer`], an in-process AIP-151 server
+//!   (a tower `Service`, also served by hyper on loopback) for tests.
+#![forbid(unsafe_code)]
+#![warn(missing_docs, missing_debug_implementations, rust_2018_idioms)]
+#![cfg_attr(docsrs, feature(doc_auto_cfg))]
+
+mod body;
+mod cancel;
+mod error;
+mod future;
+mod layer;
+mod operation;
+mod poll;
+mod service;
+
+#[cfg(feature = "testing")]
+pub mod testing;
+
+pub use body::ResponseBody;
+pub use cancel::{CancelHandle, CancelPolicy, CancelStats, DrainReport};
+pub use error::{BoxError, Error};
+pub use future::ResponseFuture;
+pub use layer::{CancelOnDropLayer, DEFAULT_MAX_INSPECT_BYTES, FORWARDED_HEADERS};
+pub use operation::{InvalidOperationName, Operation, OperationName, RouteError, Status};
+pub use poll::PollPolicy;
+pub use service::CancelOnDrop;
+
+// The README's examples are compiled as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

@@ -1,0 +1,123 @@
+//! [`CancelOnDrop`]: the service.
+
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use http::{HeaderMap, Request, Response};
+use http_body::Body;
+use tokio::runtime::Handle;
+use tower_service::Service;
+
+use crate::body::ResponseBody;
+use crate::cancel::{spawn_cancel, Shared};
+use crate::error::{BoxError, Error};
+use crate::future::{ResponseFuture, Track};
+use crate::layer::{CancelOnDropLayer, Config};
+
+/// The service made by [`CancelOnDropLayer`]: waits on AIP-151 operations
+/// started through it and cancels those its caller gives up on.
+///
+/// See [`CancelOnDropLayer`] for what it does and how to configure it.
+///
+/// Requirements on the inner service `S` (an HTTP client stack):
+/// `Clone + Send + 'static` — a clone is kept per tracked call and used for
+/// `GetOperation` and `CancelOperation` through [`tower::ServiceExt::oneshot`];
+/// the request body must be `Default` (poll and cancel requests have empty
+/// bodies: `http_body_util::Full<Bytes>`, `Empty<Bytes>` and `BoxBody` are);
+/// the response body must yield `Bytes` and be `Unpin` (hyper's `Incoming`,
+/// `Full`, `BoxBody` are).
+#[derive(Clone, Debug)]
+pub struct CancelOnDrop<S> {
+    pub(crate) inner: S,
+    pub(crate) config: Arc<Config>,
+    pub(crate) shared: Arc<Shared>,
+}
+
+impl<S> CancelOnDrop<S> {
+    /// Wraps `inner` with the default configuration ([`CancelOnDropLayer::new`]).
+    pub fn new(inner: S) -> Self {
+        tower_layer::Layer::layer(&CancelOnDropLayer::new(), inner)
+    }
+
+    /// A [`CancelOnDropLayer`] with the default configuration.
+    pub fn layer() -> CancelOnDropLayer {
+        CancelOnDropLayer::new()
+    }
+
+    /// The inner service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The inner service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// Consumes `self`, returning the inner service.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+/// Copies the allowlisted headers (DESIGN §4) of the original request.
+fn forwarded(headers: &HeaderMap, allow: &[http::HeaderName]) -> HeaderMap {
+    let mut out = HeaderMap::new();
+    for name in allow {
+        for value in headers.get_all(name) {
+            out.append(name.clone(), value.clone());
+        }
+    }
+    out
+}
+
+impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for CancelOnDrop<S>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
+    S::Error: Into<BoxError>,
+    S::Future: Send + 'static,
+    ReqBody: Default + Send + 'static,
+    ResBody: Body<Data = Bytes> + Unpin + Send + 'static,
+    ResBody::Error: Into<BoxError>,
+{
+    type Response = Response<ResponseBody<ResBody>>;
+    type Error = Error;
+    type Future = ResponseFuture<S, ReqBody, ResBody>;
+
+    #[inline]
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx).map_err(Error::inner)
+    }
+
+    fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
+        if !self.config.should_inspect(req.method(), req.uri()) {
+            return ResponseFuture::pass_through(self.inner.call(req));
+        }
+        let Ok(runtime) = Handle::try_current() else {
+            tracing::warn!(
+                url.path = req.uri().path(),
+                "no tokio runtime at call: the response passes through untracked"
+            );
+            return ResponseFuture::pass_through(self.inner.call(req));
+        };
+        let span = tracing::info_span!(
+            "lro.call",
+            http.request.method = %req.method(),
+            url.path = req.uri().path(),
+            operation.name = tracing::field::Empty,
+        );
+        let track = Track::new(
+            self.inner.clone(),
+            req.uri().clone(),
+            forwarded(req.headers(), &self.config.forward_headers),
+            self.config.clone(),
+            self.shared.clone(),
+            runtime,
+            span.clone(),
+            spawn_cancel::<S, ReqBody, ResBody>,
+        );
+        let future = span.in_scope(|| self.inner.call(req));
+        ResponseFuture::tracked(future, track)
+    }
+}

@@ -1,0 +1,177 @@
+//! Shared pieces of the integration tests: a real hyper-util client, request
+//! builders, a span recorder, and a loopback server for arbitrary responses.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::{connect::HttpConnector, Client};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use tower_lro::PollPolicy;
+use tracing::span;
+use tracing_subscriber::layer::{Context, SubscriberExt};
+use tracing_subscriber::registry::LookupSpan;
+
+pub type HttpClient = Client<HttpConnector, Full<Bytes>>;
+
+/// A real hyper-util client, as users build it.
+pub fn http_client() -> HttpClient {
+    Client::builder(TokioExecutor::new()).build_http()
+}
+
+/// Polls every 5 ms, no jitter: loopback tests use millisecond operations.
+pub fn fast_polls() -> PollPolicy {
+    PollPolicy::new()
+        .initial_delay(Duration::from_millis(5))
+        .max_delay(Duration::from_millis(20))
+        .jitter(false)
+}
+
+/// A long bound for waiting on the server's log: tests wait on a condition,
+/// this only stops a broken test from hanging.
+pub const WAIT: Duration = Duration::from_secs(10);
+
+/// `POST {base}/v1/projects/p/locations/l/jobs` starting an operation of `duration_ms`.
+pub fn start(base: &str, duration_ms: u64) -> http::Request<Full<Bytes>> {
+    http::Request::post(format!("{base}/v1/projects/p/locations/l/jobs"))
+        .header("content-type", "application/json")
+        .header("authorization", "Bearer test-token")
+        .body(Full::from(format!(r#"{{"durationMs": {duration_ms}}}"#)))
+        .unwrap()
+}
+
+pub async fn body_bytes<B>(body: B) -> Bytes
+where
+    B: http_body::Body,
+    B::Error: std::fmt::Debug,
+{
+    body.collect().await.unwrap().to_bytes()
+}
+
+pub async fn body_json<B>(body: B) -> serde_json::Value
+where
+    B: http_body::Body,
+    B::Error: std::fmt::Debug,
+{
+    serde_json::from_slice(&body_bytes(body).await).unwrap()
+}
+
+/// Serves `handler` with hyper on 127.0.0.1:0 until the returned task is aborted.
+pub async fn serve<F, Fut>(handler: F) -> (SocketAddr, tokio::task::JoinHandle<()>)
+where
+    F: Fn(http::Request<hyper::body::Incoming>) -> Fut + Clone + Send + Sync + 'static,
+    Fut: std::future::Future<
+            Output = Result<http::Response<http_body_util::combinators::BoxBody<Bytes, Infallible>>, Infallible>,
+        > + Send
+        + 'static,
+{
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let task = tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                return;
+            };
+            let handler = handler.clone();
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(handler);
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    (addr, task)
+}
+
+/// One span as a test sees it: its name, fields, and (as indexes into
+/// [`SpanRecorder::spans`]) its parent and the spans it follows.
+#[derive(Clone, Debug, Default)]
+pub struct RecordedSpan {
+    pub index: usize,
+    pub name: &'static str,
+    pub fields: BTreeMap<String, String>,
+    pub follows_from: Vec<usize>,
+    pub parent: Option<usize>,
+}
+
+#[derive(Debug, Default)]
+struct Recorded {
+    spans: Vec<RecordedSpan>,
+    // Live span id → index; ids are reused once a span closes.
+    live: std::collections::HashMap<u64, usize>,
+}
+
+/// Records every span and its fields (including those recorded later).
+#[derive(Clone, Debug, Default)]
+pub struct SpanRecorder {
+    recorded: Arc<Mutex<Recorded>>,
+}
+
+impl SpanRecorder {
+    /// Installs the recorder as this thread's default subscriber.
+    pub fn install(&self) -> tracing::subscriber::DefaultGuard {
+        let subscriber = tracing_subscriber::registry().with(self.clone());
+        tracing::subscriber::set_default(subscriber)
+    }
+
+    pub fn spans(&self) -> Vec<RecordedSpan> {
+        self.recorded.lock().unwrap().spans.clone()
+    }
+
+    pub fn named(&self, name: &str) -> Vec<RecordedSpan> {
+        self.spans().into_iter().filter(|s| s.name == name).collect()
+    }
+}
+
+struct Visitor<'a>(&'a mut BTreeMap<String, String>);
+
+impl tracing::field::Visit for Visitor<'_> {
+    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+        self.0.insert(field.name().to_owned(), format!("{value:?}"));
+    }
+    fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
+        self.0.insert(field.name().to_owned(), value.to_owned());
+    }
+}
+
+impl<S> tracing_subscriber::Layer<S> for SpanRecorder
+where
+    S: tracing::Subscriber + for<'a> LookupSpan<'a>,
+{
+    fn on_new_span(&self, attrs: &span::Attributes<'_>, id: &span::Id, ctx: Context<'_, S>) {
+        let mut fields = BTreeMap::new();
+        attrs.record(&mut Visitor(&mut fields));
+        let parent_id = ctx.span(id).and_then(|s| s.parent()).map(|p| p.id().into_u64());
+        let mut r = self.recorded.lock().unwrap();
+        let parent = parent_id.and_then(|p| r.live.get(&p).copied());
+        let index = r.spans.len();
+        r.spans.push(RecordedSpan {
+            index,
+            name: attrs.metadata().name(),
+            fields,
+            follows_from: Vec::new(),
+            parent,
+        });
+        r.live.insert(id.into_u64(), index);
+    }
+
+    fn on_record(&self, id: &span::Id, values: &span::Record<'_>, _ctx: Context<'_, S>) {
+        let mut r = self.recorded.lock().unwrap();
+        if let Some(&i) = r.live.get(&id.into_u64()) {
+            values.record(&mut Visitor(&mut r.spans[i].fields));
+        }
+    }
+
+    fn on_follows_from(&self, id: &span::Id, follows: &span::Id, _ctx: Context<'_, S>) {
+        let mut r = self.recorded.lock().unwrap();
+        if let (Some(&i), Some(&f)) = (r.live.get(&id.into_u64()), r.live.get(&follows.into_u64())) {
+            r.spans[i].follows_from.push(f);
+        }
+    }
+}

@@ -1,0 +1,235 @@
+//! The layer around the operations server called in memory as a tower
+//! `Service`, under paused tokio time: poll schedules, retries and cancel
+//! delivery, deterministic and instant.
+
+mod common;
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use common::body_bytes;
+use http::{Method, StatusCode};
+use http_body_util::Full;
+use tower::{Layer, Service, ServiceExt};
+use tower_lro::testing::{Endpoint, Fault, OperationsServer};
+use tower_lro::{CancelOnDropLayer, CancelPolicy, Error, Operation, PollPolicy};
+
+const BASE: &str = "https://ops.example.test";
+
+fn start(duration_ms: u64) -> http::Request<Full<Bytes>> {
+    http::Request::post(format!("{BASE}/v1/projects/p/locations/l/jobs"))
+        .header("content-type", "application/json")
+        .header("authorization", "Bearer t")
+        .body(Full::from(format!(r#"{{"durationMs": {duration_ms}}}"#)))
+        .unwrap()
+}
+
+fn no_jitter() -> PollPolicy {
+    PollPolicy::new().jitter(false)
+}
+
+/// Starts a call and drives it until its first poll reached the server.
+async fn started_call<S>(
+    svc: &mut S,
+    server: &OperationsServer,
+    duration_ms: u64,
+) -> std::pin::Pin<Box<S::Future>>
+where
+    S: Service<http::Request<Full<Bytes>>>,
+    S::Error: std::fmt::Debug,
+{
+    let mut call = Box::pin(svc.ready().await.unwrap().call(start(duration_ms)));
+    tokio::select! {
+        _ = &mut call => panic!("the call finished"),
+        log = server.wait_for(Duration::from_secs(3600), |l| l.iter().any(|r| r.endpoint == Endpoint::Get)) => { log.unwrap(); }
+    }
+    call
+}
+
+#[tokio::test(start_paused = true)]
+async fn polls_follow_the_backoff_schedule_until_done() {
+    let server = OperationsServer::new();
+    let mut svc = CancelOnDropLayer::new()
+        .poll_policy(no_jitter())
+        .layer(server.clone());
+    let t0 = tokio::time::Instant::now();
+    let response = svc.ready().await.unwrap().call(start(30_000)).await.unwrap();
+    let elapsed = t0.elapsed();
+    let op = Operation::from_json(&body_bytes(response.into_body()).await).unwrap();
+    assert!(op.done && op.error.is_none());
+
+    // 1 s, ×1.5: polls at 1, 2.5, 4.75, 8.125, 13.19, 20.78, 32.17 s.
+    let polls = server.requests_to(Endpoint::Get);
+    assert_eq!(polls.len(), 7, "{polls:?}");
+    assert!(polls.iter().all(|p| p.path == format!("/v1/{}", op.name)));
+    let expected = Duration::from_secs_f64(1.0 + 1.5 + 2.25 + 3.375 + 5.0625 + 7.59375 + 11.390625);
+    assert!(
+        elapsed >= expected && elapsed < expected + Duration::from_millis(5),
+        "{elapsed:?} vs {expected:?}"
+    );
+    assert!(server.requests_to(Endpoint::Cancel).is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn dropping_the_future_while_polling_cancels_once() {
+    let server = OperationsServer::new();
+    let layer = CancelOnDropLayer::new().poll_policy(no_jitter());
+    let mut svc = layer.layer(server.clone());
+    let call = started_call(&mut svc, &server, 600_000).await;
+    drop(call);
+    let report = layer.handle().drain(Duration::from_secs(30)).await;
+    assert!(report.is_complete());
+    let name = server.operation_names()[0].clone();
+    let cancels = server.cancels_for(&name);
+    assert_eq!(cancels.len(), 1);
+    assert_eq!(cancels[0].method, Method::POST);
+    assert_eq!(cancels[0].path, format!("/v1/{name}:cancel"));
+    let state = server.operation(&name).unwrap();
+    assert_eq!(state["done"], true);
+    assert_eq!(state["error"]["code"], 1);
+    assert_eq!(report.stats.accepted, 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn transient_poll_failures_are_retried() {
+    let server = OperationsServer::new();
+    server.inject(
+        Endpoint::Get,
+        Fault::Script(vec![StatusCode::SERVICE_UNAVAILABLE, StatusCode::TOO_MANY_REQUESTS]),
+    );
+    let mut svc = CancelOnDropLayer::new()
+        .poll_policy(no_jitter())
+        .layer(server.clone());
+    let response = svc.ready().await.unwrap().call(start(3_000)).await.unwrap();
+    let op = Operation::from_json(&body_bytes(response.into_body()).await).unwrap();
+    assert!(op.done);
+    let statuses: Vec<u16> = server
+        .requests_to(Endpoint::Get)
+        .iter()
+        .map(|r| r.status.as_u16())
+        .collect();
+    assert_eq!(&statuses[..2], &[503, 429]);
+    assert!(statuses[2..].iter().all(|s| *s == 200), "{statuses:?}");
+    assert!(server.requests_to(Endpoint::Cancel).is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_non_retryable_poll_failure_ends_the_call_and_cancels() {
+    let server = OperationsServer::new();
+    server.inject(Endpoint::Get, Fault::Status(StatusCode::FORBIDDEN));
+    let layer = CancelOnDropLayer::new().poll_policy(no_jitter());
+    let mut svc = layer.layer(server.clone());
+    let err = svc
+        .ready()
+        .await
+        .unwrap()
+        .call(start(60_000))
+        .await
+        .unwrap_err();
+    let name = server.operation_names()[0].clone();
+    match &err {
+        Error::Poll {
+            operation,
+            status: Some(status),
+            ..
+        } => {
+            assert_eq!(operation.as_str(), name);
+            assert_eq!(*status, StatusCode::FORBIDDEN);
+        }
+        other => panic!("{other:?}"),
+    }
+    layer.handle().drain(Duration::from_secs(30)).await;
+    assert_eq!(server.cancels_for(&name).len(), 1);
+    assert_eq!(server.requests_to(Endpoint::Get).len(), 1, "403 is not retried");
+}
+
+#[tokio::test(start_paused = true)]
+async fn cancels_are_retried_on_503_and_429() {
+    let server = OperationsServer::new();
+    server.inject(
+        Endpoint::Cancel,
+        Fault::Script(vec![StatusCode::SERVICE_UNAVAILABLE, StatusCode::TOO_MANY_REQUESTS]),
+    );
+    let layer = CancelOnDropLayer::new().poll_policy(no_jitter());
+    let mut svc = layer.layer(server.clone());
+    let call = started_call(&mut svc, &server, 600_000).await;
+    drop(call);
+    let report = layer.handle().drain(Duration::from_secs(30)).await;
+    let name = server.operation_names()[0].clone();
+    let statuses: Vec<u16> = server
+        .cancels_for(&name)
+        .iter()
+        .map(|r| r.status.as_u16())
+        .collect();
+    assert_eq!(statuses, vec![503, 429, 200]);
+    assert_eq!(report.stats.retried, 2);
+    assert_eq!(report.stats.accepted, 1);
+    assert_eq!(server.operation(&name).unwrap()["error"]["code"], 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn unimplemented_is_not_retried_and_is_remembered_per_authority() {
+    let server = OperationsServer::new();
+    server.inject(Endpoint::Cancel, Fault::Status(StatusCode::NOT_IMPLEMENTED));
+    let layer = CancelOnDropLayer::new().poll_policy(no_jitter());
+    let mut svc = layer.layer(server.clone());
+
+    let first = started_call(&mut svc, &server, 600_000).await;
+    drop(first);
+    layer.handle().drain(Duration::from_secs(30)).await;
+    assert_eq!(server.requests_to(Endpoint::Cancel).len(), 1, "501 is not retried");
+
+    let mut second = Box::pin(svc.ready().await.unwrap().call(start(600_000)));
+    tokio::select! {
+        _ = &mut second => panic!(),
+        _ = server.wait_for(Duration::from_secs(3600), |l| l.iter().filter(|r| r.endpoint == Endpoint::Start).count() == 2 && l.iter().filter(|r| r.endpoint == Endpoint::Get).count() >= 2) => {}
+    }
+    drop(second);
+    let report = layer.handle().drain(Duration::from_secs(30)).await;
+    assert_eq!(
+        server.requests_to(Endpoint::Cancel).len(),
+        1,
+        "the second cancel is skipped: the authority said UNIMPLEMENTED"
+    );
+    assert_eq!(report.stats.fired, 2);
+    assert_eq!(report.stats.unimplemented, 2);
+    assert_eq!(report.stats.retried, 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_cancel_that_keeps_failing_gives_up_within_the_policy() {
+    let server = OperationsServer::new();
+    server.inject(Endpoint::Cancel, Fault::Status(StatusCode::SERVICE_UNAVAILABLE));
+    let layer = CancelOnDropLayer::new()
+        .poll_policy(no_jitter())
+        .cancel_policy(CancelPolicy::new().attempts(4));
+    let mut svc = layer.layer(server.clone());
+    let call = started_call(&mut svc, &server, 600_000).await;
+    drop(call);
+    let report = layer.handle().drain(Duration::from_secs(30)).await;
+    assert_eq!(server.requests_to(Endpoint::Cancel).len(), 4);
+    assert_eq!(report.stats.failed, 1);
+    assert_eq!(report.stats.retried, 3);
+}
+
+#[tokio::test(start_paused = true)]
+async fn requests_the_layer_does_not_inspect_pass_through_unread() {
+    let server = OperationsServer::new();
+    let layer = CancelOnDropLayer::new();
+    let mut svc = layer.layer(server.clone());
+    // A GET on a resource path is not inspected: the 404 body passes through.
+    let response = svc
+        .ready()
+        .await
+        .unwrap()
+        .call(
+            http::Request::get(format!("{BASE}/v1/projects/p/locations/l/jobs/j"))
+                .body(Full::default())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::NOT_FOUND);
+    let body = body_bytes(response.into_body()).await;
+    assert!(std::str::from_utf8(&body).unwrap().contains("NOT_FOUND"));
+}
