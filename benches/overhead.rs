@@ -14,9 +14,12 @@ use tower::{service_fn, Layer, ServiceExt};
 use tower_lro::CancelOnDropLayer;
 
 const NOT_AN_OPERATION: &[u8] = br#"{"name":"projects/p/things/t","kind":"thing","done_at":null}"#;
-const DONE_OPERATION: &[u8] = br#"{"name":"projects/p/locations/l/operations/op-1","done":true,"response":{"ok":true}}"#;
+const DONE_OPERATION: &[u8] =
+    br#"{"name":"projects/p/locations/l/operations/op-1","done":true,"response":{"ok":true}}"#;
 
-async fn handler(req: http::Request<Full<Bytes>>) -> Result<http::Response<Full<Bytes>>, Infallible> {
+async fn handler(
+    req: http::Request<Full<Bytes>>,
+) -> Result<http::Response<Full<Bytes>>, Infallible> {
     let body: &'static [u8] = if req.uri().path().ends_with("/done") {
         DONE_OPERATION
     } else {

@@ -31,6 +31,7 @@ async fn main() -> ExitCode {
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     match run().await {
         Ok(true) => {
@@ -71,7 +72,10 @@ async fn run() -> Result<bool, BoxError> {
     let call = client.ready().await?.call(request);
     match tokio::time::timeout(Duration::from_secs(2), call).await {
         Ok(result) => {
-            println!("   unexpected: the call finished: {:?}", result.map(|r| r.status()));
+            println!(
+                "   unexpected: the call finished: {:?}",
+                result.map(|r| r.status())
+            );
             ok = false;
         }
         Err(_) => println!("   timed out after 2 s; the response future was dropped"),
@@ -84,7 +88,8 @@ async fn run() -> Result<bool, BoxError> {
     println!("   operation: {name}");
     let log = server
         .wait_for(Duration::from_secs(10), |log| {
-            log.iter().any(|r| r.endpoint == Endpoint::Cancel)
+            log.iter()
+                .any(|r| r.endpoint == Endpoint::Cancel && r.is_answered())
         })
         .await?;
     for r in log.iter().filter(|r| r.endpoint == Endpoint::Cancel) {
@@ -149,12 +154,12 @@ async fn run() -> Result<bool, BoxError> {
 }
 
 fn start(base: &str, duration_ms: u64) -> Result<http::Request<Full<Bytes>>, BoxError> {
-    Ok(
-        http::Request::post(format!("{base}/v1/projects/demo/locations/us-central1/jobs"))
-            .header("content-type", "application/json")
-            .header("authorization", "Bearer demo-token")
-            .body(Full::from(format!(r#"{{"durationMs": {duration_ms}}}"#)))?,
-    )
+    Ok(http::Request::post(format!(
+        "{base}/v1/projects/demo/locations/us-central1/jobs"
+    ))
+    .header("content-type", "application/json")
+    .header("authorization", "Bearer demo-token")
+    .body(Full::from(format!(r#"{{"durationMs": {duration_ms}}}"#)))?)
 }
 
 async fn get_operation(

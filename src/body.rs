@@ -176,7 +176,10 @@ pub(crate) struct Collect<B> {
 impl<B> fmt::Debug for Collect<B> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Collect")
-            .field("read", &(self.first.as_ref().map_or(0, Bytes::len) + self.buf.len()))
+            .field(
+                "read",
+                &(self.first.as_ref().map_or(0, Bytes::len) + self.buf.len()),
+            )
             .field("limit", &self.limit)
             .finish()
     }

@@ -370,7 +370,10 @@ where
 {
     let shared = job.shared.clone();
     shared.counters.fired.fetch_add(1, Ordering::Relaxed);
-    let capacity = job.policy.max_in_flight.saturating_add(job.policy.max_queued);
+    let capacity = job
+        .policy
+        .max_in_flight
+        .saturating_add(job.policy.max_queued);
     let admitted = shared
         .pending
         .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {

@@ -73,11 +73,8 @@ pin_project! {
 }
 
 /// The state of one call through the layer.
-type CallState<S, ReqBody, ResBody> = State<
-    <S as Service<Request<ReqBody>>>::Future,
-    Oneshot<S, Request<ReqBody>>,
-    ResBody,
->;
+type CallState<S, ReqBody, ResBody> =
+    State<<S as Service<Request<ReqBody>>>::Future, Oneshot<S, Request<ReqBody>>, ResBody>;
 
 impl<S, ReqBody, ResBody> fmt::Debug for ResponseFuture<S, ReqBody, ResBody>
 where
@@ -214,6 +211,10 @@ impl<S> Track<S> {
             }
         };
         let name = view.name?;
+        if view.other_fields {
+            // A resource with a `name` (AIP-122), not an Operation.
+            return None;
+        }
         if view.done {
             tracing::debug!(operation.name = %name, "operation already done");
             return None;
@@ -241,7 +242,12 @@ impl<S> Track<S> {
         };
         let uris = name
             .uri_with_prefix(&self.request_uri, prefix, "")
-            .and_then(|get| Ok((get, name.uri_with_prefix(&self.request_uri, prefix, ":cancel")?)));
+            .and_then(|get| {
+                Ok((
+                    get,
+                    name.uri_with_prefix(&self.request_uri, prefix, ":cancel")?,
+                ))
+            });
         match uris {
             Ok((get_uri, cancel_uri)) => Some(Tracked {
                 name,
@@ -557,7 +563,8 @@ where
                                 head: Response::from_parts(parts, ()),
                                 collect,
                             });
-                        } else if is_transient(status) && track.retry(retry_after(response.headers()))
+                        } else if is_transient(status)
+                            && track.retry(retry_after(response.headers()))
                         {
                             tracing::debug!(%status, "GetOperation failed transiently; retrying");
                             state.set(State::Sleep);

@@ -605,6 +605,10 @@ pub(crate) struct OperationView<'a> {
     pub(crate) name: Option<Cow<'a, str>>,
     /// `done`; absent or `null` is `false`.
     pub(crate) done: bool,
+    /// Whether the object has a key that is not a `google.longrunning.Operation`
+    /// field (`name`, `metadata`, `done`, `error`, `response`): then it is a
+    /// resource (AIP-122 resources have a `name` too), not an Operation.
+    pub(crate) other_fields: bool,
 }
 
 /// Reads the `name` and `done` of a JSON `Operation` without allocating
@@ -682,11 +686,16 @@ impl<'de> Visitor<'de> for ViewVisitor {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<OperationView<'de>, A::Error> {
         let mut name = None;
         let mut done: Option<Option<bool>> = None;
+        let mut other_fields = false;
         while let Some(key) = map.next_key::<Field>()? {
             match key {
                 Field::Name => set_once(&mut name, map.next_value_seed(CowStr)?, "name")?,
                 Field::Done => set_once(&mut done, map.next_value::<Option<bool>>()?, "done")?,
-                _ => {
+                Field::Error | Field::Metadata | Field::Response => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+                Field::Code | Field::Message | Field::Other => {
+                    other_fields = true;
                     map.next_value::<IgnoredAny>()?;
                 }
             }
@@ -694,6 +703,7 @@ impl<'de> Visitor<'de> for ViewVisitor {
         Ok(OperationView {
             name,
             done: done.flatten().unwrap_or(false),
+            other_fields,
         })
     }
 }
@@ -841,6 +851,19 @@ mod tests {
     }
 
     // ----- peek -----
+
+    #[test]
+    fn peek_flags_keys_that_are_not_operation_fields() {
+        let op = peek(br#"{"name":"operations/x","metadata":{"a":1},"done":false,"error":null,"response":{}}"#).unwrap();
+        assert!(!op.other_fields);
+        let resource = peek(br#"{"name":"projects/p/things/7","displayName":"t"}"#).unwrap();
+        assert!(resource.other_fields);
+        assert!(
+            peek(br#"{"name":"operations/x","code":3}"#)
+                .unwrap()
+                .other_fields
+        );
+    }
 
     #[test]
     fn peek_done_absent_is_false() {

@@ -12,7 +12,7 @@ use http::{Method, StatusCode};
 use http_body_util::Full;
 use tower::{Layer, Service, ServiceExt};
 use tower_lro::testing::{Endpoint, Fault, OperationsServer};
-use tower_lro::{CancelOnDropLayer, CancelPolicy, Error, Operation, PollPolicy};
+use tower_lro::{CancelOnDrop, CancelOnDropLayer, CancelPolicy, Error, Operation, PollPolicy};
 
 const BASE: &str = "https://ops.example.test";
 
@@ -22,6 +22,14 @@ fn start(duration_ms: u64) -> http::Request<Full<Bytes>> {
         .header("authorization", "Bearer t")
         .body(Full::from(format!(r#"{{"durationMs": {duration_ms}}}"#)))
         .unwrap()
+}
+
+type Req = http::Request<Full<Bytes>>;
+type Svc = CancelOnDrop<OperationsServer>;
+
+/// `ServiceExt::ready`, naming the request type: the server accepts any body.
+async fn ready(svc: &mut Svc) -> &mut Svc {
+    ServiceExt::<Req>::ready(svc).await.unwrap()
 }
 
 fn no_jitter() -> PollPolicy {
@@ -53,7 +61,7 @@ async fn polls_follow_the_backoff_schedule_until_done() {
         .poll_policy(no_jitter())
         .layer(server.clone());
     let t0 = tokio::time::Instant::now();
-    let response = svc.ready().await.unwrap().call(start(30_000)).await.unwrap();
+    let response = ready(&mut svc).await.call(start(30_000)).await.unwrap();
     let elapsed = t0.elapsed();
     let op = Operation::from_json(&body_bytes(response.into_body()).await).unwrap();
     assert!(op.done && op.error.is_none());
@@ -95,12 +103,15 @@ async fn transient_poll_failures_are_retried() {
     let server = OperationsServer::new();
     server.inject(
         Endpoint::Get,
-        Fault::Script(vec![StatusCode::SERVICE_UNAVAILABLE, StatusCode::TOO_MANY_REQUESTS]),
+        Fault::Script(vec![
+            StatusCode::SERVICE_UNAVAILABLE,
+            StatusCode::TOO_MANY_REQUESTS,
+        ]),
     );
     let mut svc = CancelOnDropLayer::new()
         .poll_policy(no_jitter())
         .layer(server.clone());
-    let response = svc.ready().await.unwrap().call(start(3_000)).await.unwrap();
+    let response = ready(&mut svc).await.call(start(3_000)).await.unwrap();
     let op = Operation::from_json(&body_bytes(response.into_body()).await).unwrap();
     assert!(op.done);
     let statuses: Vec<u16> = server
@@ -119,13 +130,7 @@ async fn a_non_retryable_poll_failure_ends_the_call_and_cancels() {
     server.inject(Endpoint::Get, Fault::Status(StatusCode::FORBIDDEN));
     let layer = CancelOnDropLayer::new().poll_policy(no_jitter());
     let mut svc = layer.layer(server.clone());
-    let err = svc
-        .ready()
-        .await
-        .unwrap()
-        .call(start(60_000))
-        .await
-        .unwrap_err();
+    let err = ready(&mut svc).await.call(start(60_000)).await.unwrap_err();
     let name = server.operation_names()[0].clone();
     match &err {
         Error::Poll {
@@ -140,7 +145,11 @@ async fn a_non_retryable_poll_failure_ends_the_call_and_cancels() {
     }
     layer.handle().drain(Duration::from_secs(30)).await;
     assert_eq!(server.cancels_for(&name).len(), 1);
-    assert_eq!(server.requests_to(Endpoint::Get).len(), 1, "403 is not retried");
+    assert_eq!(
+        server.requests_to(Endpoint::Get).len(),
+        1,
+        "403 is not retried"
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -148,7 +157,10 @@ async fn cancels_are_retried_on_503_and_429() {
     let server = OperationsServer::new();
     server.inject(
         Endpoint::Cancel,
-        Fault::Script(vec![StatusCode::SERVICE_UNAVAILABLE, StatusCode::TOO_MANY_REQUESTS]),
+        Fault::Script(vec![
+            StatusCode::SERVICE_UNAVAILABLE,
+            StatusCode::TOO_MANY_REQUESTS,
+        ]),
     );
     let layer = CancelOnDropLayer::new().poll_policy(no_jitter());
     let mut svc = layer.layer(server.clone());
@@ -177,9 +189,13 @@ async fn unimplemented_is_not_retried_and_is_remembered_per_authority() {
     let first = started_call(&mut svc, &server, 600_000).await;
     drop(first);
     layer.handle().drain(Duration::from_secs(30)).await;
-    assert_eq!(server.requests_to(Endpoint::Cancel).len(), 1, "501 is not retried");
+    assert_eq!(
+        server.requests_to(Endpoint::Cancel).len(),
+        1,
+        "501 is not retried"
+    );
 
-    let mut second = Box::pin(svc.ready().await.unwrap().call(start(600_000)));
+    let mut second = Box::pin(ready(&mut svc).await.call(start(600_000)));
     tokio::select! {
         _ = &mut second => panic!(),
         _ = server.wait_for(Duration::from_secs(3600), |l| l.iter().filter(|r| r.endpoint == Endpoint::Start).count() == 2 && l.iter().filter(|r| r.endpoint == Endpoint::Get).count() >= 2) => {}
@@ -199,7 +215,10 @@ async fn unimplemented_is_not_retried_and_is_remembered_per_authority() {
 #[tokio::test(start_paused = true)]
 async fn a_cancel_that_keeps_failing_gives_up_within_the_policy() {
     let server = OperationsServer::new();
-    server.inject(Endpoint::Cancel, Fault::Status(StatusCode::SERVICE_UNAVAILABLE));
+    server.inject(
+        Endpoint::Cancel,
+        Fault::Status(StatusCode::SERVICE_UNAVAILABLE),
+    );
     let layer = CancelOnDropLayer::new()
         .poll_policy(no_jitter())
         .cancel_policy(CancelPolicy::new().attempts(4));
@@ -218,13 +237,11 @@ async fn requests_the_layer_does_not_inspect_pass_through_unread() {
     let layer = CancelOnDropLayer::new();
     let mut svc = layer.layer(server.clone());
     // A GET on a resource path is not inspected: the 404 body passes through.
-    let response = svc
-        .ready()
+    let response = ready(&mut svc)
         .await
-        .unwrap()
         .call(
             http::Request::get(format!("{BASE}/v1/projects/p/locations/l/jobs/j"))
-                .body(Full::default())
+                .body(Full::<Bytes>::default())
                 .unwrap(),
         )
         .await

@@ -61,12 +61,22 @@ where
     serde_json::from_slice(&body_bytes(body).await).unwrap()
 }
 
+/// The name of the only operation the server has started.
+pub fn only_operation(server: &tower_lro::testing::OperationsServer) -> String {
+    let names = server.operation_names();
+    assert_eq!(names.len(), 1, "expected exactly one operation: {names:?}");
+    names[0].clone()
+}
+
 /// Serves `handler` with hyper on 127.0.0.1:0 until the returned task is aborted.
 pub async fn serve<F, Fut>(handler: F) -> (SocketAddr, tokio::task::JoinHandle<()>)
 where
     F: Fn(http::Request<hyper::body::Incoming>) -> Fut + Clone + Send + Sync + 'static,
     Fut: std::future::Future<
-            Output = Result<http::Response<http_body_util::combinators::BoxBody<Bytes, Infallible>>, Infallible>,
+            Output = Result<
+                http::Response<http_body_util::combinators::BoxBody<Bytes, Infallible>>,
+                Infallible,
+            >,
         > + Send
         + 'static,
 {
@@ -125,7 +135,10 @@ impl SpanRecorder {
     }
 
     pub fn named(&self, name: &str) -> Vec<RecordedSpan> {
-        self.spans().into_iter().filter(|s| s.name == name).collect()
+        self.spans()
+            .into_iter()
+            .filter(|s| s.name == name)
+            .collect()
     }
 }
 
@@ -147,7 +160,10 @@ where
     fn on_new_span(&self, attrs: &span::Attributes<'_>, id: &span::Id, ctx: Context<'_, S>) {
         let mut fields = BTreeMap::new();
         attrs.record(&mut Visitor(&mut fields));
-        let parent_id = ctx.span(id).and_then(|s| s.parent()).map(|p| p.id().into_u64());
+        let parent_id = ctx
+            .span(id)
+            .and_then(|s| s.parent())
+            .map(|p| p.id().into_u64());
         let mut r = self.recorded.lock().unwrap();
         let parent = parent_id.and_then(|p| r.live.get(&p).copied());
         let index = r.spans.len();
@@ -170,7 +186,8 @@ where
 
     fn on_follows_from(&self, id: &span::Id, follows: &span::Id, _ctx: Context<'_, S>) {
         let mut r = self.recorded.lock().unwrap();
-        if let (Some(&i), Some(&f)) = (r.live.get(&id.into_u64()), r.live.get(&follows.into_u64())) {
+        if let (Some(&i), Some(&f)) = (r.live.get(&id.into_u64()), r.live.get(&follows.into_u64()))
+        {
             r.spans[i].follows_from.push(f);
         }
     }

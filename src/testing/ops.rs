@@ -1,0 +1,255 @@
+//! The operations table and the AIP-151 `Operation` JSON.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde_json::{json, Value};
+use tokio::time::Instant;
+
+/// `metadata["@type"]` of every operation.
+pub(crate) const METADATA_TYPE: &str = "type.googleapis.com/tower_lro.testing.OperationMetadata";
+/// `response["@type"]` of every successful operation.
+pub(crate) const RESULT_TYPE: &str = "type.googleapis.com/tower_lro.testing.Result";
+
+/// One operation.
+#[derive(Debug)]
+pub(crate) struct Op {
+    name: String,
+    target: String,
+    started: Instant,
+    duration: Duration,
+    create_time: String,
+    cancelled_at: Option<Instant>,
+}
+
+impl Op {
+    /// When the operation is (or will be) done; `None` if never.
+    pub(crate) fn done_at(&self) -> Option<Instant> {
+        self.cancelled_at
+            .or_else(|| self.started.checked_add(self.duration))
+    }
+
+    pub(crate) fn is_done(&self, now: Instant) -> bool {
+        self.done_at().is_some_and(|at| at <= now)
+    }
+
+    /// Marks the operation cancelled at `now` unless it is already done.
+    /// Returns whether it changed.
+    pub(crate) fn cancel(&mut self, now: Instant) -> bool {
+        if self.is_done(now) {
+            return false;
+        }
+        self.cancelled_at = Some(now);
+        true
+    }
+
+    fn progress_percent(&self, at: Instant) -> u64 {
+        let elapsed = at.saturating_duration_since(self.started).as_nanos();
+        let total = self.duration.as_nanos();
+        if total == 0 || elapsed >= total {
+            return 100;
+        }
+        // elapsed < total, so the quotient is < 100.
+        u64::try_from(elapsed * 100 / total).unwrap_or(99)
+    }
+
+    /// The operation as GetOperation answers it at `now`.
+    pub(crate) fn to_json(&self, now: Instant) -> Value {
+        let mut metadata = json!({
+            "@type": METADATA_TYPE,
+            "target": self.target,
+            "createTime": self.create_time,
+        });
+        let mut op = json!({ "name": self.name });
+        match self.cancelled_at {
+            Some(at) if at <= now => {
+                metadata["progressPercent"] = json!(self.progress_percent(at));
+                metadata["requestedCancellation"] = json!(true);
+                op["done"] = json!(true);
+                op["error"] = json!({ "code": 1, "message": "Operation was cancelled." });
+            }
+            _ if self.is_done(now) => {
+                metadata["progressPercent"] = json!(100);
+                op["done"] = json!(true);
+                op["response"] = json!({
+                    "@type": RESULT_TYPE,
+                    "target": self.target,
+                    "state": "SUCCEEDED",
+                });
+            }
+            _ => {
+                metadata["progressPercent"] = json!(self.progress_percent(now));
+                op["done"] = json!(false);
+            }
+        }
+        op["metadata"] = metadata;
+        op
+    }
+}
+
+/// All operations of one server, in creation order.
+#[derive(Debug, Default)]
+pub(crate) struct Store {
+    by_seq: BTreeMap<u64, Op>,
+    by_name: HashMap<String, u64>,
+    last_seq: u64,
+}
+
+impl Store {
+    /// Creates `{parent}/operations/op-{n}`.
+    pub(crate) fn create(
+        &mut self,
+        parent: &str,
+        target: String,
+        duration: Duration,
+        now: Instant,
+    ) -> &Op {
+        self.last_seq += 1;
+        let seq = self.last_seq;
+        let name = format!("{parent}/operations/op-{seq}");
+        let op = Op {
+            name: name.clone(),
+            target,
+            started: now,
+            duration,
+            create_time: rfc3339(SystemTime::now()),
+            cancelled_at: None,
+        };
+        self.by_name.insert(name, seq);
+        self.by_seq.entry(seq).or_insert(op)
+    }
+
+    pub(crate) fn get(&self, name: &str) -> Option<&Op> {
+        self.by_name.get(name).and_then(|seq| self.by_seq.get(seq))
+    }
+
+    pub(crate) fn get_mut(&mut self, name: &str) -> Option<&mut Op> {
+        self.by_name
+            .get(name)
+            .and_then(|seq| self.by_seq.get_mut(seq))
+    }
+
+    pub(crate) fn remove(&mut self, name: &str) -> bool {
+        match self.by_name.remove(name) {
+            Some(seq) => self.by_seq.remove(&seq).is_some(),
+            None => false,
+        }
+    }
+
+    pub(crate) fn names(&self) -> Vec<String> {
+        self.by_seq.values().map(|op| op.name.clone()).collect()
+    }
+
+    /// Up to `size` operations of `collection` created after `after`
+    /// (a sequence number), and the sequence number to continue after if
+    /// there are more.
+    pub(crate) fn page(
+        &self,
+        collection: &str,
+        after: u64,
+        size: usize,
+    ) -> (Vec<&Op>, Option<u64>) {
+        let prefix = format!("{collection}/");
+        let mut matching = self
+            .by_seq
+            .range(after.saturating_add(1)..)
+            .filter(|(_, op)| op.name.starts_with(&prefix));
+        let page: Vec<(&u64, &Op)> = matching.by_ref().take(size).collect();
+        let more = matching.next().is_some();
+        let next = match page.last() {
+            Some((seq, _)) if more => Some(**seq),
+            _ => None,
+        };
+        (page.into_iter().map(|(_, op)| op).collect(), next)
+    }
+}
+
+/// Formats a wall-clock time as RFC 3339 in UTC with milliseconds,
+/// e.g. `2023-11-14T22:13:20.000Z` (the JSON form of `google.protobuf.Timestamp`).
+pub(crate) fn rfc3339(t: SystemTime) -> String {
+    let since = t.duration_since(UNIX_EPOCH).unwrap_or_default();
+    let secs = since.as_secs();
+    let (year, month, day) = civil_from_days(secs / 86_400);
+    let rem = secs % 86_400;
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60,
+        since.subsec_millis()
+    )
+}
+
+/// Days since 1970-01-01 → (year, month, day); H. Hinnant's algorithm for
+/// non-negative day counts.
+fn civil_from_days(days: u64) -> (u64, u64, u64) {
+    let z = days + 719_468;
+    let era = z / 146_097;
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + u64::from(month <= 2);
+    (year, month, day)
+}
+
+/// Parses a `google.protobuf.Duration` in its JSON form: decimal seconds
+/// with up to 9 fractional digits and an `s` suffix (`"5s"`, `"1.5s"`).
+/// Negative durations are rejected.
+pub(crate) fn parse_duration(s: &str) -> Option<Duration> {
+    let number = s.strip_suffix('s')?;
+    let (whole, frac) = number.split_once('.').unwrap_or((number, ""));
+    if whole.is_empty() || !whole.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    if frac.len() > 9 || !frac.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let secs: u64 = whole.parse().ok()?;
+    let nanos: u32 = if frac.is_empty() {
+        0
+    } else {
+        format!("{frac:0<9}").parse().ok()?
+    };
+    Some(Duration::new(secs, nanos))
+}
+
+/// Reads an unsigned integer from JSON: a number, or (proto3 JSON for
+/// 64-bit integers) a string of digits.
+pub(crate) fn json_u64(value: &Value) -> Option<u64> {
+    match value {
+        Value::Number(n) => n.as_u64(),
+        Value::String(s) => s.parse().ok(),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc3339_formats_known_instants() {
+        assert_eq!(rfc3339(UNIX_EPOCH), "1970-01-01T00:00:00.000Z");
+        let t = UNIX_EPOCH + Duration::from_millis(1_700_000_000_123);
+        assert_eq!(rfc3339(t), "2023-11-14T22:13:20.123Z");
+        let leap = UNIX_EPOCH + Duration::from_secs(951_782_400); // 2000-02-29
+        assert_eq!(rfc3339(leap), "2000-02-29T00:00:00.000Z");
+    }
+
+    #[test]
+    fn parses_json_durations() {
+        assert_eq!(parse_duration("5s"), Some(Duration::from_secs(5)));
+        assert_eq!(parse_duration("1.5s"), Some(Duration::from_millis(1500)));
+        assert_eq!(
+            parse_duration("0.000000001s"),
+            Some(Duration::from_nanos(1))
+        );
+        assert_eq!(parse_duration("-1s"), None);
+        assert_eq!(parse_duration("5"), None);
+        assert_eq!(parse_duration(".5s"), None);
+        assert_eq!(parse_duration("1.0000000001s"), None);
+    }
+}

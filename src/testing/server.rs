@@ -1,0 +1,204 @@
+//! Serving an [`OperationsServer`] over HTTP with hyper: [`ServerHandle`].
+
+use std::fmt;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
+use hyper_util::server::conn::auto;
+use tokio::net::{TcpListener, TcpStream};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use super::{Inner, OperationsServer};
+
+/// A running HTTP server for an [`OperationsServer`], from
+/// [`OperationsServer::serve`] or [`OperationsServer::serve_on`].
+///
+/// It speaks HTTP/1.1 and HTTP/2 (prior knowledge, `h2c`) on one port, and
+/// serves the same state as the `OperationsServer` it came from (and every
+/// clone of it).
+///
+/// Dropping the handle stops accepting connections and aborts the open ones
+/// (in-flight requests are dropped and logged as `499`); the listener is
+/// closed as soon as the accept task next runs. [`shutdown`](Self::shutdown)
+/// stops gracefully instead.
+pub struct ServerHandle {
+    addr: SocketAddr,
+    /// Cancelled on drop: abort everything.
+    hard: CancellationToken,
+    /// Cancelled by `shutdown` (and by `hard`, its parent): stop accepting
+    /// and close connections once their in-flight requests are answered.
+    graceful: CancellationToken,
+    tracker: TaskTracker,
+}
+
+impl ServerHandle {
+    /// The address the server is bound to (with the real port when bound to
+    /// port 0).
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `http://{addr}`, e.g. `http://127.0.0.1:40123` (no trailing slash;
+    /// IPv6 addresses in brackets).
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Stops gracefully: stops accepting, lets every in-flight request be
+    /// answered (a WaitOperation may take up to its timeout, a
+    /// [`Fault::Latency`](super::Fault::Latency) its delay), closes idle
+    /// connections, and returns when every connection is closed and the
+    /// listening socket is released. Wrap it in `tokio::time::timeout` to
+    /// bound it; dropping this future aborts what is left.
+    pub async fn shutdown(self) {
+        self.graceful.cancel();
+        self.tracker.close();
+        self.tracker.wait().await;
+    }
+}
+
+impl Drop for ServerHandle {
+    fn drop(&mut self) {
+        self.hard.cancel();
+        self.tracker.close();
+    }
+}
+
+impl fmt::Debug for ServerHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ServerHandle")
+            .field("addr", &self.addr)
+            .field("tasks", &self.tracker.len())
+            .finish()
+    }
+}
+
+/// Binds `addr` and spawns the accept loop.
+pub(crate) async fn serve_on(
+    server: &OperationsServer,
+    addr: SocketAddr,
+) -> std::io::Result<ServerHandle> {
+    let listener = TcpListener::bind(addr).await?;
+    let addr = listener.local_addr()?;
+    let hard = CancellationToken::new();
+    let graceful = hard.child_token();
+    let tracker = TaskTracker::new();
+    tracker.spawn(accept_loop(
+        listener,
+        Arc::clone(&server.inner),
+        Tasks {
+            hard: hard.clone(),
+            graceful: graceful.clone(),
+            tracker: tracker.clone(),
+        },
+    ));
+    tracing::debug!(%addr, "tower_lro::testing::OperationsServer listening");
+    Ok(ServerHandle {
+        addr,
+        hard,
+        graceful,
+        tracker,
+    })
+}
+
+/// What every task of one server shares.
+#[derive(Clone)]
+struct Tasks {
+    hard: CancellationToken,
+    graceful: CancellationToken,
+    tracker: TaskTracker,
+}
+
+/// The hyper executor (HTTP/2 stream tasks): tracked, and aborted on drop.
+#[derive(Clone)]
+struct Executor(Tasks);
+
+impl<F> hyper::rt::Executor<F> for Executor
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    fn execute(&self, fut: F) {
+        let hard = self.0.hard.clone();
+        self.0.tracker.spawn(async move {
+            tokio::select! {
+                _ = fut => {}
+                _ = hard.cancelled() => {}
+            }
+        });
+    }
+}
+
+async fn accept_loop(listener: TcpListener, inner: Arc<Inner>, tasks: Tasks) {
+    loop {
+        let accepted = tokio::select! {
+            biased;
+            _ = tasks.graceful.cancelled() => return,
+            accepted = listener.accept() => accepted,
+        };
+        match accepted {
+            Ok((stream, _peer)) => {
+                // Best effort: latency matters more than throughput here.
+                let _ = stream.set_nodelay(true);
+                tasks
+                    .tracker
+                    .spawn(serve_connection(stream, Arc::clone(&inner), tasks.clone()));
+            }
+            Err(error) => {
+                // E.g. too many open files: don't spin.
+                tracing::warn!(%error, "tower_lro::testing: accept failed");
+                tokio::select! {
+                    _ = tasks.graceful.cancelled() => return,
+                    _ = tokio::time::sleep(Duration::from_millis(50)) => {}
+                }
+            }
+        }
+    }
+}
+
+/// The service error that makes hyper drop the connection (HTTP/1) or reset
+/// the stream (HTTP/2): [`Fault::Disconnect`](super::Fault::Disconnect).
+#[derive(Debug)]
+struct Disconnect;
+
+impl fmt::Display for Disconnect {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("connection dropped by tower_lro::testing::Fault::Disconnect")
+    }
+}
+
+impl std::error::Error for Disconnect {}
+
+async fn serve_connection(stream: TcpStream, inner: Arc<Inner>, tasks: Tasks) {
+    let service = hyper::service::service_fn(move |request: http::Request<Incoming>| {
+        let inner = Arc::clone(&inner);
+        async move {
+            let handled = inner.handle(request).await;
+            if handled.disconnect {
+                Err(Disconnect)
+            } else {
+                Ok(handled.response)
+            }
+        }
+    });
+    let builder = auto::Builder::new(Executor(tasks.clone()));
+    let connection = builder.serve_connection(TokioIo::new(stream), service);
+    let mut connection = std::pin::pin!(connection);
+    tokio::select! {
+        _ = connection.as_mut() => return,
+        _ = tasks.graceful.cancelled() => {}
+    }
+    if tasks.hard.is_cancelled() {
+        return;
+    }
+    connection.as_mut().graceful_shutdown();
+    tokio::select! {
+        _ = connection.as_mut() => {}
+        _ = tasks.hard.cancelled() => {}
+    }
+}
