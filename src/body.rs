@@ -2,6 +2,7 @@
 //! to look inside a response.
 
 use std::fmt;
+use std::mem;
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 
@@ -182,6 +183,22 @@ impl<B> fmt::Debug for Collect<B> {
             )
             .field("limit", &self.limit)
             .finish()
+    }
+}
+
+impl<B> Collect<B> {
+    /// Moves the reader out, leaving an empty, finished one.
+    pub(crate) fn take(&mut self) -> Self {
+        mem::replace(
+            self,
+            Collect {
+                body: None,
+                first: None,
+                buf: BytesMut::new(),
+                limit: 0,
+                trailers: None,
+            },
+        )
     }
 }
 

@@ -126,6 +126,9 @@ pub(crate) enum Reason {
     Deadline,
     /// Polling gave up.
     PollFailed,
+    /// The response future was dropped while the original request was in
+    /// flight; a detached task read the answer and found an operation.
+    DroppedInFlight,
 }
 
 impl Reason {
@@ -134,6 +137,7 @@ impl Reason {
             Reason::Dropped => "dropped",
             Reason::Deadline => "deadline",
             Reason::PollFailed => "poll_failed",
+            Reason::DroppedInFlight => "dropped_in_flight",
         }
     }
 }
@@ -239,6 +243,14 @@ impl Shared {
         }
     }
 
+    pub(crate) fn count_lost(&self) {
+        self.counters.lost.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn tracker(&self) -> &TaskTracker {
+        &self.tracker
+    }
+
     fn unimplemented_at(&self, authority: &str) -> bool {
         let mut map = self
             .unimplemented
@@ -316,7 +328,7 @@ impl CancelHandle {
         let _ = tokio::time::timeout(timeout, tracker.wait()).await;
         tracker.reopen();
         DrainReport {
-            pending: self.pending(),
+            pending: self.pending().max(tracker.len()),
             stats: self.stats(),
         }
     }
@@ -352,7 +364,7 @@ impl Drop for PendingGuard {
     fn drop(&mut self) {
         self.shared.pending.fetch_sub(1, Ordering::AcqRel);
         if let Some(name) = self.name.take() {
-            self.shared.counters.lost.fetch_add(1, Ordering::Relaxed);
+            self.shared.count_lost();
             tracing::warn!(operation.name = %name, "cancel lost: the runtime shut down before it was sent");
         }
     }

@@ -16,7 +16,7 @@ use tokio::runtime::Handle;
 use tokio::time::{Instant, Sleep};
 use tower::util::Oneshot;
 use tower_service::Service;
-use tracing::{field, Span};
+use tracing::{field, Instrument, Span};
 
 use crate::body::{Collect, Collected, ResponseBody};
 use crate::cancel::{CancelJob, Reason, Shared};
@@ -41,6 +41,9 @@ pin_project! {
         state: CallState<S, ReqBody, ResBody>,
         // `None` for calls the layer does not inspect, and once finished.
         track: Option<Box<Track<S>>>,
+        // `spawn_in_flight` for this service's types, chosen in `call` where
+        // its bounds hold, so that `Drop` can use it.
+        detach: Option<DetachFn<S, ReqBody, ResBody>>,
     }
 
     impl<S, ReqBody, ResBody> PinnedDrop for ResponseFuture<S, ReqBody, ResBody>
@@ -48,18 +51,64 @@ pin_project! {
         S: Service<Request<ReqBody>>,
     {
         fn drop(this: Pin<&mut Self>) {
-            if let Some(track) = this.project().track.take() {
-                (*track).give_up(Reason::Dropped);
+            let this = this.project();
+            if let Some(track) = this.track.take() {
+                abandon(this.state, *track, *this.detach, Reason::Dropped);
             }
         }
+    }
+}
+
+/// Hands a call whose operation is not known yet to a detached task.
+pub(crate) type DetachFn<S, ReqBody, ResBody> =
+    fn(InFlight<<S as Service<Request<ReqBody>>>::Future, ResBody>, Track<S>, Reason);
+
+/// The part of a call still running when its caller went away before the
+/// operation's name was known.
+pub(crate) enum InFlight<F, B> {
+    /// The original request, not answered yet.
+    Call(Pin<Box<F>>),
+    /// The original response, its body being read.
+    Body(Response<()>, Collect<B>),
+}
+
+/// Stops watching a call: cancels its operation if the name is known, or
+/// detaches what is still in flight so that a task can find the name and
+/// cancel (DESIGN §6, "Dropped before the first response arrives").
+fn abandon<S, ReqBody, ResBody>(
+    state: Pin<&mut CallState<S, ReqBody, ResBody>>,
+    track: Track<S>,
+    detach: Option<DetachFn<S, ReqBody, ResBody>>,
+    reason: Reason,
+) where
+    S: Service<Request<ReqBody>>,
+{
+    if track.op.is_some() {
+        return track.give_up(reason);
+    }
+    let in_flight = match state.project() {
+        StateProj::TrackedCall { future } => future.take().map(InFlight::Call),
+        StateProj::Inspect { head, collect } => {
+            Some(InFlight::Body(mem::take(head), collect.take()))
+        }
+        _ => None,
+    };
+    let reason = match reason {
+        Reason::Dropped => Reason::DroppedInFlight,
+        other => other,
+    };
+    if let (Some(in_flight), Some(detach)) = (in_flight, detach) {
+        detach(in_flight, track, reason);
     }
 }
 
 pin_project! {
     #[project = StateProj]
     enum State<F, P, B> {
-        // The original request is in flight.
+        // The original request is in flight (a call the layer does not inspect).
         Call { #[pin] future: F },
+        // The original request is in flight, boxed so that it can be detached.
+        TrackedCall { future: Option<Pin<Box<F>>> },
         // Reading the original response's body, looking for an Operation.
         Inspect { head: Response<()>, collect: Collect<B> },
         // Waiting for the next poll (`Track::sleep`).
@@ -82,7 +131,7 @@ where
 {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let state = match &self.state {
-            State::Call { .. } => "call",
+            State::Call { .. } | State::TrackedCall { .. } => "call",
             State::Inspect { .. } => "inspect",
             State::Sleep => "sleep",
             State::Poll { .. } => "poll",
@@ -104,7 +153,7 @@ where
 }
 
 /// The operation a call is waiting on.
-struct Tracked {
+pub(crate) struct Tracked {
     name: OperationName,
     get_uri: Uri,
     cancel_uri: Uri,
@@ -168,7 +217,7 @@ impl<S> Track<S> {
 
     /// Stops watching: fires a cancel if an operation was known (it is not
     /// done, or this would not be called).
-    fn give_up(self, reason: Reason) {
+    pub(crate) fn give_up(self, reason: Reason) {
         let Track {
             op,
             svc,
@@ -202,7 +251,7 @@ impl<S> Track<S> {
 
     /// Reads a response body as an Operation; `Some` if it is one the layer
     /// should wait on: not done, with a valid name and a route to it.
-    fn recognise(&self, body: &[u8]) -> Option<Tracked> {
+    pub(crate) fn recognise(&self, body: &[u8]) -> Option<Tracked> {
         let view = match peek(body) {
             Ok(view) => view,
             Err(e) => {
@@ -261,12 +310,17 @@ impl<S> Track<S> {
         }
     }
 
-    fn start(&mut self, op: Tracked) {
+    /// Records the operation the call now waits on.
+    pub(crate) fn adopt(&mut self, op: Tracked) {
         self.span.record("operation.name", field::display(&op.name));
         self.headers
             .insert("x-goog-request-params", op.name.request_params());
-        tracing::info!(operation.name = %op.name, "operation started");
+        tracing::info!(parent: &self.span, operation.name = %op.name, "operation started");
         self.op = Some(op);
+    }
+
+    fn start(&mut self, op: Tracked) {
+        self.adopt(op);
         self.schedule(self.config.poll.delay(0));
     }
 
@@ -321,6 +375,98 @@ fn not_started() -> Error {
     Error::inner("tower-lro internal error: polling before an operation was known")
 }
 
+/// Detached work for a call dropped before its operation's name was known:
+/// waits (within the cancel deadline) for the original response, reads it,
+/// and cancels the operation it names, if any.
+pub(crate) fn spawn_in_flight<S, ReqBody, ResBody>(
+    in_flight: InFlight<S::Future, ResBody>,
+    mut track: Track<S>,
+    reason: Reason,
+) where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>> + Send + 'static,
+    S::Error: Into<BoxError>,
+    S::Future: Send + 'static,
+    ReqBody: 'static,
+    ResBody: Body<Data = Bytes> + Unpin + Send + 'static,
+{
+    let runtime = track.runtime.clone();
+    let tracker = track.shared.tracker().clone();
+    let span = track.span.clone();
+    let guard = LostGuard(Some(track.shared.clone()));
+    let limit = track.config.cancel.deadline;
+    let task = async move {
+        let max_bytes = track.config.max_inspect_bytes;
+        let body = tokio::time::timeout(limit, finish_in_flight(in_flight, max_bytes)).await;
+        guard.disarm();
+        match body.map(|body| body.and_then(|body| track.recognise(&body))) {
+            Ok(Some(op)) => {
+                track.adopt(op);
+                track.give_up(reason);
+            }
+            Ok(None) => {
+                tracing::debug!("the request abandoned in flight started no operation");
+            }
+            Err(_) => tracing::warn!(
+                limit_ms = u64::try_from(limit.as_millis()).unwrap_or(u64::MAX),
+                "the request abandoned in flight was not answered within the cancel deadline; \
+                 an operation it started cannot be cancelled"
+            ),
+        }
+    }
+    .instrument(span);
+    tracker.spawn_on(task, &runtime);
+}
+
+/// The body of the original response, if it may hold an Operation.
+async fn finish_in_flight<F, E, B>(in_flight: InFlight<F, B>, max_bytes: usize) -> Option<Bytes>
+where
+    F: Future<Output = Result<Response<B>, E>>,
+    B: Body<Data = Bytes> + Unpin,
+{
+    let (_head, mut collect) = match in_flight {
+        InFlight::Call(future) => {
+            let response = future.await.ok()?;
+            if !inspectable(&response) {
+                return None;
+            }
+            let (parts, body) = response.into_parts();
+            (
+                Response::from_parts(parts, ()),
+                Collect::new(body, max_bytes),
+            )
+        }
+        InFlight::Body(head, collect) => (head, collect),
+    };
+    match std::future::poll_fn(|cx| collect.poll_collect(cx))
+        .await
+        .ok()?
+    {
+        Collected::Complete { data, .. } => Some(data),
+        Collected::Overflow { .. } => None,
+    }
+}
+
+/// Counts detached work dropped unfinished by a runtime shutting down.
+struct LostGuard(Option<Arc<Shared>>);
+
+impl LostGuard {
+    fn disarm(mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for LostGuard {
+    fn drop(&mut self) {
+        if let Some(shared) = self.0.take() {
+            shared.count_lost();
+            tracing::warn!(
+                "a request abandoned in flight was dropped by the runtime shutting down; \
+                 an operation it started cannot be cancelled"
+            );
+        }
+    }
+}
+
 /// `Instant::now() + d`, saturating far in the future.
 fn far_instant(d: Duration) -> Instant {
     let now = Instant::now();
@@ -359,7 +505,7 @@ impl<B> Finish<B> {
 
 /// Whether the layer reads a response to look for an Operation (DESIGN §3):
 /// 2xx, `application/json` (any parameters), no `content-encoding` but identity.
-fn inspectable<B>(response: &Response<B>) -> bool {
+pub(crate) fn inspectable<B>(response: &Response<B>) -> bool {
     if !response.status().is_success() {
         return false;
     }
@@ -393,13 +539,21 @@ where
         ResponseFuture {
             state: State::Call { future },
             track: None,
+            detach: None,
         }
     }
 
-    pub(crate) fn tracked(future: S::Future, track: Track<S>) -> Self {
+    pub(crate) fn tracked(
+        future: S::Future,
+        track: Track<S>,
+        detach: DetachFn<S, ReqBody, ResBody>,
+    ) -> Self {
         ResponseFuture {
-            state: State::Call { future },
+            state: State::TrackedCall {
+                future: Some(Box::pin(future)),
+            },
             track: Some(Box::new(track)),
+            detach: Some(detach),
         }
     }
 }
@@ -432,12 +586,12 @@ where
             Some(finish) => finish,
             None => ready!(poll_tracked(this.state.as_mut(), track, cx)),
         };
-        this.state.set(State::Done);
         if let Some(track) = this.track.take() {
             if let Some(reason) = finish.give_up {
-                (*track).give_up(reason);
+                abandon(this.state.as_mut(), *track, *this.detach, reason);
             }
         }
+        this.state.set(State::Done);
         Poll::Ready(finish.output)
     }
 }
@@ -472,7 +626,17 @@ where
     loop {
         match state.as_mut().project() {
             StateProj::Call { future } => {
-                let response = match ready!(future.poll(cx)) {
+                let response = ready!(future.poll(cx)).map_err(Error::inner);
+                return Poll::Ready(Finish {
+                    output: response.map(|r| r.map(ResponseBody::inner)),
+                    give_up: None,
+                });
+            }
+            StateProj::TrackedCall { future } => {
+                let Some(future) = future.as_mut() else {
+                    return Poll::Ready(Finish::err(not_started()));
+                };
+                let response = match ready!(future.as_mut().poll(cx)) {
                     Ok(response) => response,
                     Err(e) => return Poll::Ready(Finish::err(Error::inner(e))),
                 };

@@ -12,7 +12,7 @@ use tower_service::Service;
 use crate::body::ResponseBody;
 use crate::cancel::{spawn_cancel, Shared};
 use crate::error::{BoxError, Error};
-use crate::future::{ResponseFuture, Track};
+use crate::future::{spawn_in_flight, ResponseFuture, Track};
 use crate::layer::{CancelOnDropLayer, Config};
 
 /// The service made by [`CancelOnDropLayer`]: waits on AIP-151 operations
@@ -118,6 +118,6 @@ where
             spawn_cancel::<S, ReqBody, ResBody>,
         );
         let future = span.in_scope(|| self.inner.call(req));
-        ResponseFuture::tracked(future, track)
+        ResponseFuture::tracked(future, track, spawn_in_flight::<S, ReqBody, ResBody>)
     }
 }
