@@ -69,7 +69,7 @@ pub(crate) enum InFlight<F, B> {
     /// The original request, not answered yet.
     Call(Pin<Box<F>>),
     /// The original response, its body being read.
-    Body(Response<()>, Collect<B>),
+    Body(Box<(Response<()>, Collect<B>)>),
 }
 
 /// Stops watching a call: cancels its operation if the name is known, or
@@ -89,7 +89,7 @@ fn abandon<S, ReqBody, ResBody>(
     let in_flight = match state.project() {
         StateProj::TrackedCall { future } => future.take().map(InFlight::Call),
         StateProj::Inspect { head, collect } => {
-            Some(InFlight::Body(mem::take(head), collect.take()))
+            Some(InFlight::Body(Box::new((mem::take(head), collect.take()))))
         }
         _ => None,
     };
@@ -435,7 +435,7 @@ where
                 Collect::new(body, max_bytes),
             )
         }
-        InFlight::Body(head, collect) => (head, collect),
+        InFlight::Body(body) => *body,
     };
     match std::future::poll_fn(|cx| collect.poll_collect(cx))
         .await
