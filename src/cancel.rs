@@ -20,7 +20,7 @@ use tracing::{field, Instrument, Span};
 
 use crate::body::{Collect, Collected};
 use crate::error::BoxError;
-use crate::operation::OperationName;
+use crate::operation::{Operation, OperationName};
 use crate::poll::{backoff, is_transient, retry_after};
 
 /// How a `CancelOperation` request is delivered (AIP-151 `POST {prefix}{name}:cancel`).
@@ -49,6 +49,7 @@ pub struct CancelPolicy {
     pub(crate) remember_unimplemented: Duration,
     pub(crate) max_in_flight: usize,
     pub(crate) max_queued: usize,
+    pub(crate) verify: Option<Duration>,
 }
 
 impl Default for CancelPolicy {
@@ -62,6 +63,7 @@ impl Default for CancelPolicy {
             remember_unimplemented: Duration::from_secs(600),
             max_in_flight: 64,
             max_queued: 4096,
+            verify: None,
         }
     }
 }
@@ -117,6 +119,20 @@ impl CancelPolicy {
     }
 }
 
+impl CancelPolicy {
+    /// After an accepted cancel, poll `GetOperation` (250 ms, ×1.5, at most
+    /// 5 s apart) until the operation is done or `timeout` passes, and record
+    /// whether it ended CANCELLED (`error.code == 1`, AIP-151) or completed
+    /// anyway: [`CancelStats::verified_cancelled`] and
+    /// [`CancelStats::completed_anyway`], and the `lro.cancel` span's
+    /// `outcome`. Off by default: it costs requests, and CancelOperation
+    /// is asynchronous, so an accepted cancel says nothing about the end.
+    pub fn verify(mut self, timeout: Duration) -> Self {
+        self.verify = Some(timeout);
+        self
+    }
+}
+
 /// Why the layer fired a cancel; the `reason` field of the `lro.cancel` span.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Reason {
@@ -166,6 +182,12 @@ pub struct CancelStats {
     pub shed: u64,
     /// Dropped unsent because the tokio runtime shut down first.
     pub lost: u64,
+    /// With [`CancelPolicy::verify`]: accepted cancels whose operation then
+    /// ended CANCELLED (`error.code == 1`).
+    pub verified_cancelled: u64,
+    /// With [`CancelPolicy::verify`]: accepted cancels whose operation ended
+    /// some other way (it completed, or failed with another code).
+    pub completed_anyway: u64,
 }
 
 impl CancelStats {
@@ -185,6 +207,8 @@ struct Counters {
     retried: AtomicU64,
     shed: AtomicU64,
     lost: AtomicU64,
+    verified_cancelled: AtomicU64,
+    completed_anyway: AtomicU64,
 }
 
 /// State shared by every clone of one layer and its services.
@@ -240,6 +264,8 @@ impl Shared {
             retried: c.retried.load(Ordering::Relaxed),
             shed: c.shed.load(Ordering::Relaxed),
             lost: c.lost.load(Ordering::Relaxed),
+            verified_cancelled: c.verified_cancelled.load(Ordering::Relaxed),
+            completed_anyway: c.completed_anyway.load(Ordering::Relaxed),
         }
     }
 
@@ -339,6 +365,7 @@ pub(crate) struct CancelJob<S> {
     pub(crate) svc: S,
     pub(crate) name: OperationName,
     pub(crate) uri: Uri,
+    pub(crate) get_uri: Uri,
     pub(crate) headers: HeaderMap,
     pub(crate) reason: Reason,
     pub(crate) policy: CancelPolicy,
@@ -431,6 +458,8 @@ where
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Outcome {
     Accepted,
+    VerifiedCancelled,
+    CompletedAnyway,
     NotFound,
     Unimplemented,
     UnimplementedSkipped,
@@ -441,6 +470,8 @@ impl Outcome {
     fn as_str(self) -> &'static str {
         match self {
             Outcome::Accepted => "accepted",
+            Outcome::VerifiedCancelled => "verified_cancelled",
+            Outcome::CompletedAnyway => "completed_anyway",
             Outcome::NotFound => "not_found",
             Outcome::Unimplemented => "unimplemented",
             Outcome::UnimplementedSkipped => "unimplemented_skipped",
@@ -452,6 +483,14 @@ impl Outcome {
         let c = &shared.counters;
         let counter = match self {
             Outcome::Accepted => &c.accepted,
+            Outcome::VerifiedCancelled => {
+                c.accepted.fetch_add(1, Ordering::Relaxed);
+                &c.verified_cancelled
+            }
+            Outcome::CompletedAnyway => {
+                c.accepted.fetch_add(1, Ordering::Relaxed);
+                &c.completed_anyway
+            }
             Outcome::NotFound => &c.not_found,
             Outcome::Unimplemented | Outcome::UnimplementedSkipped => &c.unimplemented,
             Outcome::Failed => &c.failed,
@@ -543,12 +582,29 @@ where
         }
     };
 
+    let outcome = match (outcome, policy.verify) {
+        (Outcome::Accepted, Some(timeout)) => {
+            let (svc, uri, headers) = (job.svc.clone(), job.get_uri.clone(), job.headers.clone());
+            verify::<S, ReqBody, ResBody>(svc, uri, headers, timeout)
+                .await
+                .unwrap_or(Outcome::Accepted)
+        }
+        (outcome, _) => outcome,
+    };
     span.record("outcome", outcome.as_str());
     let elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
     match outcome {
         Outcome::Accepted => {
             tracing::info!(elapsed_ms, "operation cancelled (CancelOperation accepted)")
         }
+        Outcome::VerifiedCancelled => tracing::info!(
+            elapsed_ms,
+            "operation cancelled: GetOperation shows it ended CANCELLED"
+        ),
+        Outcome::CompletedAnyway => tracing::warn!(
+            elapsed_ms,
+            "cancel accepted, but the operation ended without CANCELLED"
+        ),
         Outcome::NotFound => tracing::info!(elapsed_ms, "cancel: operation not found"),
         Outcome::Unimplemented | Outcome::UnimplementedSkipped => tracing::warn!(
             authority = %authority,
@@ -557,6 +613,62 @@ where
         Outcome::Failed => tracing::warn!(elapsed_ms, "cancel failed"),
     }
     outcome
+}
+
+/// Polls `GetOperation` after an accepted cancel until the operation is
+/// done; `None` if it is not done within `timeout` or cannot be read.
+async fn verify<S, ReqBody, ResBody>(
+    svc: S,
+    get_uri: Uri,
+    mut headers: HeaderMap,
+    timeout: Duration,
+) -> Option<Outcome>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
+    S::Error: Into<BoxError>,
+    S::Future: Send + 'static,
+    ReqBody: Default + Send + 'static,
+    ResBody: Body<Data = Bytes> + Unpin + Send + 'static,
+{
+    headers.remove(http::header::CONTENT_LENGTH);
+    let check = async move {
+        for attempt in 0.. {
+            let mut request = Request::new(ReqBody::default());
+            *request.uri_mut() = get_uri.clone();
+            request.headers_mut().clone_from(&headers);
+            let answer = svc
+                .clone()
+                .oneshot(request)
+                .await
+                .map_err(Into::<BoxError>::into);
+            if let Ok(response) = answer {
+                if response.status().is_success() {
+                    let mut collect = Collect::new(response.into_body(), 1024 * 1024);
+                    if let Ok(Collected::Complete { data, .. }) =
+                        std::future::poll_fn(|cx| collect.poll_collect(cx)).await
+                    {
+                        match Operation::from_json(&data) {
+                            Ok(op) if op.done && op.is_cancelled() => {
+                                return Outcome::VerifiedCancelled
+                            }
+                            Ok(op) if op.done => return Outcome::CompletedAnyway,
+                            _ => {}
+                        }
+                    }
+                }
+            }
+            let delay = backoff(
+                Duration::from_millis(250),
+                1.5,
+                Duration::from_secs(5),
+                attempt,
+                true,
+            );
+            tokio::time::sleep(delay).await;
+        }
+        Outcome::Accepted
+    };
+    tokio::time::timeout(timeout, check).await.ok()
 }
 
 /// `POST {prefix}{name}:cancel`, empty body, `content-length: 0` (AIP-151).

@@ -240,6 +240,7 @@ impl<S> Track<S> {
             svc,
             name: op.name,
             uri: op.cancel_uri,
+            get_uri: op.get_uri,
             headers,
             reason,
             policy: config.cancel.clone(),

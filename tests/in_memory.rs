@@ -344,3 +344,68 @@ async fn a_deadline_before_the_first_response_still_cancels_what_it_started() {
     assert_eq!(server.cancels_for(&name).len(), 1);
     assert_eq!(report.stats.accepted, 1);
 }
+
+#[tokio::test(start_paused = true)]
+async fn verification_records_that_the_operation_ended_cancelled() {
+    let server = OperationsServer::new();
+    let layer = CancelOnDropLayer::new()
+        .poll_policy(no_jitter())
+        .cancel_policy(CancelPolicy::new().verify(Duration::from_secs(60)));
+    let mut svc = layer.layer(server.clone());
+    drop(started_call(&mut svc, &server, 600_000).await);
+    let report = layer.handle().drain(Duration::from_secs(120)).await;
+    let name = server.operation_names()[0].clone();
+    assert_eq!(server.cancels_for(&name).len(), 1);
+    let polls_after_cancel = server
+        .requests()
+        .iter()
+        .skip_while(|r| r.endpoint != Endpoint::Cancel)
+        .filter(|r| r.endpoint == Endpoint::Get)
+        .count();
+    assert!(polls_after_cancel >= 1, "verification read GetOperation");
+    assert_eq!(report.stats.accepted, 1);
+    assert_eq!(report.stats.verified_cancelled, 1);
+    assert_eq!(report.stats.completed_anyway, 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn verification_records_an_operation_that_completed_despite_the_cancel() {
+    let server = OperationsServer::new();
+    // A server that accepts CancelOperation and ignores it.
+    let upstream = server.clone();
+    let ignoring = tower::service_fn(move |req: Req| {
+        let upstream = upstream.clone();
+        async move {
+            if req.uri().path().ends_with(":cancel") {
+                return Ok(http::Response::builder()
+                    .header("content-type", "application/json")
+                    .body(Full::from("{}"))
+                    .unwrap());
+            }
+            upstream.oneshot(req).await
+        }
+    });
+    let layer = CancelOnDropLayer::new()
+        .poll_policy(no_jitter())
+        .cancel_policy(CancelPolicy::new().verify(Duration::from_secs(60)));
+    let mut svc = layer.layer(ignoring);
+    let mut call = Box::pin(
+        ServiceExt::<Req>::ready(&mut svc)
+            .await
+            .unwrap()
+            .call(start(5_000)),
+    );
+    tokio::select! {
+        _ = &mut call => panic!("finished early"),
+        _ = server.wait_for(Duration::from_secs(3600), |l| l.iter().any(|r| r.endpoint == Endpoint::Get)) => {}
+    }
+    drop(call);
+    let report = layer.handle().drain(Duration::from_secs(120)).await;
+    let name = server.operation_names()[0].clone();
+    let op = server.operation(&name).unwrap();
+    assert_eq!(op["done"], true);
+    assert!(op.get("error").is_none(), "it completed: {op}");
+    assert_eq!(report.stats.accepted, 1);
+    assert_eq!(report.stats.completed_anyway, 1);
+    assert_eq!(report.stats.verified_cancelled, 0);
+}
