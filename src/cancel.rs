@@ -1,7 +1,7 @@
 //! Delivering `CancelOperation` (AIP-151) after the caller gave up: detached,
 //! best effort, retried, bounded, observable.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -22,6 +22,7 @@ use crate::body::{Collect, Collected};
 use crate::error::BoxError;
 use crate::operation::{Operation, OperationName};
 use crate::poll::{backoff, is_transient, retry_after};
+use crate::request_body::RequestBody;
 
 /// How a `CancelOperation` request is delivered (AIP-151 `POST {prefix}{name}:cancel`).
 ///
@@ -219,6 +220,7 @@ pub(crate) struct Shared {
     max_in_flight: AtomicUsize,
     pending: AtomicUsize,
     unimplemented: Mutex<HashMap<String, Instant>>,
+    no_wait: Mutex<HashSet<String>>,
 }
 
 impl fmt::Debug for Shared {
@@ -239,6 +241,7 @@ impl Shared {
             max_in_flight: AtomicUsize::new(max_in_flight),
             pending: AtomicUsize::new(0),
             unimplemented: Mutex::new(HashMap::new()),
+            no_wait: Mutex::new(HashSet::new()),
         }
     }
 
@@ -267,6 +270,21 @@ impl Shared {
             verified_cancelled: c.verified_cancelled.load(Ordering::Relaxed),
             completed_anyway: c.completed_anyway.load(Ordering::Relaxed),
         }
+    }
+
+    /// Whether `authority` answered WaitOperation with 404 or 501 before.
+    pub(crate) fn wait_unsupported(&self, authority: &str) -> bool {
+        self.no_wait
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .contains(authority)
+    }
+
+    pub(crate) fn remember_no_wait(&self, authority: &str) {
+        self.no_wait
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(authority.to_owned());
     }
 
     pub(crate) fn count_lost(&self) {
@@ -404,7 +422,7 @@ where
     S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
     S::Error: Into<BoxError>,
     S::Future: Send + 'static,
-    ReqBody: Default + Send + 'static,
+    ReqBody: RequestBody + Send + 'static,
     ResBody: Body<Data = Bytes> + Unpin + Send + 'static,
 {
     let shared = job.shared.clone();
@@ -510,7 +528,7 @@ where
     S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
     S::Error: Into<BoxError>,
     S::Future: Send + 'static,
-    ReqBody: Default + Send + 'static,
+    ReqBody: RequestBody + Send + 'static,
     ResBody: Body<Data = Bytes> + Unpin + Send + 'static,
 {
     let span = Span::current();
@@ -627,13 +645,13 @@ where
     S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
     S::Error: Into<BoxError>,
     S::Future: Send + 'static,
-    ReqBody: Default + Send + 'static,
+    ReqBody: RequestBody + Send + 'static,
     ResBody: Body<Data = Bytes> + Unpin + Send + 'static,
 {
     headers.remove(http::header::CONTENT_LENGTH);
     let check = async move {
         for attempt in 0.. {
-            let mut request = Request::new(ReqBody::default());
+            let mut request = Request::new(ReqBody::empty());
             *request.uri_mut() = get_uri.clone();
             request.headers_mut().clone_from(&headers);
             let answer = svc
@@ -672,8 +690,8 @@ where
 }
 
 /// `POST {prefix}{name}:cancel`, empty body, `content-length: 0` (AIP-151).
-fn cancel_request<ReqBody: Default>(job: &CancelJob<impl Sized>) -> Request<ReqBody> {
-    let mut request = Request::new(ReqBody::default());
+fn cancel_request<ReqBody: RequestBody>(job: &CancelJob<impl Sized>) -> Request<ReqBody> {
+    let mut request = Request::new(ReqBody::empty());
     *request.method_mut() = Method::POST;
     *request.uri_mut() = job.uri.clone();
     let headers = request.headers_mut();

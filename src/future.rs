@@ -9,7 +9,7 @@ use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::{HeaderMap, Method, Request, Response, Uri};
+use http::{HeaderMap, Method, Request, Response, StatusCode, Uri};
 use http_body::Body;
 use pin_project_lite::pin_project;
 use tokio::runtime::Handle;
@@ -23,7 +23,8 @@ use crate::cancel::{CancelJob, Reason, Shared};
 use crate::error::{BoxError, Error};
 use crate::layer::Config;
 use crate::operation::{peek, OperationName};
-use crate::poll::{is_transient, retry_after};
+use crate::poll::{is_transient, retry_after, PollPolicy};
+use crate::request_body::RequestBody;
 
 pin_project! {
     /// The future returned by [`CancelOnDrop`](crate::CancelOnDrop).
@@ -83,7 +84,7 @@ fn abandon<S, ReqBody, ResBody>(
 ) where
     S: Service<Request<ReqBody>>,
 {
-    if track.op.is_some() {
+    if track.op.is_some() || track.detached {
         return track.give_up(reason);
     }
     let in_flight = match state.project() {
@@ -157,6 +158,8 @@ pub(crate) struct Tracked {
     name: OperationName,
     get_uri: Uri,
     cancel_uri: Uri,
+    /// `{prefix}{name}:wait`, when the poll policy long-polls.
+    wait_uri: Option<Uri>,
 }
 
 /// What a call the layer inspects carries: everything needed to poll and to
@@ -179,6 +182,10 @@ pub(crate) struct Track<S> {
     polls: u32,
     failures: u32,
     poll_span: Span,
+    /// The request carried [`Detached`](crate::Detached): wait, never cancel.
+    pub(crate) detached: bool,
+    /// When the WaitOperation in flight was sent; `None` for a GetOperation.
+    waiting: Option<Instant>,
 }
 
 impl<S> Track<S> {
@@ -212,6 +219,8 @@ impl<S> Track<S> {
             polls: 0,
             failures: 0,
             poll_span: Span::none(),
+            detached: false,
+            waiting: None,
         }
     }
 
@@ -227,9 +236,19 @@ impl<S> Track<S> {
             runtime,
             span,
             fire,
+            detached,
             ..
         } = self;
         let Some(op) = op else { return };
+        if detached {
+            tracing::info!(
+                parent: &span,
+                operation.name = %op.name,
+                reason = reason.as_str(),
+                "stopped waiting on a Detached operation; not cancelling it"
+            );
+            return;
+        }
         tracing::info!(
             parent: &span,
             operation.name = %op.name,
@@ -293,16 +312,19 @@ impl<S> Track<S> {
         let uris = name
             .uri_with_prefix(&self.request_uri, prefix, "")
             .and_then(|get| {
-                Ok((
-                    get,
-                    name.uri_with_prefix(&self.request_uri, prefix, ":cancel")?,
-                ))
+                let cancel = name.uri_with_prefix(&self.request_uri, prefix, ":cancel")?;
+                let wait = match self.config.poll.wait {
+                    Some(_) => Some(name.uri_with_prefix(&self.request_uri, prefix, ":wait")?),
+                    None => None,
+                };
+                Ok((get, cancel, wait))
             });
         match uris {
-            Ok((get_uri, cancel_uri)) => Some(Tracked {
+            Ok((get_uri, cancel_uri, wait_uri)) => Some(Tracked {
                 name,
                 get_uri,
                 cancel_uri,
+                wait_uri,
             }),
             Err(e) => {
                 tracing::warn!(operation.name = %name, error = %e, "no route to the operation; not tracked");
@@ -322,7 +344,34 @@ impl<S> Track<S> {
 
     fn start(&mut self, op: Tracked) {
         self.adopt(op);
-        self.schedule(self.config.poll.delay(0));
+        // A long poll needs no delay first.
+        let delay = if self.wait_timeout().is_some() {
+            Duration::ZERO
+        } else {
+            self.config.poll.delay(0)
+        };
+        self.schedule(delay);
+    }
+
+    fn authority(&self) -> &str {
+        self.request_uri.authority().map_or("", |a| a.as_str())
+    }
+
+    /// The WaitOperation timeout, if the next poll should be a WaitOperation.
+    fn wait_timeout(&self) -> Option<Duration> {
+        let timeout = self.config.poll.wait?;
+        self.op.as_ref()?.wait_uri.as_ref()?;
+        (!self.shared.wait_unsupported(self.authority())).then_some(timeout)
+    }
+
+    /// After a not-done answer: poll again at once after a long poll that
+    /// took at least half its timeout, else on the backoff schedule.
+    fn schedule_next(&mut self) {
+        let delay = match (self.waiting, self.config.poll.wait) {
+            (Some(started), Some(timeout)) if started.elapsed() >= timeout / 2 => Duration::ZERO,
+            _ => self.config.poll.delay(self.polls),
+        };
+        self.schedule(delay);
     }
 
     fn schedule(&mut self, delay: Duration) {
@@ -348,18 +397,43 @@ impl<S> Track<S> {
         true
     }
 
-    fn poll_request<ReqBody: Default>(&mut self) -> Request<ReqBody> {
-        let mut request = Request::new(ReqBody::default());
-        *request.method_mut() = Method::GET;
-        if let Some(op) = &self.op {
-            *request.uri_mut() = op.get_uri.clone();
-        }
-        request.headers_mut().clone_from(&self.headers);
+    /// The next poll: `WaitOperation` if the policy long-polls and the
+    /// server supports it, else `GetOperation` (AIP-151).
+    fn poll_request<ReqBody: RequestBody>(&mut self) -> Request<ReqBody> {
+        let wait = self.wait_timeout().and_then(|timeout| {
+            let body = ReqBody::json(PollPolicy::wait_body(timeout))?;
+            let uri = self.op.as_ref()?.wait_uri.clone()?;
+            Some((body, uri))
+        });
+        let (request, rpc) = match wait {
+            Some((body, uri)) => {
+                let mut request = Request::new(body);
+                *request.method_mut() = Method::POST;
+                *request.uri_mut() = uri;
+                request.headers_mut().clone_from(&self.headers);
+                request.headers_mut().insert(
+                    http::header::CONTENT_TYPE,
+                    http::HeaderValue::from_static("application/json"),
+                );
+                self.waiting = Some(Instant::now());
+                (request, "WaitOperation")
+            }
+            None => {
+                let mut request = Request::new(ReqBody::empty());
+                if let Some(op) = &self.op {
+                    *request.uri_mut() = op.get_uri.clone();
+                }
+                request.headers_mut().clone_from(&self.headers);
+                self.waiting = None;
+                (request, "GetOperation")
+            }
+        };
         self.polls += 1;
         self.poll_span = tracing::info_span!(
             "lro.poll",
             attempt = self.polls,
             delay_ms = u64::try_from(self.delay.as_millis()).unwrap_or(u64::MAX),
+            rpc.method = rpc,
             http.response.status_code = field::Empty,
         );
         request
@@ -563,7 +637,7 @@ impl<S, ReqBody, ResBody> Future for ResponseFuture<S, ReqBody, ResBody>
 where
     S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone,
     S::Error: Into<BoxError>,
-    ReqBody: Default,
+    ReqBody: RequestBody,
     ResBody: Body<Data = Bytes> + Unpin,
     ResBody::Error: Into<BoxError>,
 {
@@ -620,7 +694,7 @@ fn poll_tracked<S, ReqBody, ResBody>(
 where
     S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone,
     S::Error: Into<BoxError>,
-    ReqBody: Default,
+    ReqBody: RequestBody,
     ResBody: Body<Data = Bytes> + Unpin,
     ResBody::Error: Into<BoxError>,
 {
@@ -721,7 +795,17 @@ where
                     Ok(response) => {
                         let status = response.status();
                         poll_span.record("http.response.status_code", status.as_u16());
-                        if status.is_success() {
+                        if track.waiting.is_some()
+                            && matches!(status, StatusCode::NOT_FOUND | StatusCode::NOT_IMPLEMENTED)
+                        {
+                            tracing::info!(
+                                %status,
+                                "the server does not implement WaitOperation; polling with GetOperation"
+                            );
+                            track.shared.remember_no_wait(track.authority());
+                            track.schedule(Duration::ZERO);
+                            state.set(State::Sleep);
+                        } else if status.is_success() {
                             let (parts, body) = response.into_parts();
                             let collect = Collect::new(body, track.config.max_inspect_bytes);
                             state.set(State::ReadPoll {
@@ -798,8 +882,7 @@ where
                     ));
                 }
                 track.failures = 0;
-                let delay = track.config.poll.delay(track.polls);
-                track.schedule(delay);
+                track.schedule_next();
                 state.set(State::Sleep);
             }
             StateProj::Done => panic!("ResponseFuture polled after completion"),

@@ -64,10 +64,12 @@
 mod body;
 mod cancel;
 mod error;
+mod extensions;
 mod future;
 mod layer;
 mod operation;
 mod poll;
+mod request_body;
 mod service;
 
 #[cfg(feature = "testing")]
@@ -76,10 +78,12 @@ pub mod testing;
 pub use body::ResponseBody;
 pub use cancel::{CancelHandle, CancelPolicy, CancelStats, DrainReport};
 pub use error::{BoxError, Error};
+pub use extensions::{Detached, ReturnImmediately};
 pub use future::ResponseFuture;
 pub use layer::{CancelOnDropLayer, DEFAULT_MAX_INSPECT_BYTES, FORWARDED_HEADERS};
 pub use operation::{InvalidOperationName, Operation, OperationName, RouteError, Status};
 pub use poll::PollPolicy;
+pub use request_body::RequestBody;
 pub use service::CancelOnDrop;
 
 // The README's examples are compiled as doc tests.

@@ -26,6 +26,7 @@ pub struct PollPolicy {
     pub(crate) max_delay: Duration,
     pub(crate) jitter: bool,
     pub(crate) max_transient_failures: u32,
+    pub(crate) wait: Option<Duration>,
 }
 
 impl Default for PollPolicy {
@@ -36,6 +37,7 @@ impl Default for PollPolicy {
             max_delay: Duration::from_secs(30),
             jitter: true,
             max_transient_failures: 5,
+            wait: None,
         }
     }
 }
@@ -77,6 +79,26 @@ impl PollPolicy {
     pub fn max_transient_failures(mut self, failures: u32) -> Self {
         self.max_transient_failures = failures;
         self
+    }
+
+    /// Long-poll with `WaitOperation` (AIP-151: `POST {prefix}{name}:wait`,
+    /// body `{"timeout": "<seconds>s"}`) instead of sleeping between
+    /// `GetOperation`s: the server answers as soon as the operation is done,
+    /// or after `timeout`, and the layer waits again at once. A server that
+    /// answers 404 or 501 to it does not implement it: the layer falls back to
+    /// GET polling on the schedule above and remembers that authority (for
+    /// the layer's lifetime) so later operations there poll with GET at once.
+    /// Request bodies that cannot carry JSON ([`RequestBody::json`](crate::RequestBody::json)
+    /// returns `None`) poll with GET.
+    pub fn wait_operation(mut self, timeout: Duration) -> Self {
+        self.wait = Some(timeout);
+        self
+    }
+
+    /// The `WaitOperation` request body for `timeout`: protobuf JSON's
+    /// `Duration` (seconds with an `s` suffix).
+    pub(crate) fn wait_body(timeout: Duration) -> bytes::Bytes {
+        format!(r#"{{"timeout":"{}s"}}"#, timeout.as_secs_f64()).into()
     }
 
     /// The delay before poll number `attempt` (from 0), jitter applied.
@@ -148,6 +170,18 @@ mod tests {
         let secs: Vec<f64> = (0..12).map(|n| p.delay(n).as_secs_f64()).collect();
         assert_eq!(&secs[..4], &[1.0, 1.5, 2.25, 3.375]);
         assert_eq!(secs[11], 30.0, "capped at max_delay");
+    }
+
+    #[test]
+    fn wait_body_is_a_protobuf_json_duration() {
+        assert_eq!(
+            PollPolicy::wait_body(Duration::from_secs(5)),
+            r#"{"timeout":"5s"}"#
+        );
+        assert_eq!(
+            PollPolicy::wait_body(Duration::from_millis(2500)),
+            r#"{"timeout":"2.5s"}"#
+        );
     }
 
     #[test]

@@ -12,8 +12,10 @@ use tower_service::Service;
 use crate::body::ResponseBody;
 use crate::cancel::{spawn_cancel, Shared};
 use crate::error::{BoxError, Error};
+use crate::extensions::{Detached, ReturnImmediately};
 use crate::future::{spawn_in_flight, ResponseFuture, Track};
 use crate::layer::{CancelOnDropLayer, Config};
+use crate::request_body::RequestBody;
 
 /// The service made by [`CancelOnDropLayer`]: waits on AIP-151 operations
 /// started through it and cancels those its caller gives up on.
@@ -77,7 +79,7 @@ where
     S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
     S::Error: Into<BoxError>,
     S::Future: Send + 'static,
-    ReqBody: Default + Send + 'static,
+    ReqBody: RequestBody + Send + 'static,
     ResBody: Body<Data = Bytes> + Unpin + Send + 'static,
     ResBody::Error: Into<BoxError>,
 {
@@ -91,7 +93,9 @@ where
     }
 
     fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
-        if !self.config.should_inspect(req.method(), req.uri()) {
+        if !self.config.should_inspect(req.method(), req.uri())
+            || req.extensions().get::<ReturnImmediately>().is_some()
+        {
             return ResponseFuture::pass_through(self.inner.call(req));
         }
         let Ok(runtime) = Handle::try_current() else {
@@ -107,7 +111,7 @@ where
             url.path = req.uri().path(),
             operation.name = tracing::field::Empty,
         );
-        let track = Track::new(
+        let mut track = Track::new(
             self.inner.clone(),
             req.uri().clone(),
             forwarded(req.headers(), &self.config.forward_headers),
@@ -117,6 +121,7 @@ where
             span.clone(),
             spawn_cancel::<S, ReqBody, ResBody>,
         );
+        track.detached = req.extensions().get::<Detached>().is_some();
         let future = span.in_scope(|| self.inner.call(req));
         ResponseFuture::tracked(future, track, spawn_in_flight::<S, ReqBody, ResBody>)
     }

@@ -409,3 +409,87 @@ async fn verification_records_an_operation_that_completed_despite_the_cancel() {
     assert_eq!(report.stats.completed_anyway, 1);
     assert_eq!(report.stats.verified_cancelled, 0);
 }
+
+#[tokio::test(start_paused = true)]
+async fn wait_operation_long_polls_instead_of_sleeping() {
+    let server = OperationsServer::new();
+    let layer =
+        CancelOnDropLayer::new().poll_policy(no_jitter().wait_operation(Duration::from_secs(5)));
+    let mut svc = layer.layer(server.clone());
+    let t0 = tokio::time::Instant::now();
+    let response = ready(&mut svc).await.call(start(12_000)).await.unwrap();
+    let op = Operation::from_json(&body_bytes(response.into_body()).await).unwrap();
+    assert!(op.done && op.error.is_none());
+    assert_eq!(
+        t0.elapsed(),
+        Duration::from_secs(12),
+        "learned of completion the moment it happened"
+    );
+    let waits = server.requests_to(Endpoint::Wait);
+    assert_eq!(waits.len(), 3, "5 s + 5 s + 2 s: {waits:?}");
+    for wait in &waits {
+        assert_eq!(wait.method, Method::POST);
+        assert_eq!(wait.path, format!("/v1/{}:wait", op.name));
+        assert_eq!(&wait.body[..], br#"{"timeout":"5s"}"#);
+        assert_eq!(wait.headers["content-type"], "application/json");
+        assert_eq!(wait.headers["authorization"], "Bearer t");
+    }
+    assert!(
+        server.requests_to(Endpoint::Get).is_empty(),
+        "no GetOperation"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn without_wait_operation_on_the_server_the_layer_polls_with_get_and_remembers() {
+    let server = OperationsServer::new();
+    // A server that does not implement WaitOperation.
+    let upstream = server.clone();
+    let waits = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let waits_seen = waits.clone();
+    let no_wait = tower::service_fn(move |req: Req| {
+        let upstream = upstream.clone();
+        let waits = waits_seen.clone();
+        async move {
+            if req.uri().path().ends_with(":wait") {
+                waits.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                return Ok(http::Response::builder()
+                    .status(StatusCode::NOT_IMPLEMENTED)
+                    .header("content-type", "application/json")
+                    .body(Full::from(
+                        r#"{"error":{"code":501,"message":"no","status":"UNIMPLEMENTED"}}"#,
+                    ))
+                    .unwrap());
+            }
+            upstream.oneshot(req).await
+        }
+    });
+    let layer =
+        CancelOnDropLayer::new().poll_policy(no_jitter().wait_operation(Duration::from_secs(5)));
+    let mut svc = layer.layer(no_wait);
+    for _ in 0..2 {
+        let response = ServiceExt::<Req>::ready(&mut svc)
+            .await
+            .unwrap()
+            .call(start(3_000))
+            .await
+            .unwrap();
+        let op = Operation::from_json(&body_bytes(response.into_body()).await).unwrap();
+        assert!(op.done);
+    }
+    let names = server.operation_names();
+    let gets = |name: &str| {
+        server
+            .requests_to(Endpoint::Get)
+            .iter()
+            .filter(|r| r.operation.as_deref() == Some(name))
+            .count()
+    };
+    assert!(gets(&names[0]) >= 1, "fell back to GetOperation");
+    assert!(gets(&names[1]) >= 1);
+    assert_eq!(
+        waits.load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "only the first operation tried WaitOperation; the 501 was remembered"
+    );
+}
