@@ -70,6 +70,7 @@ mod layer;
 mod operation;
 mod poll;
 mod request_body;
+mod resume;
 mod service;
 
 #[cfg(feature = "testing")]
