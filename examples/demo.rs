@@ -5,18 +5,21 @@
 //!    `tokio::time::timeout`, and shows the cancel the server received and the
 //!    operation's final state (`done: true`, `error.code: 1`, CANCELLED).
 //! 2. Starts a 1.5-second operation and lets it finish: shows its response and
-//!    that no cancel was sent.
+//!    that no cancel was sent, with a live progress bar fed by
+//!    `CancelOnDropLayer::on_progress` from each poll's `metadata.progressPercent`.
 //!
 //! Run it with `cargo run --example demo`. Exits 0 only if both behaved so.
 //! Tracing events go to stderr (`RUST_LOG` filters them; default `info`).
 
 use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::{connect::HttpConnector, Client};
 use hyper_util::rt::TokioExecutor;
+use indicatif::{ProgressBar, ProgressStyle};
 use tower::{Service, ServiceBuilder, ServiceExt};
 use tower_lro::testing::{Endpoint, OperationsServer};
 use tower_lro::{CancelOnDropLayer, Operation, PollPolicy};
@@ -57,11 +60,24 @@ async fn run() -> Result<bool, BoxError> {
 
     let http: Client<HttpConnector, Full<Bytes>> =
         Client::builder(TokioExecutor::new()).build_http();
-    let lro = CancelOnDropLayer::new().poll_policy(
-        PollPolicy::new()
-            .initial_delay(Duration::from_millis(250))
-            .max_delay(Duration::from_secs(1)),
-    );
+    // Progress from each poll's `metadata.progressPercent`: a live bar on a
+    // terminal, and the figures for the summary line.
+    let bar = Arc::new(Mutex::new(ProgressBar::hidden()));
+    let seen = Arc::new(Mutex::new(Vec::<u64>::new()));
+    let (bar_hook, seen_hook) = (bar.clone(), seen.clone());
+    let lro = CancelOnDropLayer::new()
+        .poll_policy(
+            PollPolicy::new()
+                .initial_delay(Duration::from_millis(250))
+                .max_delay(Duration::from_secs(1)),
+        )
+        .on_progress(move |op| {
+            if let Ok(decoded) = op.decode::<Progress, serde_json::Value>() {
+                let percent = decoded.metadata.map_or(0, |m| m.progress_percent);
+                lock(&bar_hook).set_position(percent);
+                lock(&seen_hook).push(percent);
+            }
+        });
     let cancels = lro.handle();
     let mut client = ServiceBuilder::new().layer(lro).service(http.clone());
     let mut ok = true;
@@ -128,8 +144,16 @@ async fn run() -> Result<bool, BoxError> {
     // 2. A 1.5 s operation, allowed to finish.
     println!("\n2. POST {base}/v1/projects/demo/locations/us-central1/jobs (a 1.5 s operation); waiting for it");
     let before = server.requests_to(Endpoint::Cancel).len();
+    lock(&seen).clear();
+    *lock(&bar) = ProgressBar::new(100).with_style(
+        ProgressStyle::with_template("   {bar:40} {pos:>3}%")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
     let started = tokio::time::Instant::now();
     let response = client.ready().await?.call(start(&base, 1_500)?).await?;
+    lock(&bar).finish_and_clear();
+    let progress: Vec<String> = lock(&seen).iter().map(|p| format!("{p}%")).collect();
+    println!("   progress seen while polling: {}", progress.join(" → "));
     let status = response.status();
     let body = response.into_body().collect().await?.to_bytes();
     let operation = Operation::from_json(&body)?;
@@ -151,6 +175,17 @@ async fn run() -> Result<bool, BoxError> {
     ok &= operation.done && operation.error.is_none() && after == before;
     handle.shutdown().await;
     Ok(ok)
+}
+
+/// The embedded server's operation metadata.
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Progress {
+    progress_percent: u64,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 fn start(base: &str, duration_ms: u64) -> Result<http::Request<Full<Bytes>>, BoxError> {

@@ -22,7 +22,7 @@ use crate::body::{Collect, Collected, ResponseBody};
 use crate::cancel::{CancelJob, Reason, Shared};
 use crate::error::{BoxError, Error};
 use crate::layer::Config;
-use crate::operation::{peek, OperationName};
+use crate::operation::{peek, Operation, OperationName};
 use crate::poll::{is_transient, retry_after, PollPolicy};
 use crate::request_body::RequestBody;
 
@@ -441,6 +441,31 @@ impl<S> Track<S> {
 
     fn name(&self) -> Option<OperationName> {
         self.op.as_ref().map(|op| op.name.clone())
+    }
+}
+
+/// Hands a poll's Operation to the `on_progress` hook and a `debug` event.
+fn report_progress(config: &Config, body: &[u8]) {
+    if config.on_progress.is_none() && !tracing::enabled!(tracing::Level::DEBUG) {
+        return;
+    }
+    let Ok(op) = Operation::from_json(body) else {
+        return;
+    };
+    if let Some(metadata) = &op.metadata {
+        let text = metadata.get();
+        let end = (0..=text.len().min(1024))
+            .rev()
+            .find(|i| text.is_char_boundary(*i))
+            .unwrap_or(0);
+        tracing::debug!(
+            done = op.done,
+            metadata = &text[..end],
+            "operation progress"
+        );
+    }
+    if let Some(hook) = &config.on_progress {
+        hook(&op);
     }
 }
 
@@ -871,6 +896,7 @@ where
                     Ok(view) => view,
                     Err(e) => return invalid(name, e.to_string()),
                 };
+                report_progress(&track.config, &data);
                 if view.name.as_deref().is_some_and(|n| n != name.as_str()) {
                     return invalid(name, "the name is another operation's".to_owned());
                 }

@@ -8,6 +8,7 @@ use http::{HeaderName, Method, Uri};
 use tower_layer::Layer;
 
 use crate::cancel::{CancelHandle, CancelPolicy, Shared};
+use crate::operation::Operation;
 use crate::poll::PollPolicy;
 use crate::service::CancelOnDrop;
 
@@ -26,6 +27,7 @@ pub const FORWARDED_HEADERS: [&str; 5] = [
 ];
 
 type InspectFn = dyn Fn(&Method, &Uri) -> bool + Send + Sync;
+type ProgressFn = dyn Fn(&Operation) + Send + Sync;
 
 /// What every service made by one layer reads.
 #[derive(Clone)]
@@ -37,6 +39,7 @@ pub(crate) struct Config {
     pub(crate) forward_headers: Vec<HeaderName>,
     pub(crate) path_prefix: Option<Arc<str>>,
     pub(crate) inspect: Option<Arc<InspectFn>>,
+    pub(crate) on_progress: Option<Arc<ProgressFn>>,
 }
 
 impl fmt::Debug for Config {
@@ -49,6 +52,7 @@ impl fmt::Debug for Config {
             .field("forward_headers", &self.forward_headers)
             .field("path_prefix", &self.path_prefix)
             .field("inspect", &self.inspect.as_ref().map(|_| "custom"))
+            .field("on_progress", &self.on_progress.as_ref().map(|_| "set"))
             .finish()
     }
 }
@@ -66,6 +70,7 @@ impl Default for Config {
                 .collect(),
             path_prefix: None,
             inspect: None,
+            on_progress: None,
         }
     }
 }
@@ -208,6 +213,21 @@ impl CancelOnDropLayer {
         F: Fn(&Method, &Uri) -> bool + Send + Sync + 'static,
     {
         self.config_mut().inspect = Some(Arc::new(predicate));
+        self
+    }
+
+    /// Calls `hook` with the decoded `Operation` of every poll answer
+    /// (`GetOperation` or `WaitOperation`, the final `done` one included):
+    /// its `name`, `done` and `metadata` as raw JSON — where services report
+    /// progress (e.g. a `progressPercent` field). Runs inside the response
+    /// future's `poll`: keep it quick and non-blocking (update a progress
+    /// bar, send on a channel). The same metadata is on a `debug` event per
+    /// poll.
+    pub fn on_progress<F>(mut self, hook: F) -> Self
+    where
+        F: Fn(&Operation) + Send + Sync + 'static,
+    {
+        self.config_mut().on_progress = Some(Arc::new(hook));
         self
     }
 

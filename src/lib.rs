@@ -63,6 +63,7 @@
 
 mod body;
 mod cancel;
+mod decode;
 mod error;
 mod extensions;
 mod future;
@@ -78,6 +79,7 @@ pub mod testing;
 
 pub use body::ResponseBody;
 pub use cancel::{CancelHandle, CancelPolicy, CancelStats, DrainReport};
+pub use decode::Decoded;
 pub use error::{BoxError, Error};
 pub use extensions::{Detached, ReturnImmediately};
 pub use future::ResponseFuture;

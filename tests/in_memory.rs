@@ -597,3 +597,38 @@ async fn resuming_by_name_resolves_with_the_done_operation() {
         "the resume GET, then polls"
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn on_progress_sees_every_poll_with_its_metadata() {
+    let server = OperationsServer::new();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let sink = seen.clone();
+    let layer = CancelOnDropLayer::new()
+        .poll_policy(no_jitter())
+        .on_progress(move |op| {
+            #[derive(serde::Deserialize)]
+            #[serde(rename_all = "camelCase")]
+            struct Progress {
+                progress_percent: u32,
+            }
+            let decoded = op.decode::<Progress, serde_json::Value>().unwrap();
+            sink.lock()
+                .unwrap()
+                .push((op.done, decoded.metadata.map(|m| m.progress_percent)));
+        });
+    let mut svc = layer.layer(server.clone());
+    ready(&mut svc).await.call(start(10_000)).await.unwrap();
+    let seen = seen.lock().unwrap().clone();
+    // Polls at 1, 2.5, 4.75, 8.125 and 13.19 s of a 10 s operation.
+    assert_eq!(
+        seen,
+        vec![
+            (false, Some(10)),
+            (false, Some(25)),
+            (false, Some(47)),
+            (false, Some(81)),
+            (true, Some(100)),
+        ]
+    );
+    assert_eq!(seen.len(), server.requests_to(Endpoint::Get).len());
+}
