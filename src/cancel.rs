@@ -383,6 +383,7 @@ pub(crate) struct CancelJob<S> {
     pub(crate) svc: S,
     pub(crate) name: OperationName,
     pub(crate) uri: Uri,
+    pub(crate) method: Method,
     pub(crate) get_uri: Uri,
     pub(crate) headers: HeaderMap,
     pub(crate) reason: Reason,
@@ -691,8 +692,9 @@ where
 
 /// `POST {prefix}{name}:cancel`, empty body, `content-length: 0` (AIP-151).
 fn cancel_request<ReqBody: RequestBody>(job: &CancelJob<impl Sized>) -> Request<ReqBody> {
+    // POST (AIP-151), unless a route function chose otherwise.
     let mut request = Request::new(ReqBody::empty());
-    *request.method_mut() = Method::POST;
+    *request.method_mut() = job.method.clone();
     *request.uri_mut() = job.uri.clone();
     let headers = request.headers_mut();
     headers.clone_from(&job.headers);

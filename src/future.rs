@@ -158,6 +158,7 @@ pub(crate) struct Tracked {
     name: OperationName,
     get_uri: Uri,
     cancel_uri: Uri,
+    cancel_method: Method,
     /// `{prefix}{name}:wait`, when the poll policy long-polls.
     wait_uri: Option<Uri>,
 }
@@ -259,6 +260,7 @@ impl<S> Track<S> {
             svc,
             name: op.name,
             uri: op.cancel_uri,
+            method: op.cancel_method,
             get_uri: op.get_uri,
             headers,
             reason,
@@ -295,6 +297,24 @@ impl<S> Track<S> {
                 return None;
             }
         };
+        if let Some(route) = &self.config.route {
+            if let Some(routes) = route(&name, &self.request_uri) {
+                let Some(routes) = routes.same_origin(&self.request_uri) else {
+                    tracing::warn!(
+                        operation.name = %name,
+                        "the route function leaves the request's origin; not tracked"
+                    );
+                    return None;
+                };
+                return Some(Tracked {
+                    name,
+                    get_uri: routes.get,
+                    cancel_uri: routes.cancel,
+                    cancel_method: routes.cancel_method,
+                    wait_uri: None,
+                });
+            }
+        }
         let prefix = match &self.config.path_prefix {
             Some(prefix) => &**prefix,
             None => match name.path_prefix(self.request_uri.path()) {
@@ -324,6 +344,7 @@ impl<S> Track<S> {
                 name,
                 get_uri,
                 cancel_uri,
+                cancel_method: Method::POST,
                 wait_uri,
             }),
             Err(e) => {

@@ -8,8 +8,9 @@ use http::{HeaderName, Method, Uri};
 use tower_layer::Layer;
 
 use crate::cancel::{CancelHandle, CancelPolicy, Shared};
-use crate::operation::Operation;
+use crate::operation::{Operation, OperationName};
 use crate::poll::PollPolicy;
+use crate::route::Routes;
 use crate::service::CancelOnDrop;
 
 /// The default for [`CancelOnDropLayer::max_inspect_bytes`]: 1 MiB.
@@ -28,6 +29,7 @@ pub const FORWARDED_HEADERS: [&str; 5] = [
 
 type InspectFn = dyn Fn(&Method, &Uri) -> bool + Send + Sync;
 type ProgressFn = dyn Fn(&Operation) + Send + Sync;
+type RouteFn = dyn Fn(&OperationName, &Uri) -> Option<Routes> + Send + Sync;
 
 /// What every service made by one layer reads.
 #[derive(Clone)]
@@ -40,6 +42,7 @@ pub(crate) struct Config {
     pub(crate) path_prefix: Option<Arc<str>>,
     pub(crate) inspect: Option<Arc<InspectFn>>,
     pub(crate) on_progress: Option<Arc<ProgressFn>>,
+    pub(crate) route: Option<Arc<RouteFn>>,
 }
 
 impl fmt::Debug for Config {
@@ -53,6 +56,7 @@ impl fmt::Debug for Config {
             .field("path_prefix", &self.path_prefix)
             .field("inspect", &self.inspect.as_ref().map(|_| "custom"))
             .field("on_progress", &self.on_progress.as_ref().map(|_| "set"))
+            .field("route", &self.route.as_ref().map(|_| "custom"))
             .finish()
     }
 }
@@ -71,6 +75,7 @@ impl Default for Config {
             path_prefix: None,
             inspect: None,
             on_progress: None,
+            route: None,
         }
     }
 }
@@ -213,6 +218,35 @@ impl CancelOnDropLayer {
         F: Fn(&Method, &Uri) -> bool + Send + Sync + 'static,
     {
         self.config_mut().inspect = Some(Arc::new(predicate));
+        self
+    }
+
+    /// A route function for APIs whose operation URLs differ from AIP-151's
+    /// `{prefix}{name}` / `{prefix}{name}:cancel` (DESIGN §4): Cloud SQL's
+    /// `…/operations/{id}/cancel`, Cloud Storage's
+    /// `b/{bucket}/operations/{id}/cancel`, datalabeling's `GET …:cancel`.
+    /// It gets the validated name and the original request's URI; returning
+    /// `None` falls back to the default rule. Build paths with
+    /// [`OperationName::encoded`]; path-only URIs get the original request's
+    /// scheme and authority, and a route to any other origin is refused (the
+    /// operation is then not tracked). WaitOperation is not used on these
+    /// routes.
+    ///
+    /// ```
+    /// use tower_lro::{CancelOnDropLayer, Routes};
+    /// // Cloud SQL Admin v1beta4: POST /sql/v1beta4/projects/{p}/operations/{o}/cancel
+    /// let layer = CancelOnDropLayer::new().route(|name, _request| {
+    ///     let get = format!("/sql/v1beta4/{}", name.encoded());
+    ///     let cancel = format!("{get}/cancel");
+    ///     Some(Routes::new(get.parse().ok()?, cancel.parse().ok()?))
+    /// });
+    /// # let _ = layer;
+    /// ```
+    pub fn route<F>(mut self, route: F) -> Self
+    where
+        F: Fn(&OperationName, &Uri) -> Option<Routes> + Send + Sync + 'static,
+    {
+        self.config_mut().route = Some(Arc::new(route));
         self
     }
 

@@ -72,6 +72,7 @@ mod operation;
 mod poll;
 mod request_body;
 mod resume;
+mod route;
 mod service;
 
 #[cfg(feature = "testing")]
@@ -87,6 +88,7 @@ pub use layer::{CancelOnDropLayer, DEFAULT_MAX_INSPECT_BYTES, FORWARDED_HEADERS}
 pub use operation::{InvalidOperationName, Operation, OperationName, RouteError, Status};
 pub use poll::PollPolicy;
 pub use request_body::RequestBody;
+pub use route::Routes;
 pub use service::CancelOnDrop;
 
 // The README's examples are compiled as doc tests.

@@ -32,7 +32,7 @@ const SHOWN_CHARS: usize = 32;
 
 /// AIP-127 / `google.api.http` multi-segment path variables: every byte except
 /// `[-_.~/0-9a-zA-Z]` is percent-encoded (non-ASCII bytes always are).
-const PATH_VARIABLE: &AsciiSet = &NON_ALPHANUMERIC
+pub(crate) const PATH_VARIABLE: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'-')
     .remove(b'_')
     .remove(b'.')
