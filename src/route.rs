@@ -78,8 +78,8 @@ impl OperationName {
     /// their own URLs.
     ///
     /// ```
-    /// let name = tower_lro::OperationName::parse("projects/p/operations/a b").unwrap();
-    /// assert_eq!(name.encoded(), "projects/p/operations/a%20b");
+    /// let name = tower_lro::OperationName::parse("projects/p/operations/a+b@c").unwrap();
+    /// assert_eq!(name.encoded(), "projects/p/operations/a%2Bb%40c");
     /// ```
     pub fn encoded(&self) -> String {
         utf8_percent_encode(self.as_str(), PATH_VARIABLE).to_string()
