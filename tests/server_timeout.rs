@@ -247,3 +247,30 @@ async fn a_hyper_client_dropping_its_request_mid_flight_cancels_the_upstream_ope
 
     rig.assert_cancelled_once(&name).await;
 }
+
+#[tokio::test]
+async fn an_http2_client_resetting_its_stream_cancels_the_upstream_operation() {
+    let rig = Rig::start(Duration::from_secs(60)).await;
+    // HTTP/2 with prior knowledge (h2c): dropping the request resets its
+    // stream; the connection stays open.
+    let h2: HttpClient =
+        hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+            .http2_only(true)
+            .build_http();
+
+    let call = h2.clone().oneshot(
+        http::Request::post(rig.jobs_url())
+            .header(CONTENT_TYPE, "application/json")
+            .body(Full::from(START_BODY))
+            .unwrap(),
+    );
+    let mut call = Box::pin(call);
+    let name = tokio::select! {
+        response = &mut call => panic!("the server answered: {response:?}"),
+        name = rig.wait_until_polling() => name,
+    };
+    drop(call); // RST_STREAM; hyper drops that stream's handler
+
+    rig.assert_cancelled_once(&name).await;
+    drop(h2);
+}
