@@ -25,7 +25,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tower::{ServiceBuilder, ServiceExt};
 use tower_http::timeout::TimeoutLayer;
-use tower_lro::testing::{Endpoint, OperationsServer, RecordedRequest, ServerHandle};
+use tower_lro::testing::{Endpoint, Fault, OperationsServer, RecordedRequest, ServerHandle};
 use tower_lro::{CancelOnDrop, CancelOnDropLayer, Operation};
 
 #[derive(Clone)]
@@ -273,4 +273,52 @@ async fn an_http2_client_resetting_its_stream_cancels_the_upstream_operation() {
 
     rig.assert_cancelled_once(&name).await;
     drop(h2);
+}
+
+#[tokio::test]
+async fn the_servers_timeout_firing_before_the_upstream_answered_the_start_still_cancels() {
+    // The upstream takes longer to answer the start than the server waits:
+    // the handler is dropped before the operation's name is known. The
+    // layer keeps the start request alive in a detached task and cancels
+    // the operation once its answer names it.
+    let rig = Rig::start(Duration::from_millis(100)).await;
+    rig.upstream
+        .inject(Endpoint::Start, Fault::Latency(Duration::from_secs(1)));
+
+    let response = http_client()
+        .oneshot(
+            http::Request::post(rig.jobs_url())
+                .header(CONTENT_TYPE, "application/json")
+                .body(Full::from(START_BODY))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::GATEWAY_TIMEOUT);
+    let starts = rig.upstream.requests_to(Endpoint::Start);
+    assert_eq!(starts.len(), 1);
+    assert!(
+        !starts[0].is_answered(),
+        "the server gave up while the upstream was still answering the start"
+    );
+
+    let log = rig
+        .upstream
+        .wait_for(WAIT, |log| {
+            log.iter()
+                .any(|r| r.endpoint == Endpoint::Start && r.operation.is_some())
+        })
+        .await
+        .unwrap();
+    let name = log[0].operation.clone().unwrap();
+    rig.assert_cancelled_once(&name).await;
+    // The layer never polled: the caller was gone before the name was known.
+    // (The one GetOperation, after the cancel, is the check's own.)
+    let endpoints: Vec<Endpoint> = rig.upstream.requests().iter().map(|r| r.endpoint).collect();
+    assert_eq!(
+        endpoints,
+        [Endpoint::Start, Endpoint::Cancel, Endpoint::Get],
+        "{:?}",
+        rig.upstream.requests()
+    );
 }
