@@ -1,0 +1,328 @@
+//! A server that gives up: an axum handler starts an upstream long-running
+//! operation through a client stack wrapped in `CancelOnDropLayer`, behind
+//! tower-http's `TimeoutLayer`. Whenever the server stops waiting, the
+//! handler's future is dropped, and with it the layer's response future — so
+//! the upstream receives `POST /v1/{name}:cancel` instead of an orphaned
+//! operation.
+//!
+//! ```text
+//! client ──▶ axum (TimeoutLayer 504) ──▶ handler ──▶ CancelOnDrop ──▶ hyper-util Client ──▶ upstream
+//!                                                                                  (OperationsServer)
+//! ```
+//!
+//! Two ways a server gives up, both run here against loopback:
+//!
+//! a. **Its own timeout fires.** `TimeoutLayer` answers `504 Gateway Timeout`
+//!    and drops the handler future.
+//! b. **Its client disconnects mid-request.** hyper notices the closed
+//!    connection while the handler is still waiting and drops the handler
+//!    future; nobody is left to read the answer.
+//!
+//! Run it with `cargo run --example server_timeout`. It prints what happened
+//! and exits 0 only if the upstream received exactly one cancel in each case
+//! and GetOperation then shows the operation CANCELLED (`error.code: 1`).
+//! Tracing events go to stderr (`RUST_LOG` filters them; default `info`).
+
+use std::future::IntoFuture;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::Router;
+use bytes::Bytes;
+use http::header::{AUTHORIZATION, CONTENT_TYPE};
+use http::StatusCode;
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::{connect::HttpConnector, Client};
+use hyper_util::rt::TokioExecutor;
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, TcpStream};
+use tower::{ServiceBuilder, ServiceExt};
+use tower_http::timeout::TimeoutLayer;
+use tower_lro::testing::{Endpoint, OperationsServer, RecordedRequest};
+use tower_lro::{CancelHandle, CancelOnDrop, CancelOnDropLayer, Operation, PollPolicy};
+use tracing_subscriber::EnvFilter;
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+type HttpClient = Client<HttpConnector, Full<Bytes>>;
+
+/// How long the server waits for the upstream before answering 504.
+const SERVER_TIMEOUT: Duration = Duration::from_secs(1);
+/// A bound on waiting for the upstream's log, so a broken run ends.
+const WAIT: Duration = Duration::from_secs(10);
+
+/// What every handler gets: the upstream client stack, and where the
+/// upstream is.
+#[derive(Clone)]
+struct AppState {
+    /// A hyper-util client wrapped in `CancelOnDrop`. Cloning it is cheap
+    /// (the client is a handle on one pool; the layer's state is shared).
+    upstream: CancelOnDrop<HttpClient>,
+    upstream_base: String,
+}
+
+/// The server: `POST /jobs` starts an upstream operation with the request's
+/// body and answers with the finished operation, or `504` after
+/// [`SERVER_TIMEOUT`].
+fn app(state: AppState, timeout: Duration) -> Router {
+    Router::new()
+        .route("/jobs", post(start_job))
+        .with_state(state)
+        // Outermost: when it fires it answers 504 and drops the handler
+        // future, which drops the layer's response future, which cancels.
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::GATEWAY_TIMEOUT,
+            timeout,
+        ))
+}
+
+async fn start_job(State(state): State<AppState>, body: Bytes) -> Response {
+    let mut guard = Abandoned(true);
+    let request = http::Request::post(format!(
+        "{}/v1/projects/demo/locations/us-central1/jobs",
+        state.upstream_base
+    ))
+    .header(CONTENT_TYPE, "application/json")
+    // Copied onto the layer's GetOperation and CancelOperation requests.
+    .header(AUTHORIZATION, "Bearer server-credentials")
+    .body(Full::new(body));
+    let request = match request {
+        Ok(request) => request,
+        Err(e) => return (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
+    };
+    // Resolves when the upstream operation is done — unless this future is
+    // dropped first.
+    let result = state.upstream.oneshot(request).await;
+    guard.0 = false;
+    match result {
+        Ok(response) => response.map(axum::body::Body::new).into_response(),
+        Err(e) => (StatusCode::BAD_GATEWAY, e.to_string()).into_response(),
+    }
+}
+
+/// Says so when the handler future is dropped before it finished.
+struct Abandoned(bool);
+
+impl Drop for Abandoned {
+    fn drop(&mut self) {
+        if self.0 {
+            println!("   [server] the handler future was dropped while waiting on the upstream");
+        }
+    }
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    match run().await {
+        Ok(true) => {
+            println!("\nOK: both ways of giving up cancelled the upstream operation.");
+            ExitCode::SUCCESS
+        }
+        Ok(false) => {
+            println!("\nFAILED: see above.");
+            ExitCode::FAILURE
+        }
+        Err(e) => {
+            println!("\nFAILED: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run() -> Result<bool, BoxError> {
+    // The upstream: the embedded AIP-151 server on loopback.
+    let upstream = OperationsServer::new();
+    let upstream_handle = upstream.serve().await?;
+    let upstream_base = upstream_handle.base_url();
+    println!("upstream operations server on {upstream_base}");
+
+    // The server's client stack for the upstream.
+    let http: HttpClient = Client::builder(TokioExecutor::new()).build_http();
+    let lro = CancelOnDropLayer::new().poll_policy(
+        PollPolicy::new()
+            .initial_delay(Duration::from_millis(100))
+            .max_delay(Duration::from_millis(500)),
+    );
+    let cancels = lro.handle();
+    let state = AppState {
+        upstream: ServiceBuilder::new().layer(lro).service(http.clone()),
+        upstream_base: upstream_base.clone(),
+    };
+
+    // The server, on loopback.
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(
+        axum::serve(listener, app(state, SERVER_TIMEOUT))
+            .with_graceful_shutdown(async {
+                let _ = stopped.await;
+            })
+            .into_future(),
+    );
+    println!("server on http://{addr} (POST /jobs; gives up after {SERVER_TIMEOUT:?})");
+
+    let mut ok = true;
+
+    // a. The server's own timeout fires.
+    println!(
+        "\na. POST http://{addr}/jobs for a 60 s upstream operation; the server's timeout fires"
+    );
+    let sent = tokio::time::Instant::now();
+    let response = http
+        .clone()
+        .oneshot(
+            http::Request::post(format!("http://{addr}/jobs"))
+                .header(CONTENT_TYPE, "application/json")
+                .body(Full::from(r#"{"durationMs": 60000}"#))?,
+        )
+        .await?;
+    println!("   [client] the server answered {}", response.status());
+    ok &= response.status() == StatusCode::GATEWAY_TIMEOUT;
+    let name = last_started(&upstream)?;
+    ok &= check_cancelled(
+        &upstream,
+        &http,
+        &upstream_base,
+        &name,
+        &cancels,
+        (sent, "the request was sent"),
+    )
+    .await?;
+
+    // b. The server's client disconnects mid-request.
+    println!("\nb. POST http://{addr}/jobs for a 60 s upstream operation; the client hangs up mid-request");
+    let started = upstream.operation_names().len();
+    let mut socket = TcpStream::connect(addr).await?;
+    let body = r#"{"durationMs": 60000}"#;
+    socket
+        .write_all(
+            format!(
+                "POST /jobs HTTP/1.1\r\nhost: {addr}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+                body.len()
+            )
+            .as_bytes(),
+        )
+        .await?;
+    // Mid-request: the handler is waiting on the upstream, which the layer
+    // is polling.
+    upstream
+        .wait_for(WAIT, |log| {
+            log.iter()
+                .filter(|r| r.endpoint == Endpoint::Get)
+                .any(|r| is_newer(r, started))
+        })
+        .await?;
+    let name = last_started(&upstream)?;
+    println!("   [client] the upstream is polling {name}; closing the connection");
+    drop(socket);
+    let hung_up = tokio::time::Instant::now();
+    ok &= check_cancelled(
+        &upstream,
+        &http,
+        &upstream_base,
+        &name,
+        &cancels,
+        (hung_up, "the client hung up"),
+    )
+    .await?;
+
+    let report = cancels.drain(WAIT).await;
+    println!(
+        "\ncancel stats: fired={} accepted={} failed={}",
+        report.stats.fired, report.stats.accepted, report.stats.failed
+    );
+    ok &= report.stats.fired == 2 && report.stats.accepted == 2;
+
+    let _ = stop.send(());
+    server.await??;
+    upstream_handle.shutdown().await;
+    Ok(ok)
+}
+
+/// Whether `r` concerns an operation numbered above `started` (the server
+/// names them `op-1`, `op-2`, …).
+fn is_newer(r: &RecordedRequest, started: usize) -> bool {
+    r.operation
+        .as_deref()
+        .and_then(|name| name.rsplit_once("/op-"))
+        .and_then(|(_, n)| n.parse::<usize>().ok())
+        .is_some_and(|n| n > started)
+}
+
+/// The most recently started upstream operation.
+fn last_started(upstream: &OperationsServer) -> Result<String, BoxError> {
+    Ok(upstream
+        .operation_names()
+        .last()
+        .cloned()
+        .ok_or("the upstream started no operation")?)
+}
+
+/// Waits for the upstream to receive the cancel of `name`, prints it and the
+/// operation's state, and says whether it was cancelled exactly once.
+async fn check_cancelled(
+    upstream: &OperationsServer,
+    http: &HttpClient,
+    base: &str,
+    name: &str,
+    cancels: &CancelHandle,
+    (since, what): (tokio::time::Instant, &str),
+) -> Result<bool, BoxError> {
+    upstream
+        .wait_for(WAIT, |log| {
+            log.iter().any(|r| {
+                r.endpoint == Endpoint::Cancel
+                    && r.operation.as_deref() == Some(name)
+                    && r.is_answered()
+            })
+        })
+        .await?;
+    let arrived = since.elapsed();
+    // Let any other cancel in flight land before counting.
+    cancels.drain(WAIT).await;
+    let received = upstream.cancels_for(name);
+    for r in &received {
+        println!(
+            "   [upstream] received {} {} (body {} bytes, authorization {:?}) -> {}",
+            r.method,
+            r.path,
+            r.body.len(),
+            r.headers
+                .get(AUTHORIZATION)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("-"),
+            r.status
+        );
+    }
+    println!(
+        "   [upstream] the cancel was answered {:.1} ms after {what}",
+        arrived.as_secs_f64() * 1000.0
+    );
+    let response = http
+        .clone()
+        .oneshot(http::Request::get(format!("{base}/v1/{name}")).body(Full::default())?)
+        .await?;
+    let body = response.into_body().collect().await?.to_bytes();
+    let state = Operation::from_json(&body)?;
+    println!(
+        "   [upstream] GetOperation now: done={} error.code={} ({})",
+        state.done,
+        state.error.as_ref().map_or(0, |e| e.code),
+        if state.is_cancelled() {
+            "CANCELLED"
+        } else {
+            "not cancelled"
+        }
+    );
+    Ok(received.len() == 1 && received[0].body.is_empty() && state.is_cancelled())
+}

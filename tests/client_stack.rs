@@ -1,0 +1,462 @@
+//! `CancelOnDropLayer` in a client stack, over real sockets: a hyper-util
+//! client under a per-attempt timeout, `TraceLayer`, a `tower::retry` policy
+//! for 503 and a tower-http `SetRequestHeader` auth layer, with
+//! `CancelOnDrop` on top. What the layers inside `CancelOnDrop` do to the
+//! requests the layer makes itself (polls, the cancel) is read back from the
+//! embedded operations server's request log.
+
+mod common;
+
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use bytes::Bytes;
+use common::*;
+use http::header::{AUTHORIZATION, CONTENT_TYPE};
+use http::{HeaderValue, Method, Request, Response, StatusCode};
+use http_body_util::Full;
+use tower::retry::{Policy, RetryLayer};
+use tower::timeout::TimeoutLayer;
+use tower::{Service, ServiceBuilder, ServiceExt};
+use tower_http::set_header::{MakeHeaderValue, SetRequestHeaderLayer};
+use tower_http::trace::TraceLayer;
+use tower_lro::testing::{Endpoint, Fault, OperationsServer, RecordedRequest};
+use tower_lro::{BoxError, CancelOnDropLayer, CancelPolicy, Error, Operation};
+
+/// Retries a `503` answer up to `attempts` more times, after `backoff`.
+#[derive(Clone, Debug)]
+struct RetryOn503 {
+    attempts: u32,
+    backoff: Duration,
+}
+
+impl<B: Clone, ResBody, E> Policy<Request<B>, Response<ResBody>, E> for RetryOn503 {
+    type Future = tokio::time::Sleep;
+
+    fn retry(
+        &mut self,
+        _request: &mut Request<B>,
+        result: &mut Result<Response<ResBody>, E>,
+    ) -> Option<Self::Future> {
+        match result {
+            Ok(response)
+                if response.status() == StatusCode::SERVICE_UNAVAILABLE && self.attempts > 0 =>
+            {
+                self.attempts -= 1;
+                Some(tokio::time::sleep(self.backoff))
+            }
+            _ => None,
+        }
+    }
+
+    fn clone_request(&mut self, request: &Request<B>) -> Option<Request<B>> {
+        Some(request.clone())
+    }
+}
+
+/// A bearer token the test can rotate while requests are in flight.
+#[derive(Clone, Debug)]
+struct Token(Arc<RwLock<HeaderValue>>);
+
+impl Token {
+    fn new(token: &str) -> Self {
+        Token(Arc::new(RwLock::new(Self::bearer(token))))
+    }
+
+    fn bearer(token: &str) -> HeaderValue {
+        HeaderValue::try_from(format!("Bearer {token}")).unwrap()
+    }
+
+    fn set(&self, token: &str) {
+        *self.0.write().unwrap() = Self::bearer(token);
+    }
+}
+
+impl<T> MakeHeaderValue<T> for Token {
+    fn make_header_value(&mut self, _: &T) -> Option<HeaderValue> {
+        Some(self.0.read().unwrap().clone())
+    }
+}
+
+/// What goes inside `CancelOnDrop`: auth, then (if `retry`) the 503 retry,
+/// then tracing and a per-attempt timeout, over a hyper-util client.
+fn inner_stack(
+    token: &Token,
+    retry: bool,
+) -> impl Service<
+    Request<Full<Bytes>>,
+    Response = Response<
+        impl http_body::Body<Data = Bytes, Error = hyper::Error> + Unpin + Send + 'static,
+    >,
+    Error = BoxError,
+    Future = impl Send + 'static,
+> + Clone
+       + Send
+       + 'static {
+    ServiceBuilder::new()
+        .layer(SetRequestHeaderLayer::overriding(
+            AUTHORIZATION,
+            token.clone(),
+        ))
+        .option_layer(retry.then(|| {
+            RetryLayer::new(RetryOn503 {
+                attempts: 2,
+                backoff: Duration::from_millis(5),
+            })
+        }))
+        .layer(TraceLayer::new_for_http())
+        .layer(TimeoutLayer::new(Duration::from_secs(10)))
+        .service(http_client())
+}
+
+/// `POST {base}/v1/projects/p/locations/l/jobs`, *without* `authorization`:
+/// only the auth layer adds it.
+fn start_without_auth(base: &str, duration_ms: u64) -> Request<Full<Bytes>> {
+    Request::post(format!("{base}/v1/projects/p/locations/l/jobs"))
+        .header(CONTENT_TYPE, "application/json")
+        .body(Full::from(format!(r#"{{"durationMs": {duration_ms}}}"#)))
+        .unwrap()
+}
+
+fn statuses(log: &[RecordedRequest]) -> Vec<u16> {
+    log.iter().map(|r| r.status.as_u16()).collect()
+}
+
+/// Polls of `name` seen by the server.
+fn polls_of(server: &OperationsServer, name: &str) -> Vec<RecordedRequest> {
+    server
+        .requests_to(Endpoint::Get)
+        .into_iter()
+        .filter(|r| r.operation.as_deref() == Some(name))
+        .collect()
+}
+
+/// Waits until the layer has polled at least once; returns the operation.
+async fn wait_until_polling(server: &OperationsServer) -> String {
+    server
+        .wait_for(WAIT, |log| log.iter().any(|r| r.endpoint == Endpoint::Get))
+        .await
+        .unwrap();
+    only_operation(server)
+}
+
+async fn operation_state(base: &str, name: &str) -> Operation {
+    let response = http_client()
+        .oneshot(
+            Request::get(format!("{base}/v1/{name}"))
+                .body(Full::default())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    Operation::from_json(&body_bytes(response.into_body()).await).unwrap()
+}
+
+#[tokio::test]
+async fn the_cancel_carries_the_auth_layers_current_token_and_its_503_is_retried_by_the_retry_layer(
+) {
+    let server = OperationsServer::new();
+    let handle = server.serve().await.unwrap();
+    let base = handle.base_url();
+    server.inject(
+        Endpoint::Cancel,
+        Fault::Script(vec![StatusCode::SERVICE_UNAVAILABLE]),
+    );
+    let token = Token::new("token-1");
+    // The layer itself sends one attempt only: any retry is the retry layer's.
+    let layer = CancelOnDropLayer::new()
+        .poll_policy(fast_polls())
+        .cancel_policy(CancelPolicy::new().attempts(1));
+    let mut client = ServiceBuilder::new()
+        .layer(layer.clone())
+        .service(inner_stack(&token, true));
+
+    let call = client
+        .ready()
+        .await
+        .unwrap()
+        .call(start_without_auth(&base, 60_000));
+    let mut call = Box::pin(call);
+    let name = tokio::select! {
+        result = &mut call => panic!("the call ended: {:?}", result.map(|r| r.status())),
+        name = wait_until_polling(&server) => name,
+    };
+    // A token refresh while the operation runs; then the caller gives up.
+    token.set("token-2");
+    drop(call);
+
+    server
+        .wait_for(WAIT, |log| {
+            log.iter().any(|r| {
+                r.endpoint == Endpoint::Cancel
+                    && r.operation.as_deref() == Some(&*name)
+                    && r.status == StatusCode::OK
+            })
+        })
+        .await
+        .unwrap();
+    let report = layer.handle().drain(WAIT).await;
+    assert!(report.is_complete(), "{report:?}");
+
+    let cancels = server.cancels_for(&name);
+    assert_eq!(
+        statuses(&cancels),
+        [503, 200],
+        "the 503 was retried: {cancels:?}"
+    );
+    for cancel in &cancels {
+        assert_eq!(cancel.method, Method::POST);
+        assert_eq!(cancel.path, format!("/v1/{name}:cancel"));
+        assert!(cancel.body.is_empty(), "AIP-151: empty body");
+        assert_eq!(
+            cancel.headers[AUTHORIZATION], "Bearer token-2",
+            "the auth layer's token at the time of the cancel"
+        );
+    }
+    // The caller's request had no authorization; the auth layer gave the
+    // start the token of its time.
+    let starts = server.requests_to(Endpoint::Start);
+    assert_eq!(starts.len(), 1);
+    assert_eq!(starts[0].headers[AUTHORIZATION], "Bearer token-1");
+
+    // The layer sent one request and counted one accepted cancel: the retry
+    // was the retry layer's, inside it.
+    assert_eq!(report.stats.fired, 1);
+    assert_eq!(report.stats.accepted, 1);
+    assert_eq!(report.stats.retried, 0);
+    assert_eq!(report.stats.failed, 0);
+
+    let op = operation_state(&base, &name).await;
+    assert!(op.done);
+    assert_eq!(op.error.map(|e| e.code), Some(1), "CANCELLED");
+}
+
+#[tokio::test]
+async fn without_the_retry_layer_the_same_503_ends_the_cancel_after_one_attempt() {
+    // The control for the test above: same fault, same CancelPolicy, no
+    // retry layer.
+    let server = OperationsServer::new();
+    let handle = server.serve().await.unwrap();
+    let base = handle.base_url();
+    server.inject(
+        Endpoint::Cancel,
+        Fault::Script(vec![StatusCode::SERVICE_UNAVAILABLE]),
+    );
+    let token = Token::new("token-1");
+    let layer = CancelOnDropLayer::new()
+        .poll_policy(fast_polls())
+        .cancel_policy(CancelPolicy::new().attempts(1));
+    let mut client = ServiceBuilder::new()
+        .layer(layer.clone())
+        .service(inner_stack(&token, false));
+
+    let call = client
+        .ready()
+        .await
+        .unwrap()
+        .call(start_without_auth(&base, 60_000));
+    let mut call = Box::pin(call);
+    let name = tokio::select! {
+        result = &mut call => panic!("the call ended: {:?}", result.map(|r| r.status())),
+        name = wait_until_polling(&server) => name,
+    };
+    drop(call);
+
+    server
+        .wait_for(WAIT, |log| {
+            log.iter()
+                .any(|r| r.endpoint == Endpoint::Cancel && r.is_answered())
+        })
+        .await
+        .unwrap();
+    let report = layer.handle().drain(WAIT).await;
+    assert!(report.is_complete(), "{report:?}");
+    let cancels = server.cancels_for(&name);
+    assert_eq!(statuses(&cancels), [503]);
+    assert_eq!(cancels[0].headers[AUTHORIZATION], "Bearer token-1");
+    assert_eq!(report.stats.fired, 1);
+    assert_eq!(report.stats.failed, 1);
+    assert_eq!(report.stats.accepted, 0);
+    let op = operation_state(&base, &name).await;
+    assert!(!op.done, "the operation was not cancelled");
+}
+
+#[tokio::test]
+async fn a_503_on_start_is_retried_with_the_same_body_and_the_operation_is_waited_on() {
+    let server = OperationsServer::new();
+    let handle = server.serve().await.unwrap();
+    let base = handle.base_url();
+    server.inject(
+        Endpoint::Start,
+        Fault::Script(vec![StatusCode::SERVICE_UNAVAILABLE]),
+    );
+    let token = Token::new("token-1");
+    let layer = CancelOnDropLayer::new().poll_policy(fast_polls());
+    let mut client = ServiceBuilder::new()
+        .layer(layer.clone())
+        .service(inner_stack(&token, true));
+
+    let response = client
+        .ready()
+        .await
+        .unwrap()
+        .call(start_without_auth(&base, 40))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let op = Operation::from_json(&body_bytes(response.into_body()).await).unwrap();
+    let name = only_operation(&server);
+    assert_eq!(op.name, name);
+    assert!(op.done, "the caller gets the done operation");
+    assert!(op.error.is_none());
+
+    let starts = server.requests_to(Endpoint::Start);
+    assert_eq!(statuses(&starts), [503, 200]);
+    for start in &starts {
+        assert_eq!(start.body, br#"{"durationMs": 40}"#[..], "resent intact");
+        assert_eq!(start.headers[AUTHORIZATION], "Bearer token-1");
+    }
+    let polls = polls_of(&server, &name);
+    assert!(!polls.is_empty());
+    assert!(polls
+        .iter()
+        .all(|p| p.headers[AUTHORIZATION] == "Bearer token-1"));
+    assert!(server.requests_to(Endpoint::Cancel).is_empty());
+    assert_eq!(layer.handle().stats().fired, 0);
+}
+
+#[tokio::test]
+async fn a_503_on_a_poll_is_absorbed_by_the_retry_layer_before_the_poll_policy_sees_it() {
+    let server = OperationsServer::new();
+    let handle = server.serve().await.unwrap();
+    let base = handle.base_url();
+    server.inject(
+        Endpoint::Get,
+        Fault::Script(vec![StatusCode::SERVICE_UNAVAILABLE]),
+    );
+    let token = Token::new("token-1");
+    // The layer tolerates no transient poll failure at all: a 503 reaching
+    // it would end the call with Error::Poll and a cancel.
+    let layer = CancelOnDropLayer::new().poll_policy(fast_polls().max_transient_failures(0));
+    let mut with_retry = ServiceBuilder::new()
+        .layer(layer.clone())
+        .service(inner_stack(&token, true));
+
+    let response = with_retry
+        .ready()
+        .await
+        .unwrap()
+        .call(start_without_auth(&base, 40))
+        .await
+        .unwrap();
+    let op = Operation::from_json(&body_bytes(response.into_body()).await).unwrap();
+    assert!(op.done);
+    assert!(op.error.is_none());
+    let name = only_operation(&server);
+    let polls = polls_of(&server, &name);
+    assert_eq!(statuses(&polls[..2]), [503, 200], "{polls:?}");
+    assert_eq!(layer.handle().stats().fired, 0);
+
+    // Without the retry layer the same 503 reaches the layer.
+    server.inject(
+        Endpoint::Get,
+        Fault::Script(vec![StatusCode::SERVICE_UNAVAILABLE]),
+    );
+    let mut without_retry = ServiceBuilder::new()
+        .layer(layer.clone())
+        .service(inner_stack(&token, false));
+    let result = without_retry
+        .ready()
+        .await
+        .unwrap()
+        .call(start_without_auth(&base, 60_000))
+        .await;
+    match result.map(|r| r.status()) {
+        Err(Error::Poll {
+            status: Some(status),
+            ..
+        }) => assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE),
+        other => panic!("expected Error::Poll with 503, got {other:?}"),
+    }
+    let report = layer.handle().drain(WAIT).await;
+    assert_eq!(report.stats.fired, 1, "polling gave up: a cancel");
+}
+
+#[tokio::test]
+async fn layers_outside_see_only_the_callers_call_and_layers_inside_see_every_poll_and_the_cancel()
+{
+    let server = OperationsServer::new();
+    let handle = server.serve().await.unwrap();
+    let base = handle.base_url();
+    let token = Token::new("token-1");
+    // What a layer at each position is called with: (method, path).
+    type Seen = Arc<Mutex<Vec<(Method, String)>>>;
+    let outside: Seen = Seen::default();
+    let inside: Seen = Seen::default();
+    let record = |seen: &Seen| {
+        let seen = seen.clone();
+        move |request: Request<Full<Bytes>>| {
+            seen.lock()
+                .unwrap()
+                .push((request.method().clone(), request.uri().path().to_owned()));
+            request
+        }
+    };
+    let layer = CancelOnDropLayer::new().poll_policy(fast_polls());
+    let mut client = ServiceBuilder::new()
+        .map_request(record(&outside))
+        .layer(layer.clone())
+        .map_request(record(&inside))
+        .service(inner_stack(&token, true));
+
+    let call = client
+        .ready()
+        .await
+        .unwrap()
+        .call(start_without_auth(&base, 60_000));
+    let mut call = Box::pin(call);
+    // Let it poll a few times, then give up.
+    tokio::select! {
+        result = &mut call => panic!("the call ended: {:?}", result.map(|r| r.status())),
+        log = server.wait_for(WAIT, |log| {
+            log.iter().filter(|r| r.endpoint == Endpoint::Get && r.is_answered()).count() >= 3
+        }) => { log.unwrap(); }
+    }
+    drop(call);
+    server
+        .wait_for(WAIT, |log| {
+            log.iter()
+                .any(|r| r.endpoint == Endpoint::Cancel && r.is_answered())
+        })
+        .await
+        .unwrap();
+    let report = layer.handle().drain(WAIT).await;
+    assert!(report.is_complete(), "{report:?}");
+    let name = only_operation(&server);
+
+    let start_path = "/v1/projects/p/locations/l/jobs".to_owned();
+    assert_eq!(
+        *outside.lock().unwrap(),
+        [(Method::POST, start_path.clone())],
+        "outside: the caller's one call"
+    );
+    let inside = inside.lock().unwrap().clone();
+    assert_eq!(
+        inside.first(),
+        Some(&(Method::POST, start_path)),
+        "{inside:?}"
+    );
+    assert_eq!(
+        inside.last(),
+        Some(&(Method::POST, format!("/v1/{name}:cancel"))),
+        "{inside:?}"
+    );
+    let polls = &inside[1..inside.len() - 1];
+    assert!(polls.len() >= 3, "{inside:?}");
+    assert!(
+        polls
+            .iter()
+            .all(|p| *p == (Method::GET, format!("/v1/{name}"))),
+        "inside: the start, every poll, the cancel: {inside:?}"
+    );
+}
