@@ -54,6 +54,12 @@
 //! # }
 //! ```
 //!
+//! The cancel fires when the [`ResponseFuture`] is *dropped*: awaiting it by
+//! value inside `tokio::time::timeout`, `tower::timeout`, or a `select!` branch
+//! that loses drops it at once. A future pinned in a variable and awaited by
+//! reference (`timeout(d, &mut fut)`) lives until its scope ends, and so does
+//! the operation — drop it (or `Box::pin` and drop) when you give up.
+//!
 //! # Features
 //! - `testing`: [`testing::OperationsServer`], an in-process AIP-151 server
 //!   (a tower `Service`, also served by hyper on loopback) for tests.
