@@ -97,6 +97,35 @@ pub use request_body::RequestBody;
 pub use route::Routes;
 pub use service::CancelOnDrop;
 
+/// Entry points for the fuzz targets in `fuzz/` and for
+/// `tests/fuzz_replay.rs`. Not part of the API: no stability promise.
+#[doc(hidden)]
+pub mod __fuzz {
+    use http::{HeaderValue, Uri};
+
+    use crate::OperationName;
+
+    /// What the layer does with a complete JSON response body (DESIGN §3–§5):
+    /// the name, GetOperation URI and CancelOperation URI of the not-done
+    /// operation it would wait on; or why it tracks nothing, as logged, and
+    /// whether that is a `warn` event. `path_prefix` is the layer's
+    /// `path_prefix` override, as stored.
+    pub fn recognise(
+        body: &[u8],
+        request_uri: &Uri,
+        path_prefix: Option<&str>,
+    ) -> Result<(OperationName, Uri, Uri), (String, bool)> {
+        crate::operation::recognise(body, request_uri, path_prefix)
+            .map(|r| (r.name, r.get_uri, r.cancel_uri))
+            .map_err(|e| (e.to_string(), e.is_warning()))
+    }
+
+    /// The `x-goog-request-params` value sent with poll and cancel requests.
+    pub fn request_params(name: &OperationName) -> HeaderValue {
+        name.request_params()
+    }
+}
+
 // The README's examples are compiled as doc tests.
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]
