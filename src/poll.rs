@@ -143,7 +143,14 @@ pub(crate) fn is_transient(status: StatusCode) -> bool {
     )
 }
 
-/// The `Retry-After` header (RFC 9110 §10.2.3): delay-seconds or an HTTP-date.
+/// The longest `Retry-After` believed: one day. The value comes from the
+/// server, and callers add it to `Instant::now()`, which panics on overflow
+/// (`Retry-After: 18446744073709551615`); a poll caps it at its `max_delay`
+/// and a cancel gives up past its deadline anyway.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// The `Retry-After` header (RFC 9110 §10.2.3): delay-seconds or an HTTP-date,
+/// at most [`MAX_RETRY_AFTER`].
 pub(crate) fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     let value = headers
         .get(http::header::RETRY_AFTER)?
@@ -151,12 +158,13 @@ pub(crate) fn retry_after(headers: &HeaderMap) -> Option<Duration> {
         .ok()?
         .trim();
     if let Ok(secs) = value.parse::<u64>() {
-        return Some(Duration::from_secs(secs));
+        return Some(Duration::from_secs(secs).min(MAX_RETRY_AFTER));
     }
     let when = httpdate::parse_http_date(value).ok()?;
     Some(
         when.duration_since(SystemTime::now())
-            .unwrap_or(Duration::ZERO),
+            .unwrap_or(Duration::ZERO)
+            .min(MAX_RETRY_AFTER),
     )
 }
 
@@ -208,6 +216,28 @@ mod tests {
             "a past date means now"
         );
         h.insert(http::header::RETRY_AFTER, "soon".parse().unwrap());
+        assert_eq!(retry_after(&h), None);
+    }
+
+    #[test]
+    fn retry_after_from_a_hostile_server_is_capped() {
+        let mut h = HeaderMap::new();
+        for value in [
+            "18446744073709551615",
+            "99999999999",
+            "Fri, 31 Dec 9999 23:59:59 GMT",
+        ] {
+            h.insert(http::header::RETRY_AFTER, value.parse().unwrap());
+            let after = retry_after(&h).unwrap();
+            assert_eq!(after, MAX_RETRY_AFTER, "{value}");
+            // What the callers do with it must not overflow.
+            let _ = tokio::time::Instant::now() + after;
+        }
+        // One more than u64::MAX is not a number: ignored.
+        h.insert(
+            http::header::RETRY_AFTER,
+            "18446744073709551616".parse().unwrap(),
+        );
         assert_eq!(retry_after(&h), None);
     }
 }
