@@ -737,18 +737,13 @@ impl fmt::Display for NotTracked {
     }
 }
 
-/// DESIGN §3–§5 in one place: reads a (complete, size-checked) JSON response
-/// body and says whether it is a not-done Operation the layer can poll and
-/// cancel, with the routes to use, or why not. `path_prefix` is the layer's
-/// override.
+/// DESIGN §3 and §5 on a (complete, size-checked) JSON response body: the
+/// name of the not-done Operation it is, or why the layer should not track
+/// it. The part of recognition that reads untrusted bytes; routes come after.
 ///
 /// Never panics, for any input; the body is read once, by [`peek`], which
 /// allocates only for a name with JSON escapes.
-pub(crate) fn recognise(
-    body: &[u8],
-    request_uri: &Uri,
-    path_prefix: Option<&str>,
-) -> Result<Recognised, NotTracked> {
+pub(crate) fn read_operation(body: &[u8]) -> Result<OperationName, NotTracked> {
     let view = peek(body).map_err(NotTracked::Unreadable)?;
     let name = view.name.ok_or(NotTracked::NoName)?;
     if view.other_fields {
@@ -757,7 +752,19 @@ pub(crate) fn recognise(
     if view.done {
         return Err(NotTracked::Done);
     }
-    let name = OperationName::parse(&name).map_err(NotTracked::InvalidName)?;
+    OperationName::parse(&name).map_err(NotTracked::InvalidName)
+}
+
+/// [`read_operation`], then the DESIGN §4 routes: GetOperation and
+/// CancelOperation under `path_prefix` (the layer's override) or the prefix
+/// derived from the request path. (The layer may route otherwise: a user
+/// route function, WaitOperation.)
+pub(crate) fn recognise(
+    body: &[u8],
+    request_uri: &Uri,
+    path_prefix: Option<&str>,
+) -> Result<Recognised, NotTracked> {
+    let name = read_operation(body)?;
     let prefix = match path_prefix {
         Some(prefix) => prefix,
         None => match name.path_prefix(request_uri.path()) {
