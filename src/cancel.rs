@@ -559,9 +559,15 @@ where
             let budget = policy
                 .attempt_timeout
                 .min(deadline.saturating_duration_since(Instant::now()));
-            let result = tokio::time::timeout(budget, job.svc.clone().oneshot(request))
-                .await
-                .map(|r| r.map_err(Into::<BoxError>::into));
+            // The budget covers reading the answer's body too: a server that
+            // sends a head, then a body that never ends, must not hold the
+            // cancel (and its slot) forever.
+            let svc = job.svc.clone();
+            let result = tokio::time::timeout(budget, async move {
+                let response = svc.oneshot(request).await.map_err(Into::into)?;
+                Ok::<_, BoxError>(classify(response).await)
+            })
+            .await;
             let answer = match result {
                 Err(_) => {
                     tracing::debug!(attempt, "cancel attempt timed out");
@@ -571,7 +577,7 @@ where
                     tracing::debug!(attempt, error = %e, "cancel attempt failed in transport");
                     Answer::Retry(None)
                 }
-                Ok(Ok(response)) => classify(response).await,
+                Ok(Ok(answer)) => answer,
             };
             match answer {
                 Answer::Final(outcome) => {

@@ -22,7 +22,7 @@ use crate::body::{Collect, Collected, ResponseBody};
 use crate::cancel::{CancelJob, Reason, Shared};
 use crate::error::{BoxError, Error};
 use crate::layer::Config;
-use crate::operation::{peek, Operation, OperationName};
+use crate::operation::{peek, read_operation, short_json_error, Operation, OperationName};
 use crate::poll::{is_transient, retry_after, PollPolicy};
 use crate::request_body::RequestBody;
 
@@ -272,28 +272,18 @@ impl<S> Track<S> {
     }
 
     /// Reads a response body as an Operation; `Some` if it is one the layer
-    /// should wait on: not done, with a valid name and a route to it.
+    /// should wait on: not done, with a valid name and a route to it. Why
+    /// not is logged without echoing more than a short, escaped part of the
+    /// body ([`read_operation`], fuzzed in `fuzz/`).
     pub(crate) fn recognise(&self, body: &[u8]) -> Option<Tracked> {
-        let view = match peek(body) {
-            Ok(view) => view,
-            Err(e) => {
-                tracing::warn!(error = %e, "JSON response is not a readable Operation; not tracked");
+        let name = match read_operation(body) {
+            Ok(name) => name,
+            Err(why) if why.is_warning() => {
+                tracing::warn!(url.path = self.request_uri.path(), "{why}; not tracked");
                 return None;
             }
-        };
-        let name = view.name?;
-        if view.other_fields {
-            // A resource with a `name` (AIP-122), not an Operation.
-            return None;
-        }
-        if view.done {
-            tracing::debug!(operation.name = %name, "operation already done");
-            return None;
-        }
-        let name = match OperationName::parse(&name) {
-            Ok(name) => name,
-            Err(e) => {
-                tracing::warn!(error = %e, "operation name rejected; not tracked");
+            Err(why) => {
+                tracing::debug!("{why}; not tracked");
                 return None;
             }
         };
@@ -915,7 +905,7 @@ where
                 };
                 let view = match peek(&data) {
                     Ok(view) => view,
-                    Err(e) => return invalid(name, e.to_string()),
+                    Err(e) => return invalid(name, short_json_error(&e)),
                 };
                 report_progress(&track.config, &data);
                 if view.name.as_deref().is_some_and(|n| n != name.as_str()) {

@@ -722,8 +722,6 @@ async fn hostile_operations_steer_nothing_off_the_origin() {
 /// string "…"`), so a `done` of 100 KB would be a 100 KB log line per
 /// response, or a 100 KB `Error` message.
 #[tokio::test]
-#[ignore = "needs the src/future.rs change proposed in the hostile branch's report \
-            (Track::recognise through operation::read_operation, short_json_error for polls)"]
 async fn warn_events_and_errors_never_echo_a_hostile_body() {
     const NAME: &str = "projects/p/locations/l/operations/echo";
     let huge = format!(r#""{}\r\nX-Injected: 1""#, "y".repeat(100_000));
@@ -792,8 +790,6 @@ async fn warn_events_and_errors_never_echo_a_hostile_body() {
 /// never ends: the cancel must still end within its own deadline, counted
 /// `failed`, and free its slot; `drain` must not wait forever.
 #[tokio::test]
-#[ignore = "needs the src/cancel.rs change proposed in the hostile branch's report \
-            (the attempt timeout must cover reading the answer's body)"]
 async fn a_cancel_answer_whose_body_hangs_is_bounded_by_the_cancel_deadline() {
     const NAME: &str = "projects/p/locations/l/operations/hung-cancel";
     let (addr, log, server) = recording_server(Arc::new(|seen: &Seen| {
