@@ -58,3 +58,93 @@ async fn a_call_abandoned_in_flight_and_answered_after_the_cancel_deadline_is_co
         "an abandoned call whose operation may be running is counted"
     );
 }
+
+/// The operation-starting request used below, to the in-memory server.
+fn start(duration_ms: u64) -> http::Request<Full<Bytes>> {
+    http::Request::post("http://api.test/v1/projects/p/locations/l/jobs")
+        .header("content-type", "application/json")
+        .body(Full::from(format!(r#"{{"durationMs": {duration_ms}}}"#)))
+        .unwrap()
+}
+
+/// `CancelStats` says each fired cancel ends in exactly one outcome, so
+/// `fired - finished()` is what is still in flight. A call abandoned in
+/// flight whose detached task is dropped by a shutting-down runtime is
+/// counted `lost` without being `fired`: `finished()` exceeds `fired`, and a
+/// metrics line computing `fired - finished()` underflows (a panic in a
+/// debug build).
+#[test]
+#[ignore = "needs fix: an in-flight call dropped by a runtime shutdown counts `lost` without `fired`"]
+fn a_runtime_shutdown_never_finishes_more_cancels_than_were_fired() {
+    use tower::Layer;
+
+    let server = OperationsServer::new();
+    server.inject(
+        Endpoint::Start,
+        Fault::Always(FaultKind::LateAnswer(Duration::from_secs(30))),
+    );
+    let layer = CancelOnDropLayer::new();
+    let cancels = layer.handle();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .start_paused(true)
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let mut svc = layer.layer(server.clone());
+        let call = ServiceExt::<http::Request<Full<Bytes>>>::ready(&mut svc)
+            .await
+            .unwrap()
+            .call(start(600_000));
+        // Dropped while the Start is unanswered: a detached task takes over.
+        assert!(tokio::time::timeout(Duration::from_secs(1), call)
+            .await
+            .is_err());
+    });
+    // The runtime goes away with that task unfinished.
+    drop(runtime);
+    let stats = cancels.stats();
+    assert!(
+        stats.finished() <= stats.fired,
+        "more cancels finished than fired: {stats:?}"
+    );
+}
+
+/// `drain` closes the task tracker, waits, and reopens it. A second drain
+/// running at the same time loses its wake-up when the first one times out
+/// and reopens the tracker: it then waits out its whole timeout although
+/// every cancel finished long before.
+#[tokio::test(start_paused = true)]
+#[ignore = "needs fix: a drain that times out reopens the tracker under a concurrent drain"]
+async fn a_drain_returns_once_the_cancels_finish_even_if_a_concurrent_drain_timed_out() {
+    use tower::Layer;
+
+    let server = OperationsServer::new();
+    server.inject(Endpoint::Cancel, Fault::Latency(Duration::from_secs(2)));
+    let layer = CancelOnDropLayer::new();
+    let cancels = layer.handle();
+    let mut svc = layer.layer(server.clone());
+    let call = ServiceExt::<http::Request<Full<Bytes>>>::ready(&mut svc)
+        .await
+        .unwrap()
+        .call(start(600_000));
+    // Dropped while waiting to poll: one cancel, answered after 2 s.
+    assert!(tokio::time::timeout(Duration::from_millis(100), call)
+        .await
+        .is_err());
+    let name = server.operation_names()[0].clone();
+
+    let short = cancels.drain(Duration::from_secs(1));
+    let long = tokio::time::timeout(
+        Duration::from_secs(30),
+        cancels.drain(Duration::from_secs(60)),
+    );
+    let (short, long) = tokio::join!(short, long);
+    assert!(
+        !short.is_complete(),
+        "the 1 s drain returns before the 2 s cancel"
+    );
+    assert_eq!(server.operation(&name).unwrap()["error"]["code"], 1);
+    let long = long.expect("the 60 s drain returns when the cancel is done (at 2 s), not at 60 s");
+    assert!(long.is_complete());
+}
