@@ -11,7 +11,12 @@
 //! cargo test --test chaos -- --nocapture                 # 2,000 operations
 //! cargo test --release --test chaos -- --ignored --nocapture   # 20,000
 //! CHAOS_SEED=7 cargo test --test chaos -- --nocapture    # another seed
+//! CHAOS_DEFAULT_CANCEL_POLICY=1 cargo test --test chaos -- --nocapture
 //! ```
+//!
+//! The runs use a faster `CancelPolicy` than the default (20 ms backoff, 1 s
+//! per attempt, so that hung attempts give way quickly); set
+//! `CHAOS_DEFAULT_CANCEL_POLICY` to run with the defaults (3 s per attempt).
 //!
 //! Transport: one HTTP/2 connection (`http2_only`), so thousands of
 //! concurrent calls need two sockets, not thousands (HTTP/1 would need one
@@ -368,13 +373,18 @@ async fn run(chaos: Chaos) {
     let handle = server.serve().await.unwrap();
     let base = handle.base_url();
 
-    let mut policy = CancelPolicy::new()
-        .attempts(ATTEMPTS)
-        .backoff(Duration::from_millis(20), Duration::from_millis(200))
-        // A hung attempt is abandoned after this; the next one is a retry.
-        .attempt_timeout(Duration::from_secs(1))
-        .deadline(Duration::from_secs(10))
-        .concurrency(chaos.concurrency.0, chaos.concurrency.1);
+    let mut policy = if std::env::var_os("CHAOS_DEFAULT_CANCEL_POLICY").is_some() {
+        // 3 attempts, 250 ms ×2 backoff, 3 s per attempt, 10 s in all.
+        CancelPolicy::new()
+    } else {
+        CancelPolicy::new()
+            .attempts(ATTEMPTS)
+            .backoff(Duration::from_millis(20), Duration::from_millis(200))
+            // A hung attempt is abandoned after this; the next one is a retry.
+            .attempt_timeout(Duration::from_secs(1))
+            .deadline(Duration::from_secs(10))
+    }
+    .concurrency(chaos.concurrency.0, chaos.concurrency.1);
     if chaos.verify {
         policy = policy.verify(Duration::from_secs(10));
     }

@@ -148,3 +148,52 @@ async fn a_drain_returns_once_the_cancels_finish_even_if_a_concurrent_drain_time
     let long = long.expect("the 60 s drain returns when the cancel is done (at 2 s), not at 60 s");
     assert!(long.is_complete());
 }
+
+/// The in-flight limit holds a slot for a cancel's whole life, its backoff
+/// and `Retry-After` sleeps included: cancels queue behind ones that are
+/// sending nothing. With the default policy the 2,000-operation chaos run
+/// left 136 operations running instead of about 49 (0.3³ of 1,816): 78 of
+/// them got a single attempt before the 10 s deadline, spent queueing.
+#[tokio::test(start_paused = true)]
+#[ignore = "needs fix: a cancel sleeping out Retry-After holds its in-flight slot"]
+async fn a_cancel_waiting_out_retry_after_gives_its_slot_to_the_next_one() {
+    use http::StatusCode;
+    use tower::Layer;
+
+    let server = OperationsServer::new();
+    // The first cancel is told to come back in 5 s; the others go through.
+    server.inject(
+        Endpoint::Cancel,
+        Fault::Sequence(vec![FaultKind::RetryAfter(
+            StatusCode::TOO_MANY_REQUESTS,
+            Duration::from_secs(5),
+        )]),
+    );
+    let layer = CancelOnDropLayer::new().cancel_policy(CancelPolicy::new().concurrency(1, 16));
+    let cancels = layer.handle();
+    let mut svc = layer.layer(server.clone());
+    for _ in 0..2 {
+        let call = ServiceExt::<http::Request<Full<Bytes>>>::ready(&mut svc)
+            .await
+            .unwrap()
+            .call(start(600_000));
+        // Dropped once the operation is known: a cancel is fired.
+        assert!(tokio::time::timeout(Duration::from_millis(100), call)
+            .await
+            .is_err());
+    }
+    let report = cancels.drain(Duration::from_secs(60)).await;
+    assert_eq!((report.stats.fired, report.stats.accepted), (2, 2));
+
+    let op = |n: u32| format!("projects/p/locations/l/operations/op-{n}");
+    let order: Vec<(String, u16)> = server
+        .requests_to(Endpoint::Cancel)
+        .into_iter()
+        .map(|r| (r.operation.unwrap(), r.status.as_u16()))
+        .collect();
+    assert_eq!(
+        order,
+        [(op(1), 429), (op(2), 200), (op(1), 200)],
+        "op-2's cancel is sent while op-1's waits out its Retry-After"
+    );
+}
