@@ -6,7 +6,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::{HeaderMap, Method, StatusCode};
 
-use super::Endpoint;
+use super::{Endpoint, FaultKind};
 
 /// The `status` of a [`RecordedRequest`] whose answer is still being
 /// prepared (during a [`Fault::Latency`](super::Fault::Latency) delay or a
@@ -44,13 +44,20 @@ pub struct RecordedRequest {
     /// The operation name (percent-decoded, without the `/{version}/` prefix
     /// or `:verb`): for Get, Cancel, Delete and Wait the name addressed
     /// (whether or not it exists); for a Start, the name of the operation it
-    /// created, filled in when answered (`None` if it failed or was faulted);
-    /// `None` otherwise.
+    /// created, filled in as soon as it is created — before the answer is
+    /// sent, so a Start whose caller went away before the answer
+    /// ([`FaultKind::LateAnswer`]) still names its operation — (`None` if it
+    /// failed or was faulted); `None` otherwise.
     pub operation: Option<String>,
     /// The status the server answered. While the answer is pending it is
     /// `102 Processing` (see [`is_answered`](Self::is_answered)); if the
-    /// caller dropped the request before it was answered it is `499`.
+    /// caller dropped the request before it was answered it is `499`. A
+    /// [`FaultKind::Disconnect`] (and a [`FaultKind::Hang`] ended by a
+    /// graceful shutdown) is recorded as `502`.
     pub status: StatusCode,
+    /// The fault injected into this request ([`OperationsServer::inject`](super::OperationsServer::inject)),
+    /// or `None` if it was answered normally.
+    pub fault: Option<FaultKind>,
 }
 
 impl RecordedRequest {
@@ -99,7 +106,11 @@ impl fmt::Display for Line<'_> {
         } else {
             f.write_str("(pending)")?;
         }
-        write!(f, " [{:?}]", r.endpoint)
+        write!(f, " [{:?}]", r.endpoint)?;
+        if let Some(fault) = &r.fault {
+            write!(f, " (fault: {fault:?})")?;
+        }
+        Ok(())
     }
 }
 

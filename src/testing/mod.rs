@@ -103,7 +103,11 @@
 //! the caller went away first). [`OperationsServer::wait_for`] wakes on each
 //! of these changes, so a test sees a CancelOperation the moment it arrives.
 //! [`OperationsServer::inject`] installs a [`Fault`] per [`Endpoint`]:
-//! error statuses, scripted status sequences, latency, dropped connections.
+//! every request, a scripted sequence, or a seeded random fraction of them
+//! answered with a [`FaultKind`] — an error status (with `Retry-After` if
+//! asked), latency before the work or a late answer after it, a hang, or a
+//! reset connection. [`RecordedRequest::fault`] says which fault each
+//! request got.
 //!
 //! # Calling it in memory
 //!
@@ -173,11 +177,11 @@ use serde_json::{json, Value};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-pub use self::fault::Fault;
+pub use self::fault::{Fault, FaultKind};
 pub use self::log::{RecordedRequest, WaitTimeout};
 pub use self::server::ServerHandle;
 
-use self::fault::{Action, Active};
+use self::fault::Active;
 use self::route::Target;
 
 /// The default operation duration: 10 s.
@@ -247,23 +251,15 @@ struct State {
 }
 
 impl State {
-    /// Decides a request's fault (consuming one step of a script).
-    fn take_fault(&mut self, endpoint: Endpoint) -> Action {
-        let Some(active) = self.faults.get_mut(&endpoint) else {
-            return Action::Normal;
-        };
-        match active {
-            Active::Status(status) => Action::for_status(*status),
-            Active::Latency(delay) => Action::Delay(*delay),
-            Active::Disconnect => Action::Disconnect,
-            Active::Script(script) => {
-                let next = script.pop_front();
-                if script.is_empty() {
-                    self.faults.remove(&endpoint);
-                }
-                next.map_or(Action::Normal, Action::for_status)
-            }
+    /// Decides a request's fault (consuming one step of a sequence, or one
+    /// draw of a random fault); `None`: answer normally.
+    fn take_fault(&mut self, endpoint: Endpoint) -> Option<FaultKind> {
+        let active = self.faults.get_mut(&endpoint)?;
+        let (fault, used_up) = active.next();
+        if used_up {
+            self.faults.remove(&endpoint);
         }
+        fault
     }
 }
 
@@ -510,7 +506,10 @@ where
 
     fn call(&mut self, request: Request<B>) -> Self::Future {
         let inner = Arc::clone(&self.inner);
-        Box::pin(async move { Ok(inner.handle(request).await.response) })
+        Box::pin(async move {
+            let never = std::future::pending::<()>();
+            Ok(inner.handle(request, never).await.response)
+        })
     }
 }
 
@@ -523,17 +522,16 @@ struct Answering<'a> {
 }
 
 impl Answering<'_> {
-    fn finish(mut self, status: StatusCode, created: Option<String>) {
+    fn finish(mut self, status: StatusCode) {
         self.answered = true;
-        self.inner.set_answer(self.index, status, created);
+        self.inner.set_answer(self.index, status);
     }
 }
 
 impl Drop for Answering<'_> {
     fn drop(&mut self) {
         if !self.answered {
-            self.inner
-                .set_answer(self.index, log::client_closed(), None);
+            self.inner.set_answer(self.index, log::client_closed());
         }
     }
 }
@@ -543,16 +541,26 @@ impl Inner {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn set_answer(&self, index: usize, status: StatusCode, created: Option<String>) {
+    /// Fills in the name of the operation a logged Start created.
+    fn set_created(&self, index: usize, name: String) {
+        let mut state = self.lock();
+        let Some(i) = index.checked_sub(state.log_base) else {
+            return; // cleared meanwhile
+        };
+        if let Some(entry) = state.log.get_mut(i) {
+            entry.operation = Some(name);
+        }
+        drop(state);
+        self.log_changed.send_modify(|v| *v += 1);
+    }
+
+    fn set_answer(&self, index: usize, status: StatusCode) {
         let mut state = self.lock();
         let Some(i) = index.checked_sub(state.log_base) else {
             return; // cleared meanwhile
         };
         if let Some(entry) = state.log.get_mut(i) {
             entry.status = status;
-            if created.is_some() {
-                entry.operation = created;
-            }
             tracing::debug!(
                 method = %entry.method,
                 path = %entry.path,
@@ -566,11 +574,15 @@ impl Inner {
     }
 
     /// Records, applies faults, dispatches, and fills the answer in.
-    pub(crate) async fn handle<B>(&self, request: Request<B>) -> Handled
+    ///
+    /// A [`FaultKind::Hang`] waits for `release` (never, in memory; the
+    /// graceful shutdown of an HTTP server) and then disconnects.
+    pub(crate) async fn handle<B, R>(&self, request: Request<B>, release: R) -> Handled
     where
         B: http_body::Body + Send + 'static,
         B::Data: Send,
         B::Error: Into<BoxError>,
+        R: Future<Output = ()>,
     {
         let (parts, body) = request.into_parts();
         let routed = route::classify(&parts.method, &parts.uri);
@@ -582,20 +594,21 @@ impl Inner {
             .uri
             .path_and_query()
             .map_or_else(|| parts.uri.path().to_owned(), |pq| pq.as_str().to_owned());
-        let record = RecordedRequest {
-            method: parts.method.clone(),
-            path,
-            headers: parts.headers.clone(),
-            body: body.as_ref().map(Bytes::clone).unwrap_or_default(),
-            endpoint: routed.endpoint,
-            operation: routed.operation().map(str::to_owned),
-            status: log::PENDING,
-        };
-        let (index, action) = {
+        let (index, fault) = {
             let mut state = self.lock();
+            let fault = state.take_fault(routed.endpoint);
             let index = state.log_base + state.log.len();
-            state.log.push(record);
-            (index, state.take_fault(routed.endpoint))
+            state.log.push(RecordedRequest {
+                method: parts.method.clone(),
+                path,
+                headers: parts.headers.clone(),
+                body: body.as_ref().map(Bytes::clone).unwrap_or_default(),
+                endpoint: routed.endpoint,
+                operation: routed.operation().map(str::to_owned),
+                status: log::PENDING,
+                fault: fault.clone(),
+            });
+            (index, fault)
         };
         self.log_changed.send_modify(|v| *v += 1);
         let answering = Answering {
@@ -604,43 +617,68 @@ impl Inner {
             answered: false,
         };
 
-        let action = match action {
-            Action::Delay(delay) => {
-                tokio::time::sleep(delay).await;
-                Action::Normal
+        let mut late = None;
+        let (response, disconnect) = match fault {
+            Some(FaultKind::Status(status)) => (fault::fault_response(status), false),
+            Some(FaultKind::RetryAfter(status, after)) => {
+                (fault::retry_after_response(status, after), false)
             }
-            other => other,
-        };
-        let (response, disconnect, created) = match (action, body) {
-            (Action::Respond(status), _) => (fault::fault_response(status), false, None),
-            (Action::Disconnect, _) => (fault::disconnect_response(), true, None),
-            (_, Err(error)) => {
-                let message = format!("Could not read the request body: {error}.");
-                (
-                    fault::error_response(StatusCode::BAD_REQUEST, &message),
-                    false,
-                    None,
-                )
+            Some(FaultKind::Disconnect) => (fault::disconnect_response(), true),
+            Some(FaultKind::Hang) => {
+                release.await;
+                (fault::disconnect_response(), true)
             }
-            (_, Ok(body)) => match self.dispatch(routed.target, &parts.uri, &body).await {
-                Ok((value, created)) => {
-                    (fault::json_response(StatusCode::OK, &value), false, created)
+            other => {
+                match other {
+                    Some(FaultKind::Latency(delay)) => tokio::time::sleep(delay).await,
+                    Some(FaultKind::LateAnswer(delay)) => late = Some(delay),
+                    _ => {}
                 }
-                Err(Answer::Error(e)) => (fault::error_response(e.status, &e.message), false, None),
-                Err(Answer::NotAllowed { allow, message }) => {
-                    let mut response =
-                        fault::error_response(StatusCode::METHOD_NOT_ALLOWED, &message);
-                    response
-                        .headers_mut()
-                        .insert(ALLOW, HeaderValue::from_static(allow));
-                    (response, false, None)
+                let (response, created) = self.answer(routed.target, &parts.uri, body).await;
+                if let Some(name) = created {
+                    self.set_created(index, name);
                 }
-            },
+                (response, false)
+            }
         };
-        answering.finish(response.status(), created);
+        if let Some(delay) = late {
+            tokio::time::sleep(delay).await;
+        }
+        answering.finish(response.status());
         Handled {
             response,
             disconnect,
+        }
+    }
+
+    /// Answers a request normally: the response, and for a Start the name of
+    /// the operation it created.
+    async fn answer(
+        &self,
+        target: Target,
+        uri: &Uri,
+        body: Result<Bytes, BoxError>,
+    ) -> (Response<Full<Bytes>>, Option<String>) {
+        let body = match body {
+            Ok(body) => body,
+            Err(error) => {
+                let message = format!("Could not read the request body: {error}.");
+                return (
+                    fault::error_response(StatusCode::BAD_REQUEST, &message),
+                    None,
+                );
+            }
+        };
+        match self.dispatch(target, uri, &body).await {
+            Ok((value, created)) => (fault::json_response(StatusCode::OK, &value), created),
+            Err(Answer::Error(e)) => (fault::error_response(e.status, &e.message), None),
+            Err(Answer::NotAllowed { allow, message }) => {
+                let mut response = fault::error_response(StatusCode::METHOD_NOT_ALLOWED, &message);
+                response
+                    .headers_mut()
+                    .insert(ALLOW, HeaderValue::from_static(allow));
+                (response, None)
+            }
         }
     }
 

@@ -2,13 +2,18 @@
 
 use std::fmt;
 use std::future::Future;
+use std::io;
 use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use hyper_util::server::conn::auto;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -20,7 +25,9 @@ use super::{Inner, OperationsServer};
 ///
 /// It speaks HTTP/1.1 and HTTP/2 (prior knowledge, `h2c`) on one port, and
 /// serves the same state as the `OperationsServer` it came from (and every
-/// clone of it).
+/// clone of it). HTTP/2 connections allow 10,000 concurrent streams
+/// (hyper's default, 200, would make the test server the bottleneck of a
+/// load test).
 ///
 /// Dropping the handle stops accepting connections and aborts the open ones
 /// (in-flight requests are dropped and logged as `499`); the listener is
@@ -51,9 +58,10 @@ impl ServerHandle {
 
     /// Stops gracefully: stops accepting, lets every in-flight request be
     /// answered (a WaitOperation may take up to its timeout, a
-    /// [`Fault::Latency`](super::Fault::Latency) its delay), closes idle
-    /// connections, and returns when every connection is closed and the
-    /// listening socket is released. Wrap it in `tokio::time::timeout` to
+    /// [`FaultKind::Latency`](super::FaultKind::Latency) its delay; a
+    /// [`FaultKind::Hang`](super::FaultKind::Hang) is ended as a
+    /// disconnect), closes idle connections, and returns when every
+    /// connection is closed and the listening socket is released. Wrap it in `tokio::time::timeout` to
     /// bound it; dropping this future aborts what is left.
     pub async fn shutdown(self) {
         self.graceful.cancel();
@@ -77,6 +85,10 @@ impl fmt::Debug for ServerHandle {
             .finish()
     }
 }
+
+/// The `SETTINGS_MAX_CONCURRENT_STREAMS` of the served HTTP/2 connections:
+/// 10,000.
+const MAX_CONCURRENT_STREAMS: u32 = 10_000;
 
 /// Binds `addr` and spawns the accept loop.
 pub(crate) async fn serve_on(
@@ -162,32 +174,106 @@ async fn accept_loop(listener: TcpListener, inner: Arc<Inner>, tasks: Tasks) {
 }
 
 /// The service error that makes hyper drop the connection (HTTP/1) or reset
-/// the stream (HTTP/2): [`Fault::Disconnect`](super::Fault::Disconnect).
+/// the stream (HTTP/2): [`FaultKind::Disconnect`](super::FaultKind::Disconnect).
 #[derive(Debug)]
 struct Disconnect;
 
 impl fmt::Display for Disconnect {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("connection dropped by tower_lro::testing::Fault::Disconnect")
+        f.write_str("connection dropped by tower_lro::testing::FaultKind::Disconnect")
     }
 }
 
 impl std::error::Error for Disconnect {}
 
+/// The server's end of one TCP connection: closed with a `RST` (zero linger,
+/// an abortive close) instead of a `FIN` when `reset` is set by the time it
+/// is dropped.
+struct Conn {
+    stream: TcpStream,
+    reset: Arc<AtomicBool>,
+}
+
+impl Drop for Conn {
+    fn drop(&mut self) {
+        if self.reset.load(Ordering::Acquire) {
+            // Best effort: a socket already closed by the peer may refuse it.
+            let _ = self.stream.set_zero_linger();
+        }
+    }
+}
+
+impl AsyncRead for Conn {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().stream).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Conn {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().stream).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().stream).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.stream.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().stream).poll_shutdown(cx)
+    }
+}
+
 async fn serve_connection(stream: TcpStream, inner: Arc<Inner>, tasks: Tasks) {
+    let reset = Arc::new(AtomicBool::new(false));
+    let conn = Conn {
+        stream,
+        reset: Arc::clone(&reset),
+    };
+    let graceful = tasks.graceful.clone();
     let service = hyper::service::service_fn(move |request: http::Request<Incoming>| {
         let inner = Arc::clone(&inner);
+        let reset = Arc::clone(&reset);
+        let release = graceful.clone().cancelled_owned();
         async move {
-            let handled = inner.handle(request).await;
+            let http1 = request.version() < http::Version::HTTP_2;
+            let handled = inner.handle(request, release).await;
             if handled.disconnect {
+                // HTTP/1: the whole connection goes, with a RST. HTTP/2:
+                // hyper resets this stream only.
+                if http1 {
+                    reset.store(true, Ordering::Release);
+                }
                 Err(Disconnect)
             } else {
                 Ok(handled.response)
             }
         }
     });
-    let builder = auto::Builder::new(Executor(tasks.clone()));
-    let connection = builder.serve_connection(TokioIo::new(stream), service);
+    let mut builder = auto::Builder::new(Executor(tasks.clone()));
+    builder
+        .http2()
+        .max_concurrent_streams(MAX_CONCURRENT_STREAMS);
+    let connection = builder.serve_connection(TokioIo::new(conn), service);
     let mut connection = std::pin::pin!(connection);
     tokio::select! {
         _ = connection.as_mut() => return,
