@@ -183,6 +183,13 @@ pub struct CancelStats {
     pub shed: u64,
     /// Dropped unsent because the tokio runtime shut down first.
     pub lost: u64,
+    /// Calls abandoned before their first response (the future dropped, or
+    /// the layer's deadline passed, with the original request in flight)
+    /// whose answer did not come within the cancel deadline, or whose
+    /// detached wait was cut short by the runtime shutting down: an
+    /// operation the request started, if any, cannot be cancelled. Not part
+    /// of `fired`.
+    pub unanswered: u64,
     /// With [`CancelPolicy::verify`]: accepted cancels whose operation then
     /// ended CANCELLED (`error.code == 1`).
     pub verified_cancelled: u64,
@@ -208,6 +215,7 @@ struct Counters {
     retried: AtomicU64,
     shed: AtomicU64,
     lost: AtomicU64,
+    unanswered: AtomicU64,
     verified_cancelled: AtomicU64,
     completed_anyway: AtomicU64,
 }
@@ -267,6 +275,7 @@ impl Shared {
             retried: c.retried.load(Ordering::Relaxed),
             shed: c.shed.load(Ordering::Relaxed),
             lost: c.lost.load(Ordering::Relaxed),
+            unanswered: c.unanswered.load(Ordering::Relaxed),
             verified_cancelled: c.verified_cancelled.load(Ordering::Relaxed),
             completed_anyway: c.completed_anyway.load(Ordering::Relaxed),
         }
@@ -285,6 +294,10 @@ impl Shared {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .insert(authority.to_owned());
+    }
+
+    pub(crate) fn count_unanswered(&self) {
+        self.counters.unanswered.fetch_add(1, Ordering::Relaxed);
     }
 
     pub(crate) fn count_lost(&self) {
@@ -368,9 +381,12 @@ impl CancelHandle {
     /// are waited for too. Never fails; the report says what was left.
     pub async fn drain(&self, timeout: Duration) -> DrainReport {
         let tracker = &self.shared.tracker;
+        // Closed for good: `close` only tells `wait` that no more tasks are
+        // expected; tasks spawned afterwards are still tracked and waited
+        // for. Reopening here would take the wake-up away from a concurrent
+        // `drain`.
         tracker.close();
         let _ = tokio::time::timeout(timeout, tracker.wait()).await;
-        tracker.reopen();
         DrainReport {
             pending: self.pending().max(tracker.len()),
             stats: self.stats(),
@@ -546,13 +562,18 @@ where
         if job.shared.unimplemented_at(&authority) {
             break 'outcome Outcome::UnimplementedSkipped;
         }
-        let Ok(Ok(_slot)) = tokio::time::timeout_at(deadline, job.shared.slots.acquire()).await
-        else {
-            tracing::warn!("no cancel slot free before the cancel deadline");
-            break 'outcome Outcome::Failed;
-        };
         let mut attempt = 0;
         loop {
+            // A slot per attempt: a cancel backing off, or honouring a
+            // Retry-After, sends nothing and holds no slot.
+            let Ok(Ok(slot)) = tokio::time::timeout_at(deadline, job.shared.slots.acquire()).await
+            else {
+                tracing::warn!(attempt, "no cancel slot free before the cancel deadline");
+                break 'outcome Outcome::Failed;
+            };
+            if attempt > 0 {
+                job.shared.counters.retried.fetch_add(1, Ordering::Relaxed);
+            }
             attempt += 1;
             span.record("attempt", attempt);
             let request = cancel_request::<ReqBody>(&job);
@@ -600,7 +621,7 @@ where
                     if attempt >= policy.attempts || next >= deadline {
                         break 'outcome Outcome::Failed;
                     }
-                    job.shared.counters.retried.fetch_add(1, Ordering::Relaxed);
+                    drop(slot);
                     tokio::time::sleep_until(next).await;
                 }
             }

@@ -517,11 +517,14 @@ pub(crate) fn spawn_in_flight<S, ReqBody, ResBody>(
             Ok(None) => {
                 tracing::debug!("the request abandoned in flight started no operation");
             }
-            Err(_) => tracing::warn!(
-                limit_ms = u64::try_from(limit.as_millis()).unwrap_or(u64::MAX),
-                "the request abandoned in flight was not answered within the cancel deadline; \
-                 an operation it started cannot be cancelled"
-            ),
+            Err(_) => {
+                track.shared.count_unanswered();
+                tracing::warn!(
+                    limit_ms = u64::try_from(limit.as_millis()).unwrap_or(u64::MAX),
+                    "the request abandoned in flight was not answered within the cancel deadline; \
+                     an operation it started cannot be cancelled"
+                )
+            }
         }
     }
     .instrument(span);
@@ -557,7 +560,9 @@ where
     }
 }
 
-/// Counts detached work dropped unfinished by a runtime shutting down.
+/// Counts detached work dropped unfinished by a runtime shutting down: a
+/// call whose answer never came, like one past the cancel deadline (it was
+/// never `fired`, so it is not `lost`).
 struct LostGuard(Option<Arc<Shared>>);
 
 impl LostGuard {
@@ -569,7 +574,7 @@ impl LostGuard {
 impl Drop for LostGuard {
     fn drop(&mut self) {
         if let Some(shared) = self.0.take() {
-            shared.count_lost();
+            shared.count_unanswered();
             tracing::warn!(
                 "a request abandoned in flight was dropped by the runtime shutting down; \
                  an operation it started cannot be cancelled"

@@ -155,6 +155,9 @@ impl CancelOnDropLayer {
     }
 
     /// How cancels are delivered: attempts, backoff, deadline, concurrency.
+    ///
+    /// Clones of a layer share its cancel slots and [`CancelHandle`]: set the
+    /// policy before cloning the layer.
     pub fn cancel_policy(mut self, policy: CancelPolicy) -> Self {
         self.shared.resize(policy.max_in_flight);
         self.config_mut().cancel = policy;

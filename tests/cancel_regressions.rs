@@ -1,7 +1,6 @@
-//! What the chaos suite (`tests/chaos.rs`) found in the layer: minimal
-//! reproductions, each `#[ignore = "needs fix: ..."]` until the fix lands
-//! (run them with `cargo test --test chaos_findings -- --ignored`). They live
-//! apart from the chaos runs, whose panic counter would see their failures.
+//! What the chaos suite (`tests/chaos.rs`) found in the layer, kept as
+//! minimal regression tests. They live apart from the chaos runs, whose
+//! process-wide panic counter would see their failures.
 
 use std::time::Duration;
 
@@ -17,7 +16,6 @@ use tower_lro::{CancelOnDropLayer, CancelPolicy, CancelStats};
 /// — which the layer cannot help — but nothing in `CancelStats` says so: the
 /// only trace is a `warn` event. "Never silently orphaned" needs a count.
 #[tokio::test(start_paused = true)]
-#[ignore = "needs fix: an in-flight call unanswered within the cancel deadline is in no CancelStats counter"]
 async fn a_call_abandoned_in_flight_and_answered_after_the_cancel_deadline_is_counted() {
     use tower::Layer;
 
@@ -74,7 +72,6 @@ fn start(duration_ms: u64) -> http::Request<Full<Bytes>> {
 /// metrics line computing `fired - finished()` underflows (a panic in a
 /// debug build).
 #[test]
-#[ignore = "needs fix: an in-flight call dropped by a runtime shutdown counts `lost` without `fired`"]
 fn a_runtime_shutdown_never_finishes_more_cancels_than_were_fired() {
     use tower::Layer;
 
@@ -115,7 +112,6 @@ fn a_runtime_shutdown_never_finishes_more_cancels_than_were_fired() {
 /// and reopens the tracker: it then waits out its whole timeout although
 /// every cancel finished long before.
 #[tokio::test(start_paused = true)]
-#[ignore = "needs fix: a drain that times out reopens the tracker under a concurrent drain"]
 async fn a_drain_returns_once_the_cancels_finish_even_if_a_concurrent_drain_timed_out() {
     use tower::Layer;
 
@@ -155,7 +151,6 @@ async fn a_drain_returns_once_the_cancels_finish_even_if_a_concurrent_drain_time
 /// left 136 operations running instead of about 49 (0.3³ of 1,816): 78 of
 /// them got a single attempt before the 10 s deadline, spent queueing.
 #[tokio::test(start_paused = true)]
-#[ignore = "needs fix: a cancel sleeping out Retry-After holds its in-flight slot"]
 async fn a_cancel_waiting_out_retry_after_gives_its_slot_to_the_next_one() {
     use http::StatusCode;
     use tower::Layer;
