@@ -22,7 +22,9 @@ use crate::body::{Collect, Collected, ResponseBody};
 use crate::cancel::{CancelJob, Reason, Shared};
 use crate::error::{BoxError, Error};
 use crate::layer::Config;
-use crate::operation::{peek, read_operation, short_json_error, Operation, OperationName};
+use crate::operation::{
+    default_routes, peek, read_operation, short_json_error, Operation, OperationName,
+};
 use crate::poll::{is_transient, retry_after, PollPolicy};
 use crate::request_body::RequestBody;
 
@@ -305,40 +307,18 @@ impl<S> Track<S> {
                 });
             }
         }
-        let prefix = match &self.config.path_prefix {
-            Some(prefix) => &**prefix,
-            None => match name.path_prefix(self.request_uri.path()) {
-                Some(prefix) => prefix,
-                None => {
-                    tracing::warn!(
-                        operation.name = %name,
-                        url.path = self.request_uri.path(),
-                        "no path prefix for GetOperation/CancelOperation; set CancelOnDropLayer::path_prefix; not tracked"
-                    );
-                    return None;
-                }
-            },
-        };
-        let uris = name
-            .uri_with_prefix(&self.request_uri, prefix, "")
-            .and_then(|get| {
-                let cancel = name.uri_with_prefix(&self.request_uri, prefix, ":cancel")?;
-                let wait = match self.config.poll.wait {
-                    Some(_) => Some(name.uri_with_prefix(&self.request_uri, prefix, ":wait")?),
-                    None => None,
-                };
-                Ok((get, cancel, wait))
-            });
-        match uris {
-            Ok((get_uri, cancel_uri, wait_uri)) => Some(Tracked {
-                name,
-                get_uri,
-                cancel_uri,
+        let path_prefix = self.config.path_prefix.as_deref();
+        let wait = self.config.poll.wait.is_some();
+        match default_routes(name, &self.request_uri, path_prefix, wait) {
+            Ok(routes) => Some(Tracked {
+                name: routes.name,
+                get_uri: routes.get_uri,
+                cancel_uri: routes.cancel_uri,
                 cancel_method: Method::POST,
-                wait_uri,
+                wait_uri: routes.wait_uri,
             }),
-            Err(e) => {
-                tracing::warn!(operation.name = %name, error = %e, "no route to the operation; not tracked");
+            Err(why) => {
+                tracing::warn!(url.path = self.request_uri.path(), "{why}; not tracked");
                 None
             }
         }

@@ -649,6 +649,7 @@ pub(crate) struct Recognised {
     pub(crate) name: OperationName,
     pub(crate) get_uri: Uri,
     pub(crate) cancel_uri: Uri,
+    pub(crate) wait_uri: Option<Uri>,
 }
 
 /// Why a JSON response body is not an operation the layer waits on.
@@ -755,16 +756,25 @@ pub(crate) fn read_operation(body: &[u8]) -> Result<OperationName, NotTracked> {
     OperationName::parse(&name).map_err(NotTracked::InvalidName)
 }
 
-/// [`read_operation`], then the DESIGN §4 routes: GetOperation and
-/// CancelOperation under `path_prefix` (the layer's override) or the prefix
-/// derived from the request path. (The layer may route otherwise: a user
-/// route function, WaitOperation.)
+/// [`read_operation`], then [`default_routes`]: what the layer does with a
+/// response body when no route function claims the operation.
 pub(crate) fn recognise(
     body: &[u8],
     request_uri: &Uri,
     path_prefix: Option<&str>,
 ) -> Result<Recognised, NotTracked> {
-    let name = read_operation(body)?;
+    default_routes(read_operation(body)?, request_uri, path_prefix, false)
+}
+
+/// The DESIGN §4 routes of a validated name: GetOperation, CancelOperation
+/// and (if `wait`) WaitOperation under `path_prefix` (the layer's override)
+/// or the prefix derived from the request path.
+pub(crate) fn default_routes(
+    name: OperationName,
+    request_uri: &Uri,
+    path_prefix: Option<&str>,
+    wait: bool,
+) -> Result<Recognised, NotTracked> {
     let prefix = match path_prefix {
         Some(prefix) => prefix,
         None => match name.path_prefix(request_uri.path()) {
@@ -774,12 +784,20 @@ pub(crate) fn recognise(
     };
     let routes = name
         .uri_with_prefix(request_uri, prefix, "")
-        .and_then(|get| Ok((get, name.uri_with_prefix(request_uri, prefix, ":cancel")?)));
+        .and_then(|get| {
+            let cancel = name.uri_with_prefix(request_uri, prefix, ":cancel")?;
+            let wait = match wait {
+                true => Some(name.uri_with_prefix(request_uri, prefix, ":wait")?),
+                false => None,
+            };
+            Ok((get, cancel, wait))
+        });
     match routes {
-        Ok((get_uri, cancel_uri)) => Ok(Recognised {
+        Ok((get_uri, cancel_uri, wait_uri)) => Ok(Recognised {
             name,
             get_uri,
             cancel_uri,
+            wait_uri,
         }),
         Err(e) => Err(NotTracked::NoRoute(name, e)),
     }
