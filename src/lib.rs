@@ -126,6 +126,19 @@ pub mod __fuzz {
     }
 }
 
+/// Not public API: what `benches/inspect.rs` measures. May change or go away
+/// in any release.
+#[doc(hidden)]
+pub mod __bench {
+    /// The layer's recognition of a response body (DESIGN §3, §5) before
+    /// routing: `operation::read_operation` — `peek` (a borrowed view of
+    /// `name` and `done`), then an Operation's fields only, not done, a valid
+    /// name. `Some(name)` if the layer would track it.
+    pub fn recognise(body: &[u8]) -> Option<crate::OperationName> {
+        crate::operation::read_operation(body).ok()
+    }
+}
+
 // The README's examples are compiled as doc tests.
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::{HeaderMap, Method, StatusCode};
+use tokio::time::Instant;
 
 use super::{Endpoint, FaultKind};
 
@@ -58,6 +59,11 @@ pub struct RecordedRequest {
     /// The fault injected into this request ([`OperationsServer::inject`](super::OperationsServer::inject)),
     /// or `None` if it was answered normally.
     pub fault: Option<FaultKind>,
+    /// When the request arrived (was recorded: its body read, before any
+    /// fault), on the tokio clock — so under `tokio::time::pause` it is the
+    /// paused time. `examples/load.rs` measures drop→cancel-arrival latency
+    /// with it.
+    pub received_at: Instant,
 }
 
 impl RecordedRequest {

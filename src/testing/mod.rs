@@ -607,6 +607,7 @@ impl Inner {
                 operation: routed.operation().map(str::to_owned),
                 status: log::PENDING,
                 fault: fault.clone(),
+                received_at: Instant::now(),
             });
             (index, fault)
         };

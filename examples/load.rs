@@ -1,0 +1,582 @@
+//! A load driver: `CancelOnDropLayer` over a real hyper-util client, against
+//! the embedded operations server served by hyper on 127.0.0.1, each figure
+//! next to its anchor measured in the same run. Prints three tables
+//! (markdown), copied into BENCHMARKS.md:
+//!
+//! - **(a) drop → cancel arrival.** N times, one at a time: start an
+//!   operation through the layer, wait until the response future is tracking
+//!   it (sleeping before its first poll), drop the future, and take the time
+//!   from the drop to the cancel's arrival at the server
+//!   ([`RecordedRequest::received_at`]: recorded when the request's body has
+//!   been read). Interleaved with the anchor: a raw hyper-util
+//!   `POST …:cancel` sent from a freshly spawned task (`tokio::spawn`),
+//!   timed the same way from just before the spawn.
+//! - **(b) mass drop.** The anchor first: M raw `POST …:cancel` requests, 64
+//!   in flight. Then M operations started through the layer (64 in flight)
+//!   and kept tracking, all dropped at once: the time until the server has
+//!   all M cancels (from the drop to the last arrival), as a rate and a
+//!   ratio to the anchor's. The process's RSS (`VmRSS`) and peak (`VmHWM`)
+//!   from `/proc/self/status` before the operations start, while they are
+//!   tracked, right after the drop, and after `CancelHandle::drain` (and
+//!   after the server that held those operations is shut down). The layer
+//!   phase uses its own server, so its operation table can be freed. Then
+//!   the same mass drop with the default `CancelPolicy` (64 in flight +
+//!   4,096 queued), to show what it sheds.
+//! - **(c) completion detection.** In memory, under paused tokio time (exact
+//!   and instant): K operations each of 1 s, 10 s and 60 s through the layer
+//!   with the default `PollPolicy` (1 s, ×1.5, ≤ 30 s, full jitter): how late
+//!   after the operation was done the caller got the response, and how many
+//!   GetOperation polls it took, against the targets (lateness ≤ 0.5 × T,
+//!   polls ≤ ⌈log₁.₅(T / 1 s)⌉ + 2); and the same without jitter.
+//!
+//! ```sh
+//! cargo run --release --example load --features testing            # the full run
+//! cargo run --release --example load --features testing -- --short # CI: a few seconds
+//! ```
+//!
+//! (`LOAD_SHORT=1` works like `--short`.) Numbers drift between runs and
+//! machines; the ratios to the anchors measured in the same run are what
+//! count.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::task::Poll;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Method, Request, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::{connect::HttpConnector, Client};
+use hyper_util::rt::TokioExecutor;
+use tokio::time::Instant;
+use tower::{Layer, Service, ServiceExt};
+use tower_lro::testing::{Endpoint, OperationsServer, RecordedRequest};
+use tower_lro::{CancelHandle, CancelOnDropLayer, CancelPolicy, Operation, PollPolicy};
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+type HttpClient = Client<HttpConnector, Full<Bytes>>;
+type Tracking = Pin<
+    Box<<tower_lro::CancelOnDrop<HttpClient> as Service<Request<Full<Bytes>>>>::Future>,
+>;
+
+/// Sizes of one run.
+struct Plan {
+    sequential: usize,
+    warm_up: usize,
+    mass: usize,
+    completions: usize,
+    short: bool,
+}
+
+fn main() -> Result<(), BoxError> {
+    let short = std::env::args().any(|a| a == "--short")
+        || std::env::var_os("LOAD_SHORT").is_some_and(|v| v != "0");
+    let plan = if short {
+        Plan {
+            sequential: 100,
+            warm_up: 10,
+            mass: 2_000,
+            completions: 200,
+            short,
+        }
+    } else {
+        Plan {
+            sequential: 1_000,
+            warm_up: 50,
+            mass: 10_000,
+            completions: 2_000,
+            short,
+        }
+    };
+    println!(
+        "# tower-lro load run ({}; {} CPUs; {})",
+        if short { "--short" } else { "full" },
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        if cfg!(debug_assertions) {
+            "DEBUG build: numbers are not meaningful"
+        } else {
+            "release build"
+        }
+    );
+
+    let completion = completion_table(&plan)?;
+
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let (latency, mass) = rt.block_on(async {
+        let latency = latency_table(&plan).await?;
+        let mass = mass_table(&plan).await?;
+        Ok::<_, BoxError>((latency, mass))
+    })?;
+    drop(rt);
+
+    println!("{latency}");
+    println!("{mass}");
+    println!("{completion}");
+    Ok(())
+}
+
+// ===== shared pieces =====
+
+fn http_client() -> HttpClient {
+    Client::builder(TokioExecutor::new()).build_http()
+}
+
+/// `POST {base}/v1/projects/p/locations/l/jobs` starting an operation of `ms`.
+fn start_request(base: &str, ms: u64) -> Request<Full<Bytes>> {
+    let mut request = Request::new(Full::from(format!(r#"{{"durationMs":{ms}}}"#)));
+    *request.method_mut() = Method::POST;
+    *request.uri_mut() = format!("{base}/v1/projects/p/locations/l/jobs")
+        .parse()
+        .expect("valid URI");
+    let headers = request.headers_mut();
+    headers.insert("content-type", "application/json".parse().expect("value"));
+    headers.insert("authorization", "Bearer load-test".parse().expect("value"));
+    request
+}
+
+/// A raw AIP-151 cancel, as the layer sends it: `POST {base}{path}`, empty body.
+fn raw_cancel(base: &str, path: &str) -> Request<Full<Bytes>> {
+    let mut request = Request::new(Full::default());
+    *request.method_mut() = Method::POST;
+    *request.uri_mut() = format!("{base}{path}").parse().expect("valid URI");
+    let headers = request.headers_mut();
+    headers.insert("authorization", "Bearer load-test".parse().expect("value"));
+    headers.insert("content-length", "0".parse().expect("value"));
+    request
+}
+
+/// The `/v1/{name}:cancel` path of an operation.
+fn cancel_path(name: &str) -> String {
+    format!("/v1/{name}:cancel")
+}
+
+/// Calls `svc` and polls the response future until it is tracking an
+/// operation (sleeping before its first poll); returns it, still alive.
+async fn tracking(mut svc: tower_lro::CancelOnDrop<HttpClient>, request: Request<Full<Bytes>>) -> Result<Tracking, BoxError> {
+    ServiceExt::<Request<Full<Bytes>>>::ready(&mut svc).await?;
+    let mut future = Box::pin(svc.call(request));
+    std::future::poll_fn(|cx| match future.as_mut().poll(cx) {
+        Poll::Ready(Ok(r)) => Poll::Ready(Err(BoxError::from(format!(
+            "the call finished ({}) instead of tracking an operation",
+            r.status()
+        )))),
+        Poll::Ready(Err(e)) => Poll::Ready(Err(e.into())),
+        // The Debug form names the state: "sleep" once the Operation was
+        // read and the first poll is scheduled.
+        Poll::Pending if format!("{future:?}").contains("\"sleep\"") => Poll::Ready(Ok(())),
+        Poll::Pending => Poll::Pending,
+    })
+    .await?;
+    Ok(future)
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let i = ((sorted.len() - 1) as f64 * p).round() as usize;
+    sorted[i]
+}
+
+fn us(d: Duration) -> String {
+    format!("{:.1}", d.as_secs_f64() * 1e6)
+}
+
+/// `(VmRSS, VmHWM)` of this process in KiB, from `/proc/self/status`.
+fn rss() -> (u64, u64) {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let field = |key: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(key))
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0)
+    };
+    (field("VmRSS:"), field("VmHWM:"))
+}
+
+fn mib(kib: u64) -> String {
+    format!("{:.1}", kib as f64 / 1024.0)
+}
+
+// ===== (a) drop → cancel arrival =====
+
+/// Waits until the server has received (and answered) a cancel; returns it.
+async fn cancel_arrival(server: &OperationsServer) -> Result<RecordedRequest, BoxError> {
+    let log = server
+        .wait_for(Duration::from_secs(10), |log| {
+            log.iter()
+                .any(|r| r.endpoint == Endpoint::Cancel && r.is_answered())
+        })
+        .await?;
+    log.into_iter()
+        .find(|r| r.endpoint == Endpoint::Cancel)
+        .ok_or_else(|| "no cancel".into())
+}
+
+async fn latency_table(plan: &Plan) -> Result<String, BoxError> {
+    let server = OperationsServer::new();
+    let handle = server.serve().await?;
+    let base = handle.base_url();
+    let http = http_client();
+    let layer = CancelOnDropLayer::new()
+        .poll_policy(PollPolicy::new().initial_delay(Duration::from_secs(3600)));
+    let cancels = layer.handle();
+    let svc = layer.layer(http.clone());
+
+    let mut lro = Vec::with_capacity(plan.sequential);
+    let mut raw = Vec::with_capacity(plan.sequential);
+    for i in 0..plan.warm_up + plan.sequential {
+        // Through the layer: drop a tracking future.
+        server.clear_requests();
+        let future = tracking(svc.clone(), start_request(&base, 3_600_000)).await?;
+        let t0 = Instant::now();
+        drop(future);
+        let cancel = cancel_arrival(&server).await?;
+        let layer_latency = cancel.received_at.saturating_duration_since(t0);
+        let report = cancels.drain(Duration::from_secs(10)).await;
+        if !report.is_complete() {
+            return Err("a cancel did not finish".into());
+        }
+
+        // The anchor: the same request, raw, from a detached task.
+        server.clear_requests();
+        let request = raw_cancel(&base, &cancel.path);
+        let client = http.clone();
+        let t0 = Instant::now();
+        let task = tokio::spawn(async move {
+            let response = client.request(request).await?;
+            let status = response.status();
+            response.into_body().collect().await?;
+            Ok::<_, BoxError>(status)
+        });
+        let arrived = cancel_arrival(&server).await?;
+        let raw_latency = arrived.received_at.saturating_duration_since(t0);
+        let status = task.await??;
+        if status != StatusCode::OK {
+            return Err(format!("raw cancel answered {status}").into());
+        }
+
+        if i >= plan.warm_up {
+            lro.push(layer_latency);
+            raw.push(raw_latency);
+        }
+    }
+    handle.shutdown().await;
+    let stats = cancels.stats();
+    lro.sort();
+    raw.sort();
+    let (l50, r50) = (percentile(&lro, 0.5), percentile(&raw, 0.5));
+    let (l99, r99) = (percentile(&lro, 0.99), percentile(&raw, 0.99));
+    let ratio = l50.as_secs_f64() / r50.as_secs_f64();
+    Ok(format!(
+        "\n## (a) drop → cancel arrival at the server, {} sequential drops ({} warm-up rounds not counted)\n\n\
+         | | p50 µs | p99 µs | max µs |\n|---|---:|---:|---:|\n\
+         | layer: drop a tracking ResponseFuture → `POST …:cancel` arrives | {} | {} | {} |\n\
+         | anchor: `tokio::spawn(client.request(POST …:cancel))` → arrives | {} | {} | {} |\n\
+         | **ratio** (target p50 ≤ 1.10) | **{:.2}** {} | {:.2} | |\n\n\
+         cancels fired {}, accepted {} (each round: the layer's cancel, then the raw one, on the same pooled client)\n",
+        plan.sequential,
+        plan.warm_up,
+        us(l50),
+        us(l99),
+        us(*lro.last().unwrap_or(&Duration::ZERO)),
+        us(r50),
+        us(r99),
+        us(*raw.last().unwrap_or(&Duration::ZERO)),
+        ratio,
+        if ratio <= 1.10 { "met" } else { "MISSED" },
+        l99.as_secs_f64() / r99.as_secs_f64(),
+        stats.fired,
+        stats.accepted,
+    ))
+}
+
+// ===== (b) mass drop =====
+
+/// Sends a raw cancel for each of `names`, `in_flight` at a time; returns
+/// when all are answered.
+async fn raw_cancels(http: &HttpClient, base: &str, names: Arc<Vec<String>>, in_flight: usize) -> Result<(), BoxError> {
+    let next = Arc::new(AtomicUsize::new(0));
+    let mut workers = Vec::new();
+    for _ in 0..in_flight {
+        let (http, base, names, next) = (http.clone(), base.to_owned(), names.clone(), next.clone());
+        workers.push(tokio::spawn(async move {
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some(name) = names.get(i) else { break };
+                let response = http.request(raw_cancel(&base, &cancel_path(name))).await?;
+                if response.status() != StatusCode::OK {
+                    return Err(BoxError::from(format!("raw cancel: {}", response.status())));
+                }
+                response.into_body().collect().await?;
+            }
+            Ok::<_, BoxError>(())
+        }));
+    }
+    for w in workers {
+        w.await??;
+    }
+    Ok(())
+}
+
+/// Starts `n` operations through `svc`, `in_flight` at a time, and returns
+/// the response futures, all tracking.
+async fn start_tracking(svc: &tower_lro::CancelOnDrop<HttpClient>, base: &str, n: usize, in_flight: usize) -> Result<Vec<Tracking>, BoxError> {
+    let limit = Arc::new(tokio::sync::Semaphore::new(in_flight));
+    let mut tasks = Vec::with_capacity(n);
+    for _ in 0..n {
+        let (svc, base, limit) = (svc.clone(), base.to_owned(), limit.clone());
+        tasks.push(tokio::spawn(async move {
+            let _permit = limit.acquire_owned().await?;
+            tracking(svc, start_request(&base, 3_600_000)).await
+        }));
+    }
+    let mut futures = Vec::with_capacity(n);
+    for t in tasks {
+        futures.push(t.await??);
+    }
+    Ok(futures)
+}
+
+/// The time from `t0` to the last cancel's arrival, and how many arrived.
+fn last_cancel(server: &OperationsServer, t0: Instant) -> (Duration, usize) {
+    let cancels = server.requests_to(Endpoint::Cancel);
+    let last = cancels.iter().map(|r| r.received_at).max().unwrap_or(t0);
+    (last.saturating_duration_since(t0), cancels.len())
+}
+
+struct MassRun {
+    all_in: Duration,
+    arrived: usize,
+    stats: tower_lro::CancelStats,
+    rss: [(u64, u64); 5],
+    drain: Duration,
+}
+
+/// Starts `n` operations through a layer with `policy` on a fresh server,
+/// drops them all at once, drains.
+async fn mass_drop(http: &HttpClient, n: usize, policy: CancelPolicy) -> Result<MassRun, BoxError> {
+    let server = OperationsServer::new();
+    let handle = server.serve().await?;
+    let base = handle.base_url();
+    let layer = CancelOnDropLayer::new()
+        .poll_policy(PollPolicy::new().initial_delay(Duration::from_secs(3600)))
+        .cancel_policy(policy);
+    let cancels: CancelHandle = layer.handle();
+    let svc = layer.layer(http.clone());
+
+    let before = rss();
+    let futures = start_tracking(&svc, &base, n, 64).await?;
+    let tracked = rss();
+    server.clear_requests();
+    let t0 = Instant::now();
+    drop(futures);
+    let dropped = rss();
+    let report = cancels.drain(Duration::from_secs(120)).await;
+    let drain = t0.elapsed();
+    let drained = rss();
+    let (all_in, arrived) = last_cancel(&server, t0);
+    drop(svc);
+    handle.shutdown().await;
+    drop(server);
+    let freed = rss();
+    if !report.is_complete() {
+        return Err(format!("drain left {} cancels", report.pending).into());
+    }
+    Ok(MassRun {
+        all_in,
+        arrived,
+        stats: report.stats,
+        rss: [before, tracked, dropped, drained, freed],
+        drain,
+    })
+}
+
+async fn mass_table(plan: &Plan) -> Result<String, BoxError> {
+    let n = plan.mass;
+    let http = http_client();
+
+    // The anchor: n raw cancels, 64 in flight, on a server with n operations.
+    let server = OperationsServer::new();
+    let handle = server.serve().await?;
+    let base = handle.base_url();
+    let mut names = Vec::with_capacity(n);
+    for _ in 0..n {
+        // Started one at a time: also warms the pool's first connection.
+        let response = http.request(start_request(&base, 3_600_000)).await?;
+        let body = response.into_body().collect().await?.to_bytes();
+        names.push(Operation::from_json(&body)?.name);
+    }
+    let names = Arc::new(names);
+    // Warm up 64 connections.
+    raw_cancels(&http, &base, Arc::new(names[..names.len().min(640)].to_vec()), 64).await?;
+    server.clear_requests();
+    let t0 = Instant::now();
+    raw_cancels(&http, &base, names.clone(), 64).await?;
+    let (raw_all_in, raw_arrived) = last_cancel(&server, t0);
+    handle.shutdown().await;
+    drop(server);
+
+    let sized = mass_drop(&http, n, CancelPolicy::new().concurrency(64, n)).await?;
+    let default = if plan.short {
+        None
+    } else {
+        Some(mass_drop(&http, n, CancelPolicy::new()).await?)
+    };
+
+    let rate = |count: usize, d: Duration| count as f64 / d.as_secs_f64();
+    let raw_rate = rate(raw_arrived, raw_all_in);
+    let mut out = format!(
+        "\n## (b) mass drop: {n} operations tracked, all dropped at once\n\n\
+         | | cancels at the server | time to the last (ms) | rate (req/s) | × raw rate |\n|---|---:|---:|---:|---:|\n\
+         | anchor: {n} raw `POST …:cancel`, 64 in flight | {raw_arrived} | {:.1} | {:.0} | 1.00 |\n",
+        raw_all_in.as_secs_f64() * 1e3,
+        raw_rate,
+    );
+    let mut rows = vec![("`concurrency(64, n)`", &sized)];
+    if let Some(d) = &default {
+        rows.push(("default `CancelPolicy` (64 + 4,096 queued)", d));
+    }
+    for (label, run) in &rows {
+        let r = rate(run.arrived, run.all_in);
+        out.push_str(&format!(
+            "| layer, {label}: drop → last arrival | {} of {n} | {:.1} | {:.0} | **{:.2}** {} |\n",
+            run.arrived,
+            run.all_in.as_secs_f64() * 1e3,
+            r,
+            r / raw_rate,
+            if run.arrived == n && r / raw_rate >= 0.70 {
+                "met"
+            } else {
+                "MISSED"
+            },
+        ));
+    }
+    out.push_str("\ntargets: all cancels delivered, at ≥ 0.70 × the raw rate.\n\n");
+    out.push_str(
+        "| RSS (VmRSS / VmHWM peak), MiB | before | tracking | right after drop | after drain | server freed | after drain vs before |\n|---|---:|---:|---:|---:|---:|---:|\n",
+    );
+    for (label, run) in &rows {
+        let [b, t, d, dr, f] = run.rss;
+        out.push_str(&format!(
+            "| {label} | {} / {} | {} / {} | {} / {} | {} / {} | {} / {} | {:+.1} % (server freed: {:+.1} %) |\n",
+            mib(b.0), mib(b.1), mib(t.0), mib(t.1), mib(d.0), mib(d.1), mib(dr.0), mib(dr.1), mib(f.0), mib(f.1),
+            (dr.0 as f64 / b.0 as f64 - 1.0) * 100.0,
+            (f.0 as f64 / b.0 as f64 - 1.0) * 100.0,
+        ));
+    }
+    for (label, run) in &rows {
+        let s = run.stats;
+        out.push_str(&format!(
+            "\n{label}: fired {}, accepted {}, shed {}, failed {}, retried {}; drain returned {:.1} ms after the drop",
+            s.fired, s.accepted, s.shed, s.failed, s.retried, run.drain.as_secs_f64() * 1e3
+        ));
+    }
+    out.push_str("\n\ntarget: RSS after drain within 10 % of before.\n");
+    Ok(out)
+}
+
+// ===== (c) completion detection =====
+
+/// ⌈log₁.₅(T / 1 s)⌉ + 2.
+fn poll_target(t: Duration) -> u32 {
+    let secs = t.as_secs_f64();
+    let log = (secs.ln() / 1.5f64.ln()).max(0.0);
+    // Guard against 5.0000001 from float error.
+    (log - 1e-9).ceil() as u32 + 2
+}
+
+struct Completion {
+    lateness: Vec<Duration>,
+    polls: Vec<u32>,
+}
+
+/// K operations of `t` each, concurrently, in memory under paused time.
+fn completions(k: usize, t: Duration, policy: PollPolicy) -> Result<Completion, BoxError> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .start_paused(true)
+        .build()?;
+    rt.block_on(async {
+        let server = OperationsServer::new();
+        let svc = CancelOnDropLayer::new().poll_policy(policy).layer(server.clone());
+        let ms = u64::try_from(t.as_millis())?;
+        let mut tasks = Vec::with_capacity(k);
+        for _ in 0..k {
+            let svc = svc.clone();
+            tasks.push(tokio::spawn(async move {
+                let started = Instant::now();
+                let response = svc.oneshot(start_request("", ms)).await?;
+                let learned = Instant::now();
+                let body = response.into_body().collect().await?.to_bytes();
+                let op = Operation::from_json(&body)?;
+                if !op.done || op.error.is_some() {
+                    return Err(BoxError::from("operation did not succeed"));
+                }
+                let lateness = learned.saturating_duration_since(started + t);
+                Ok::<_, BoxError>((op.name, lateness))
+            }));
+        }
+        let mut lateness = Vec::with_capacity(k);
+        let mut names = Vec::with_capacity(k);
+        for task in tasks {
+            let (name, late) = task.await??;
+            names.push(name);
+            lateness.push(late);
+        }
+        let mut polls: HashMap<String, u32> = HashMap::new();
+        for r in server.requests_to(Endpoint::Get) {
+            if let Some(op) = r.operation {
+                *polls.entry(op).or_default() += 1;
+            }
+        }
+        let polls = names.iter().map(|n| polls.get(n).copied().unwrap_or(0)).collect();
+        Ok(Completion { lateness, polls })
+    })
+}
+
+fn completion_table(plan: &Plan) -> Result<String, BoxError> {
+    let k = plan.completions;
+    let mut out = format!(
+        "\n## (c) completion detection, default `PollPolicy` (1 s, ×1.5, ≤ 30 s, full jitter); {k} operations per duration, in memory, paused time\n\n\
+         | T | policy | lateness p50 | p99 | max | ≤ 0.5 T | polls p50 | p99 | max | target polls | ≤ target |\n\
+         |---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n"
+    );
+    for secs in [1u64, 10, 60] {
+        let t = Duration::from_secs(secs);
+        for (label, policy) in [
+            ("default", PollPolicy::default()),
+            ("jitter off", PollPolicy::default().jitter(false)),
+        ] {
+            let mut c = completions(k, t, policy)?;
+            c.lateness.sort();
+            c.polls.sort_unstable();
+            let target = poll_target(t);
+            let late_ok = c.lateness.iter().filter(|l| l.as_secs_f64() <= 0.5 * t.as_secs_f64()).count();
+            let polls_ok = c.polls.iter().filter(|p| **p <= target).count();
+            let pct = |ok: usize| ok as f64 * 100.0 / k as f64;
+            let p = |q: f64| c.polls[((c.polls.len() - 1) as f64 * q).round() as usize];
+            let s = |d: Duration| format!("{:.2} s", d.as_secs_f64());
+            out.push_str(&format!(
+                "| {secs} s | {label} | {} | {} | {} | {:.1} % | {} | {} | {} | {target} | {:.1} % |\n",
+                s(percentile(&c.lateness, 0.5)),
+                s(percentile(&c.lateness, 0.99)),
+                s(*c.lateness.last().unwrap_or(&Duration::ZERO)),
+                pct(late_ok),
+                p(0.5),
+                p(0.99),
+                c.polls.last().copied().unwrap_or(0),
+                pct(polls_ok),
+            ));
+        }
+    }
+    out.push_str("\ntargets: lateness ≤ 0.5 × T and polls ≤ ⌈log₁.₅(T / 1 s)⌉ + 2, for every operation.\n");
+    Ok(out)
+}
