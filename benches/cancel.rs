@@ -61,7 +61,10 @@ async fn handler(req: Request<Full<Bytes>>) -> Result<Response<Full<Bytes>>, Inf
 /// and `user-agent`, and adds `x-goog-request-params`).
 fn start_headers() -> HeaderMap {
     let mut h = HeaderMap::new();
-    h.insert("authorization", HeaderValue::from_static("Bearer ya29.token"));
+    h.insert(
+        "authorization",
+        HeaderValue::from_static("Bearer ya29.token"),
+    );
     h.insert("user-agent", HeaderValue::from_static("bench/1.0"));
     h.insert("content-type", HeaderValue::from_static("application/json"));
     h
@@ -157,10 +160,9 @@ fn main() {
                         *request.method_mut() = Method::POST;
                         *request.uri_mut() = uri;
                         *request.headers_mut() = headers;
-                        request.headers_mut().insert(
-                            http::header::CONTENT_LENGTH,
-                            HeaderValue::from_static("0"),
-                        );
+                        request
+                            .headers_mut()
+                            .insert(http::header::CONTENT_LENGTH, HeaderValue::from_static("0"));
                         svc.oneshot(request).await.map(|r| r.status())
                     }));
                 }

@@ -10,6 +10,7 @@
 //! |---|---|
 //! | `serde struct` (anchor) | `serde_json::from_slice` into `struct { #[serde(borrow)] name: Option<Cow<str>>, done: Option<bool> }` (unknown fields skipped) |
 //! | `lro recognise` | the layer's recognition: `operation::peek` (a borrowed view of `name`/`done`, duplicate checks, "is it an Operation" flag) then `OperationName::parse` — via `tower_lro::__bench::recognise` |
+//! | `lro peek only` | `operation::peek` alone, without validating the name (`tower_lro::__bench::peek`): the parse, like for like with `serde struct` |
 //! | `serde Value` | `serde_json::from_slice::<serde_json::Value>` (what the layer must not do) |
 //! | `memcpy` | copying the body into a preallocated buffer: the physical floor |
 //!
@@ -30,7 +31,8 @@ use serde::Deserialize;
 
 use support::{print_table, run_group, Variant};
 
-const NAME: &str = "projects/my-project/locations/us-central1/operations/operation-1714564800000-61b7f2a0c3d4e";
+const NAME: &str =
+    "projects/my-project/locations/us-central1/operations/operation-1714564800000-61b7f2a0c3d4e";
 
 /// The borrowing struct a user would write to look at an Operation.
 #[derive(Deserialize)]
@@ -123,6 +125,7 @@ fn inspect(c: &mut Criterion) {
             assert_eq!(view.done.unwrap_or(false), done);
             let recognised = tower_lro::__bench::recognise(&body);
             assert_eq!(recognised.is_some(), !done, "{size_name} {layout}");
+            assert_eq!(tower_lro::__bench::peek(&body), Some(done));
             let value: serde_json::Value = serde_json::from_slice(&body).expect("valid JSON");
             assert_eq!(value["name"], NAME);
 
@@ -140,6 +143,11 @@ fn inspect(c: &mut Criterion) {
                 Variant::new("lro recognise", |n| {
                     timed(n, || {
                         black_box(tower_lro::__bench::recognise(black_box(body)));
+                    })
+                }),
+                Variant::new("lro peek only", |n| {
+                    timed(n, || {
+                        black_box(tower_lro::__bench::peek(black_box(body)));
                     })
                 }),
                 Variant::new("serde Value", |n| {
@@ -180,10 +188,20 @@ fn inspect(c: &mut Criterion) {
     }
     // A summary: lro recognise against the anchors, per body.
     println!();
-    println!("== inspect summary: GB/s (bytes/ns), and lro recognise's time as a ratio to each");
     println!(
-        "{:40} {:>9} {:>9} {:>9} {:>9} {:>12} {:>12}",
-        "body", "lro", "struct", "Value", "memcpy", "lro/struct", "lro/memcpy"
+        "== inspect summary: GB/s (bytes/ns); time ratios (interleaved medians where measured)"
+    );
+    println!(
+        "{:40} {:>9} {:>9} {:>9} {:>9} {:>9} {:>12} {:>12} {:>12}",
+        "body",
+        "lro",
+        "peek",
+        "struct",
+        "Value",
+        "memcpy",
+        "lro/struct",
+        "peek/struct",
+        "lro/memcpy"
     );
     for (group, measured) in &all {
         let get = |name: &str| {
@@ -192,8 +210,9 @@ fn inspect(c: &mut Criterion) {
                 .find(|m| m.name == name)
                 .and_then(|m| m.criterion_ns.map(|ns| (ns, m.ratio)))
         };
-        let (Some(lro), Some(st), Some(val), Some(mem)) = (
+        let (Some(lro), Some(pk), Some(st), Some(val), Some(mem)) = (
             get("lro recognise"),
+            get("lro peek only"),
             get("serde struct"),
             get("serde Value"),
             get("memcpy"),
@@ -203,14 +222,17 @@ fn inspect(c: &mut Criterion) {
         let size = measured[0].bytes.unwrap_or(0) as f64;
         // Interleaved per-round ratio to the anchor when there is one.
         let lro_struct = lro.1.map_or(lro.0 / st.0, |(_, med, _)| med);
+        let peek_struct = pk.1.map_or(pk.0 / st.0, |(_, med, _)| med);
         println!(
-            "{:40} {:>9.2} {:>9.2} {:>9.2} {:>9.2} {:>12.3} {:>12.1}",
+            "{:40} {:>9.2} {:>9.2} {:>9.2} {:>9.2} {:>9.2} {:>12.3} {:>12.3} {:>12.1}",
             group.trim_start_matches("inspect "),
             size / lro.0,
+            size / pk.0,
             size / st.0,
             size / val.0,
             size / mem.0,
             lro_struct,
+            peek_struct,
             lro.0 / mem.0
         );
     }

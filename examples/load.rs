@@ -58,9 +58,8 @@ use tower_lro::{CancelHandle, CancelOnDropLayer, CancelPolicy, Operation, PollPo
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 type HttpClient = Client<HttpConnector, Full<Bytes>>;
-type Tracking = Pin<
-    Box<<tower_lro::CancelOnDrop<HttpClient> as Service<Request<Full<Bytes>>>>::Future>,
->;
+type Tracking =
+    Pin<Box<<tower_lro::CancelOnDrop<HttpClient> as Service<Request<Full<Bytes>>>>::Future>>;
 
 /// Sizes of one run.
 struct Plan {
@@ -157,7 +156,10 @@ fn cancel_path(name: &str) -> String {
 
 /// Calls `svc` and polls the response future until it is tracking an
 /// operation (sleeping before its first poll); returns it, still alive.
-async fn tracking(mut svc: tower_lro::CancelOnDrop<HttpClient>, request: Request<Full<Bytes>>) -> Result<Tracking, BoxError> {
+async fn tracking(
+    mut svc: tower_lro::CancelOnDrop<HttpClient>,
+    request: Request<Full<Bytes>>,
+) -> Result<Tracking, BoxError> {
     ServiceExt::<Request<Full<Bytes>>>::ready(&mut svc).await?;
     let mut future = Box::pin(svc.call(request));
     std::future::poll_fn(|cx| match future.as_mut().poll(cx) {
@@ -307,11 +309,17 @@ async fn latency_table(plan: &Plan) -> Result<String, BoxError> {
 
 /// Sends a raw cancel for each of `names`, `in_flight` at a time; returns
 /// when all are answered.
-async fn raw_cancels(http: &HttpClient, base: &str, names: Arc<Vec<String>>, in_flight: usize) -> Result<(), BoxError> {
+async fn raw_cancels(
+    http: &HttpClient,
+    base: &str,
+    names: Arc<Vec<String>>,
+    in_flight: usize,
+) -> Result<(), BoxError> {
     let next = Arc::new(AtomicUsize::new(0));
     let mut workers = Vec::new();
     for _ in 0..in_flight {
-        let (http, base, names, next) = (http.clone(), base.to_owned(), names.clone(), next.clone());
+        let (http, base, names, next) =
+            (http.clone(), base.to_owned(), names.clone(), next.clone());
         workers.push(tokio::spawn(async move {
             loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
@@ -333,7 +341,12 @@ async fn raw_cancels(http: &HttpClient, base: &str, names: Arc<Vec<String>>, in_
 
 /// Starts `n` operations through `svc`, `in_flight` at a time, and returns
 /// the response futures, all tracking.
-async fn start_tracking(svc: &tower_lro::CancelOnDrop<HttpClient>, base: &str, n: usize, in_flight: usize) -> Result<Vec<Tracking>, BoxError> {
+async fn start_tracking(
+    svc: &tower_lro::CancelOnDrop<HttpClient>,
+    base: &str,
+    n: usize,
+    in_flight: usize,
+) -> Result<Vec<Tracking>, BoxError> {
     let limit = Arc::new(tokio::sync::Semaphore::new(in_flight));
     let mut tasks = Vec::with_capacity(n);
     for _ in 0..n {
@@ -405,7 +418,12 @@ async fn mass_drop(http: &HttpClient, n: usize, policy: CancelPolicy) -> Result<
 }
 
 /// Starts `n` operations with the raw client, `in_flight` at a time; their names.
-async fn raw_starts(http: &HttpClient, base: &str, n: usize, in_flight: usize) -> Result<Vec<String>, BoxError> {
+async fn raw_starts(
+    http: &HttpClient,
+    base: &str,
+    n: usize,
+    in_flight: usize,
+) -> Result<Vec<String>, BoxError> {
     let next = Arc::new(AtomicUsize::new(0));
     let mut workers = Vec::new();
     for _ in 0..in_flight {
@@ -544,7 +562,9 @@ fn completions(k: usize, t: Duration, policy: PollPolicy) -> Result<Completion, 
         .build()?;
     rt.block_on(async {
         let server = OperationsServer::new();
-        let svc = CancelOnDropLayer::new().poll_policy(policy).layer(server.clone());
+        let svc = CancelOnDropLayer::new()
+            .poll_policy(policy)
+            .layer(server.clone());
         let ms = u64::try_from(t.as_millis())?;
         let mut tasks = Vec::with_capacity(k);
         for _ in 0..k {
@@ -575,7 +595,10 @@ fn completions(k: usize, t: Duration, policy: PollPolicy) -> Result<Completion, 
                 *polls.entry(op).or_default() += 1;
             }
         }
-        let polls = names.iter().map(|n| polls.get(n).copied().unwrap_or(0)).collect();
+        let polls = names
+            .iter()
+            .map(|n| polls.get(n).copied().unwrap_or(0))
+            .collect();
         Ok(Completion { lateness, polls })
     })
 }
@@ -597,7 +620,11 @@ fn completion_table(plan: &Plan) -> Result<String, BoxError> {
             c.lateness.sort();
             c.polls.sort_unstable();
             let target = poll_target(t);
-            let late_ok = c.lateness.iter().filter(|l| l.as_secs_f64() <= 0.5 * t.as_secs_f64()).count();
+            let late_ok = c
+                .lateness
+                .iter()
+                .filter(|l| l.as_secs_f64() <= 0.5 * t.as_secs_f64())
+                .count();
             let polls_ok = c.polls.iter().filter(|p| **p <= target).count();
             let pct = |ok: usize| ok as f64 * 100.0 / k as f64;
             let p = |q: f64| c.polls[((c.polls.len() - 1) as f64 * q).round() as usize];
@@ -615,6 +642,8 @@ fn completion_table(plan: &Plan) -> Result<String, BoxError> {
             ));
         }
     }
-    out.push_str("\ntargets: lateness ≤ 0.5 × T and polls ≤ ⌈log₁.₅(T / 1 s)⌉ + 2, for every operation.\n");
+    out.push_str(
+        "\ntargets: lateness ≤ 0.5 × T and polls ≤ ⌈log₁.₅(T / 1 s)⌉ + 2, for every operation.\n",
+    );
     Ok(out)
 }

@@ -137,6 +137,13 @@ pub mod __bench {
     pub fn recognise(body: &[u8]) -> Option<crate::OperationName> {
         crate::operation::read_operation(body).ok()
     }
+
+    /// `operation::peek` alone (no name validation): `Some(done)` if the
+    /// body is an object with a `name` and no fields but an Operation's.
+    pub fn peek(body: &[u8]) -> Option<bool> {
+        let view = crate::operation::peek(body).ok()?;
+        (view.name.is_some() && !view.other_fields).then_some(view.done)
+    }
 }
 
 // The README's examples are compiled as doc tests.

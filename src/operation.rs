@@ -320,27 +320,48 @@ fn plainly_valid(name: &[u8]) -> bool {
         return false;
     }
     let is_dot_or_empty = |segment: &[u8]| matches!(segment, b"" | b"." | b"..");
-    let mut segment_start = 0;
-    let mut first_segment = true;
-    for (i, &b) in name.iter().enumerate() {
-        match b {
-            b'/' => {
-                if is_dot_or_empty(&name[segment_start..i]) {
-                    return false;
-                }
-                segment_start = i + 1;
-                first_segment = false;
+    // In the first segment `:` stops the scan (a scheme?); later it is plain.
+    let mut allowed = PLAIN;
+    let mut rest = name;
+    loop {
+        let end = rest
+            .iter()
+            .position(|&b| BYTE_CLASS[usize::from(b)] > allowed)
+            .unwrap_or(rest.len());
+        let (segment, tail) = rest.split_at(end);
+        match tail.first().map(|&b| BYTE_CLASS[usize::from(b)]) {
+            None => return !is_dot_or_empty(segment),
+            Some(SLASH) if !is_dot_or_empty(segment) => {
+                allowed = COLON;
+                rest = &tail[1..];
             }
-            b':' if first_segment => return false,
-            b'?' | b'#' | b'\\' | b'%' => return false,
-            // Printable ASCII; everything else (controls, space, DEL,
-            // non-ASCII) goes to the exact rules.
-            0x21..=0x7e => {}
-            _ => return false,
+            Some(_) => return false,
         }
     }
-    !is_dot_or_empty(&name[segment_start..])
 }
+
+// Classes of bytes for `plainly_valid`, ordered: a scan stops at a byte
+// whose class is above what it allows.
+const PLAIN: u8 = 0;
+const COLON: u8 = 1;
+const SLASH: u8 = 2;
+/// Not plainly valid: controls, space, DEL, non-ASCII, `?`, `#`, `\`, `%`.
+const OTHER: u8 = 3;
+static BYTE_CLASS: [u8; 256] = {
+    let mut table = [OTHER; 256];
+    let mut b = 0x21;
+    while b <= 0x7e {
+        table[b] = PLAIN;
+        b += 1;
+    }
+    table[b'/' as usize] = SLASH;
+    table[b':' as usize] = COLON;
+    table[b'?' as usize] = OTHER;
+    table[b'#' as usize] = OTHER;
+    table[b'\\' as usize] = OTHER;
+    table[b'%' as usize] = OTHER;
+    table
+};
 
 /// The rules of [`OperationName::parse`], in the order they are checked.
 fn validate_exact(name: &str) -> Result<(), Reason> {

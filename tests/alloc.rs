@@ -219,8 +219,10 @@ fn tracking_dropping_and_draining_leaves_no_memory_behind() {
             let mut futures = Vec::with_capacity(OPERATIONS);
             for _ in 0..OPERATIONS {
                 let mut svc = svc.clone();
-                let mut future =
-                    Box::pin(svc.call(request(Method::POST, "http://api.test/v1/projects/p/locations/l/jobs")));
+                let mut future = Box::pin(svc.call(request(
+                    Method::POST,
+                    "http://api.test/v1/projects/p/locations/l/jobs",
+                )));
                 std::future::poll_fn(|cx| {
                     assert!(future.as_mut().poll(cx).is_pending(), "tracking");
                     Poll::Ready(())

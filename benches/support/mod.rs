@@ -227,7 +227,12 @@ pub fn print_table(title: &str, anchor: &str, measured: &[Measured]) {
     println!();
     println!("== {title}");
     let throughput = measured.iter().any(|m| m.bytes.is_some());
-    let width = measured.iter().map(|m| m.name.len()).max().unwrap_or(10).max(10);
+    let width = measured
+        .iter()
+        .map(|m| m.name.len())
+        .max()
+        .unwrap_or(10)
+        .max(10);
     if throughput {
         println!(
             "{:width$}  {:>10}  {:>8}  {:>13}  {:>24}",
@@ -246,7 +251,9 @@ pub fn print_table(title: &str, anchor: &str, measured: &[Measured]) {
             format!("{med:.3} ({lo:.3}-{hi:.3})")
         });
         if throughput {
-            let gbs = m.bytes.map_or("-".to_owned(), |b| format!("{:.2}", b as f64 / ns));
+            let gbs = m
+                .bytes
+                .map_or("-".to_owned(), |b| format!("{:.2}", b as f64 / ns));
             println!(
                 "{:width$}  {:>10.1}  {:>8}  {:>13}  {:>24}",
                 m.name, ns, gbs, crit_ratio, inter
@@ -266,7 +273,7 @@ pub fn print_table(title: &str, anchor: &str, measured: &[Measured]) {
 /// Instruction counting under callgrind (repeatable on a busy machine).
 ///
 /// With `BENCH_PROFILE=<variant name>` in the environment, the bench runs
-/// that variant 1,000 times to warm up, then `BENCH_PROFILE_ITERS` (default
+/// that variant a few times to warm up, then `BENCH_PROFILE_ITERS` (default
 /// 20,000) times inside [`profile_loop`], prints nothing else and returns
 /// `true`: run it under
 /// `valgrind --tool=callgrind --collect-atstart=no --toggle-collect='*profile_loop*'`
@@ -290,7 +297,8 @@ pub fn profile_mode(variants: &mut [Variant<'_>]) -> bool {
     let Some(v) = variants.iter_mut().find(|v| v.name == wanted) else {
         return true;
     };
-    (v.run)(1_000);
+    // A short warm-up (callgrind runs ~50x slower than the CPU).
+    (v.run)(iters.min(1_000) / 10 + 1);
     let d = profile_loop(&mut v.run, iters);
     println!("{wanted}: {iters} iterations in {d:?}");
     true
