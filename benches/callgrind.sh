@@ -3,13 +3,18 @@
 # callgrind (repeatable where wall-clock time is not: a shared machine), with
 # the ratio to the first variant (the anchor).
 #
-#   benches/callgrind.sh overhead|inspect|cancel [ITERS]
+#   benches/callgrind.sh overhead|inspect [ITERS]
+#
+# (inspect: one body, the 300 B one unless INSPECT_BODY names another, e.g.
+# INSPECT_BODY="4KiB, name last, done absent"; use ITERS of a few hundred.)
+# Not for `cancel`: its variants do untimed set-up inside each run (building
+# and polling the futures to drop), which callgrind would count too.
 #
 # Builds the bench (release, with debug symbols off as usual), then runs it
 # once per variant under valgrind with BENCH_PROFILE=<variant>, counting only
 # inside `support::profile_loop` (see benches/support/mod.rs).
 set -euo pipefail
-bench=${1:?usage: benches/callgrind.sh BENCH [ITERS]}
+bench=${1:?usage: benches/callgrind.sh overhead|inspect [ITERS]}
 iters=${2:-20000}
 cd "$(dirname "$0")/.."
 exe=$(cargo bench --bench "$bench" --no-run --message-format=json 2>/dev/null \
