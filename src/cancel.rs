@@ -434,7 +434,7 @@ impl Drop for PendingGuard {
 
 /// Spawns one detached cancel. Called from the response future (possibly in
 /// its `Drop`): never blocks, never panics.
-pub(crate) fn spawn_cancel<S, ReqBody, ResBody>(job: CancelJob<S>)
+pub(crate) fn spawn_cancel<S, ReqBody, ResBody>(mut job: CancelJob<S>)
 where
     S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
     S::Error: Into<BoxError>,
@@ -442,6 +442,11 @@ where
     ReqBody: RequestBody + Send + 'static,
     ResBody: Body<Data = Bytes> + Unpin + Send + 'static,
 {
+    // Once here, not on every attempt's copy of the headers.
+    job.headers.insert(
+        http::header::CONTENT_LENGTH,
+        http::HeaderValue::from_static("0"),
+    );
     let shared = job.shared.clone();
     shared.counters.fired.fetch_add(1, Ordering::Relaxed);
     let capacity = job
@@ -723,12 +728,8 @@ fn cancel_request<ReqBody: RequestBody>(job: &CancelJob<impl Sized>) -> Request<
     let mut request = Request::new(ReqBody::empty());
     *request.method_mut() = job.method.clone();
     *request.uri_mut() = job.uri.clone();
-    let headers = request.headers_mut();
-    headers.clone_from(&job.headers);
-    headers.insert(
-        http::header::CONTENT_LENGTH,
-        http::HeaderValue::from_static("0"),
-    );
+    // Includes `content-length: 0` (AIP-151: the body must be empty).
+    request.headers_mut().clone_from(&job.headers);
     request
 }
 
