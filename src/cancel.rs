@@ -39,7 +39,8 @@ use crate::request_body::RequestBody;
 ///
 /// Defaults: 3 attempts, backoff 250 ms ×2 up to 2 s with full jitter, 3 s
 /// per attempt, 10 s overall, UNIMPLEMENTED remembered for 10 min, 64 cancels
-/// in flight per layer and 4096 queued behind them.
+/// in flight per layer and 16,384 queued behind them (a queued cancel is a parked task of about
+/// 1–3 KB, so a full queue costs some 16–48 MB).
 #[derive(Clone, Debug, PartialEq)]
 pub struct CancelPolicy {
     pub(crate) attempts: u32,
@@ -63,7 +64,7 @@ impl Default for CancelPolicy {
             deadline: Duration::from_secs(10),
             remember_unimplemented: Duration::from_secs(600),
             max_in_flight: 64,
-            max_queued: 4096,
+            max_queued: 16_384,
             verify: None,
         }
     }
@@ -110,7 +111,7 @@ impl CancelPolicy {
     }
 
     /// How many cancels of one layer may be sending at once (default 64; at
-    /// least 1), and how many more may wait for a slot (default 4096). A cancel
+    /// least 1), and how many more may wait for a slot (default 16,384). A cancel
     /// fired while both are full is shed: counted in
     /// [`CancelStats::shed`] and logged at `warn` with the operation's name.
     pub fn concurrency(mut self, max_in_flight: usize, max_queued: usize) -> Self {
