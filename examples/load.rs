@@ -23,7 +23,7 @@
 //!   after the server that held those operations is shut down). The layer
 //!   phase uses its own server, so its operation table can be freed. Then
 //!   the same mass drop with the default `CancelPolicy` (64 in flight +
-//!   4,096 queued), to show what it sheds.
+//!   16,384 queued), to show whether it sheds.
 //! - **(c) completion detection.** In memory, under paused tokio time (exact
 //!   and instant): K operations each of 1 s, 10 s and 60 s through the layer
 //!   with the default `PollPolicy` (1 s, ×1.5, ≤ 30 s, 0–10 % jitter): how late
@@ -542,7 +542,7 @@ async fn mass_table(plan: &Plan) -> Result<String, BoxError> {
         let raw_rate = rate(raw_arrived, raw_all_in);
         let r = rate(run.arrived, run.all_in);
         out.push_str(&format!(
-            "\nWith the default `CancelPolicy` (64 in flight + 4,096 queued): {} of {n} cancels reached the server, \
+            "\nWith the default `CancelPolicy` (64 in flight + 16,384 queued): {} of {n} cancels reached the server, \
              {} shed; the ones sent went at {:.2} × the raw rate ({:.0} vs {:.0} req/s).\n",
             run.arrived,
             run.stats.shed,
