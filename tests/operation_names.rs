@@ -4,7 +4,7 @@
 use std::error::Error as _;
 
 use http::Uri;
-use percent_encoding::{percent_decode, percent_decode_str};
+use percent_encoding::percent_decode_str;
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;
 use tower_lro::{InvalidOperationName, Operation, OperationName, RouteError, Status};
@@ -364,35 +364,12 @@ fn authority_without_scheme_is_an_error() {
 
 // ===== property: whatever parses routes safely =====
 
-/// An independent statement of the rules, to compare with `parse`.
-fn reference_accepts(name: &str) -> bool {
-    let bad = |c: char| c.is_control() || c.is_whitespace() || matches!(c, '?' | '#' | '\\');
-    if name.is_empty() || name.len() > 4096 || name.starts_with('/') || name.chars().any(bad) {
-        return false;
-    }
-    if name.split('/').next().unwrap().contains(':') {
-        return false;
-    }
-    name.split('/').all(|segment| {
-        let mut current = segment.as_bytes().to_vec();
-        loop {
-            if current.is_empty() || current == b"." || current == b".." {
-                return false;
-            }
-            if String::from_utf8_lossy(&current)
-                .chars()
-                .any(|c| bad(c) || c == '/')
-            {
-                return false;
-            }
-            let next: Vec<u8> = percent_decode(&current).collect();
-            if next == current {
-                return true;
-            }
-            current = next;
-        }
-    })
-}
+// An independent statement of the rules, to compare with `parse`: the same
+// checker the fuzz targets use.
+#[path = "../fuzz/src/invariants.rs"]
+#[allow(dead_code)]
+mod invariants;
+use invariants::reference_accepts;
 
 /// The prefix rule, restated.
 fn reference_prefix(path: &str, name: &str) -> Option<String> {
