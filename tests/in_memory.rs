@@ -32,6 +32,16 @@ async fn ready(svc: &mut Svc) -> &mut Svc {
     ServiceExt::<Req>::ready(svc).await.unwrap()
 }
 
+/// Starts an operation with `ReturnImmediately`: the initial, untracked Operation.
+async fn start_untracked(svc: &mut Svc, duration_ms: u64) -> Operation {
+    let mut request = start(duration_ms);
+    request
+        .extensions_mut()
+        .insert(tower_lro::ReturnImmediately);
+    let response = ready(svc).await.call(request).await.unwrap();
+    Operation::from_json(&body_bytes(response.into_body()).await).unwrap()
+}
+
 fn no_jitter() -> PollPolicy {
     PollPolicy::new().jitter(false)
 }
@@ -538,12 +548,7 @@ async fn return_immediately_hands_back_the_initial_operation_untracked() {
     let server = OperationsServer::new();
     let layer = CancelOnDropLayer::new().poll_policy(no_jitter());
     let mut svc = layer.layer(server.clone());
-    let mut request = start(600_000);
-    request
-        .extensions_mut()
-        .insert(tower_lro::ReturnImmediately);
-    let response = ready(&mut svc).await.call(request).await.unwrap();
-    let op = Operation::from_json(&body_bytes(response.into_body()).await).unwrap();
+    let op = start_untracked(&mut svc, 600_000).await;
     assert!(!op.done, "the initial, not-done Operation");
     tokio::time::sleep(Duration::from_secs(60)).await;
     assert!(server.requests_to(Endpoint::Get).is_empty(), "not polled");
@@ -559,12 +564,7 @@ async fn resuming_by_name_waits_and_cancels_like_a_fresh_start() {
     let layer = CancelOnDropLayer::new().poll_policy(no_jitter());
     let mut svc = layer.layer(server.clone());
     // Started elsewhere (here: untracked), only the name kept.
-    let mut request = start(600_000);
-    request
-        .extensions_mut()
-        .insert(tower_lro::ReturnImmediately);
-    let response = ready(&mut svc).await.call(request).await.unwrap();
-    let started = Operation::from_json(&body_bytes(response.into_body()).await).unwrap();
+    let started = start_untracked(&mut svc, 600_000).await;
     let name = tower_lro::OperationName::parse(&started.name).unwrap();
 
     let mut resume: Req = name
@@ -593,12 +593,7 @@ async fn resuming_by_name_resolves_with_the_done_operation() {
     let server = OperationsServer::new();
     let layer = CancelOnDropLayer::new().poll_policy(no_jitter());
     let mut svc = layer.layer(server.clone());
-    let mut request = start(10_000);
-    request
-        .extensions_mut()
-        .insert(tower_lro::ReturnImmediately);
-    let response = ready(&mut svc).await.call(request).await.unwrap();
-    let started = Operation::from_json(&body_bytes(response.into_body()).await).unwrap();
+    let started = start_untracked(&mut svc, 10_000).await;
     let name = tower_lro::OperationName::parse(&started.name).unwrap();
     let resume: Req = name
         .get_request(&format!("{BASE}/v1").parse().unwrap())
