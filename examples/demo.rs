@@ -6,7 +6,8 @@
 //!    operation's final state (`done: true`, `error.code: 1`, CANCELLED).
 //! 2. Starts a 1.5-second operation and lets it finish: shows its response and
 //!    that no cancel was sent, with a live progress bar fed by
-//!    `CancelOnDropLayer::on_progress` from each poll's `metadata.progressPercent`.
+//!    `CancelOnDropLayer::on_progress` from each poll's metadata
+//!    (a `google.protobuf.Struct` with `progressPercent`).
 //!
 //! Run it with `cargo run --example demo`. Exits 0 only if both behaved so.
 //! Tracing events go to stderr (`RUST_LOG` filters them; default `info`).
@@ -60,7 +61,7 @@ async fn run() -> Result<bool, BoxError> {
 
     let http: Client<HttpConnector, Full<Bytes>> =
         Client::builder(TokioExecutor::new()).build_http();
-    // Progress from each poll's `metadata.progressPercent`: a live bar on a
+    // Progress from each poll's metadata `progressPercent`: a live bar on a
     // terminal, and the figures for the summary line.
     let bar = Arc::new(Mutex::new(ProgressBar::hidden()));
     let seen = Arc::new(Mutex::new(Vec::<u64>::new()));
@@ -72,8 +73,8 @@ async fn run() -> Result<bool, BoxError> {
                 .max_delay(Duration::from_secs(1)),
         )
         .on_progress(move |op| {
-            if let Ok(decoded) = op.decode::<Progress, serde_json::Value>() {
-                let percent = decoded.metadata.map_or(0, |m| m.progress_percent);
+            if let Ok(decoded) = op.decode::<Metadata, serde_json::Value>() {
+                let percent = decoded.metadata.map_or(0, |m| m.value.progress_percent);
                 lock(&bar_hook).set_position(percent);
                 lock(&seen_hook).push(percent);
             }
@@ -177,7 +178,15 @@ async fn run() -> Result<bool, BoxError> {
     Ok(ok)
 }
 
-/// The embedded server's operation metadata.
+/// The embedded server's operation metadata: a `google.protobuf.Any` holding
+/// a `google.protobuf.Struct`, whose proto3 JSON form carries the struct in
+/// `value` (`{"@type": "type.googleapis.com/google.protobuf.Struct", "value": {...}}`).
+#[derive(serde::Deserialize)]
+struct Metadata {
+    value: Progress,
+}
+
+/// The fields of the metadata the demo reads.
 #[derive(serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct Progress {

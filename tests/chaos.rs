@@ -568,7 +568,10 @@ async fn run(chaos: Chaos) {
                 *phases.entry("finished").or_default() += 1;
                 let name = name.expect("a finished caller's operation exists");
                 match result {
-                    Ok(op) if op["done"] == true && op["response"]["state"] == "SUCCEEDED" => {
+                    Ok(op)
+                        if op["done"] == true
+                            && op["response"]["value"]["state"] == "SUCCEEDED" =>
+                    {
                         finished += 1
                     }
                     other => problem(format!("caller {i} ({name}): {other:?}")),

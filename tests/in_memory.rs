@@ -616,15 +616,20 @@ async fn on_progress_sees_every_poll_with_its_metadata() {
     let layer = CancelOnDropLayer::new()
         .poll_policy(no_jitter())
         .on_progress(move |op| {
+            // A `google.protobuf.Struct` in an `Any`: its fields are in `value`.
+            #[derive(serde::Deserialize)]
+            struct Metadata {
+                value: Progress,
+            }
             #[derive(serde::Deserialize)]
             #[serde(rename_all = "camelCase")]
             struct Progress {
                 progress_percent: u32,
             }
-            let decoded = op.decode::<Progress, serde_json::Value>().unwrap();
+            let decoded = op.decode::<Metadata, serde_json::Value>().unwrap();
             sink.lock()
                 .unwrap()
-                .push((op.done, decoded.metadata.map(|m| m.progress_percent)));
+                .push((op.done, decoded.metadata.map(|m| m.value.progress_percent)));
         });
     let mut svc = layer.layer(server.clone());
     ready(&mut svc).await.call(start(10_000)).await.unwrap();

@@ -25,7 +25,7 @@
 //! | `Get` | `GET /v1/{name}` | `200`, the Operation |
 //! | `Cancel` | `POST /v1/{name}:cancel` | `200`, `{}` |
 //! | `Delete` | `DELETE /v1/{name}` | `200`, `{}` |
-//! | `List` | `GET /v1/{parent}/operations?pageSize=&pageToken=` | `200`, `{"operations": [...], "nextPageToken": "..."}` |
+//! | `List` | `GET /v1/{parent}/operations?filter=&pageSize=&pageToken=` | `200`, `{"operations": [...], "nextPageToken": "..."}` |
 //! | `Wait` | `POST /v1/{name}:wait` with `{"timeout": "5s"}` | `200`, the Operation once done or at the timeout |
 //! | `Other` | anything else | `404` / `405` / `400` |
 //!
@@ -47,7 +47,11 @@
 //!   1000 means 1000, negative is `400`; `pageToken` is the opaque
 //!   `nextPageToken` of the previous page (`400` if it is not one);
 //!   `nextPageToken` is absent on the last page; `operations` is always
-//!   present (possibly `[]`). `filter` is ignored.
+//!   present (possibly `[]`). `filter` ([AIP-160]) selects on `done`:
+//!   `done=true`, `done = false`, `done != true`, a bare `done`, `NOT done`
+//!   or `-done`, combined with `AND`, `OR` and parentheses; empty or absent
+//!   means all. Any other filter (another field, another comparator) is
+//!   `400 INVALID_ARGUMENT`, naming what was not understood.
 //! - **Wait** (AIP-151 WaitOperation) — answers as soon as the operation is
 //!   done (cancelled included) or `timeout` (a `google.protobuf.Duration`
 //!   in JSON: decimal seconds with an `s` suffix, from the body or
@@ -68,25 +72,32 @@
 //!
 //! # Operations
 //!
+//! `metadata` and `response` are `google.protobuf.Any`s holding a
+//! `google.protobuf.Struct`, a type every protobuf runtime ships, so Google's
+//! client libraries in any language decode them without extra descriptors.
+//! In proto3 JSON a well-known type inside an `Any` sits in `value`:
+//!
 //! ```json
 //! {
 //!   "name": "projects/p/locations/l/operations/op-1",
 //!   "done": false,
 //!   "metadata": {
-//!     "@type": "type.googleapis.com/tower_lro.testing.OperationMetadata",
-//!     "progressPercent": 40,
-//!     "target": "projects/p/locations/l/jobs",
-//!     "createTime": "2024-05-01T12:00:00.000Z"
+//!     "@type": "type.googleapis.com/google.protobuf.Struct",
+//!     "value": {
+//!       "progressPercent": 40,
+//!       "target": "projects/p/locations/l/jobs",
+//!       "createTime": "2024-05-01T12:00:00.000Z"
+//!     }
 //!   }
 //! }
 //! ```
 //!
 //! `progressPercent` is elapsed × 100 / duration (100 when done;
 //! frozen at cancellation, when `"requestedCancellation": true` is added).
-//! Once done the operation has either `"response": {"@type":
-//! "type.googleapis.com/tower_lro.testing.Result", "target": ..., "state":
-//! "SUCCEEDED"}` or the cancellation `error`. `target` is the start
-//! request's resource name without its `:verb`.
+//! Once done the operation has either the `response` `{"@type":
+//! "type.googleapis.com/google.protobuf.Struct", "value": {"target": ...,
+//! "state": "SUCCEEDED"}}` or the cancellation `error`. `target` is the
+//! start request's resource name without its `:verb`.
 //!
 //! # Time
 //!
@@ -148,9 +159,12 @@
 //!
 //! [AIP-151]: https://google.aip.dev/151
 //! [AIP-158]: https://google.aip.dev/158
+//! [AIP-160]: https://google.aip.dev/160
 //! [AIP-193]: https://google.aip.dev/193
 
 mod fault;
+mod filter;
+mod json;
 mod log;
 mod ops;
 mod route;
@@ -182,6 +196,7 @@ pub use self::log::{RecordedRequest, WaitTimeout};
 pub use self::server::ServerHandle;
 
 use self::fault::Active;
+use self::filter::Filter;
 use self::route::Target;
 
 /// The default operation duration: 10 s.
@@ -767,9 +782,14 @@ impl Inner {
                 .and_then(|seq| seq.parse::<u64>().ok())
                 .ok_or_else(|| ApiError::invalid(format!("Invalid pageToken {token:?}.")))?,
         };
+        let raw_filter = route::query_param(uri, "filter").unwrap_or_default();
+        let filter = Filter::parse(&raw_filter)
+            .map_err(|e| ApiError::invalid(format!("Invalid filter {raw_filter:?}: {e}.")))?;
         let state = self.lock();
         let now = Instant::now();
-        let (page, next) = state.ops.page(collection, after, page_size);
+        let (page, next) = state.ops.page(collection, after, page_size, |op| {
+            filter.matches(op.is_done(now))
+        });
         let mut body = json!({
             "operations": page.iter().map(|op| op.to_json(now)).collect::<Vec<_>>(),
         });

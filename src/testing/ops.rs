@@ -1,15 +1,16 @@
-//! The operations table and the AIP-151 `Operation` JSON.
+//! The operations table: what each operation is, independent of the wire
+//! format that shows it (see [`Snapshot`]).
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use serde_json::{json, Value};
+use serde_json::Value;
 use tokio::time::Instant;
 
-/// `metadata["@type"]` of every operation.
-pub(crate) const METADATA_TYPE: &str = "type.googleapis.com/tower_lro.testing.OperationMetadata";
-/// `response["@type"]` of every successful operation.
-pub(crate) const RESULT_TYPE: &str = "type.googleapis.com/tower_lro.testing.Result";
+/// `error.message` of a cancelled operation.
+pub(crate) const CANCELLED_MESSAGE: &str = "Operation was cancelled.";
+/// `error.code` of a cancelled operation: `google.rpc.Code.CANCELLED`.
+pub(crate) const CANCELLED_CODE: i32 = 1;
 
 /// One operation.
 #[derive(Debug)]
@@ -20,6 +21,74 @@ pub(crate) struct Op {
     duration: Duration,
     create_time: String,
     cancelled_at: Option<Instant>,
+}
+
+/// How an operation stands at one instant.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Outcome {
+    /// Not done.
+    Running,
+    /// Done, with a response.
+    Succeeded,
+    /// Done, with the `CANCELLED` error.
+    Cancelled,
+}
+
+/// One value of a metadata or response field: what a
+/// `google.protobuf.Value` holds (numbers as JSON/`double` numbers).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) enum Field<'a> {
+    Number(u64),
+    Text(&'a str),
+    Bool(bool),
+}
+
+/// An operation as GetOperation answers it at one instant, for any wire
+/// format: the REST front end renders it as proto3 JSON, a gRPC one as
+/// `google.longrunning.Operation`. `metadata` and `response` are
+/// `google.protobuf.Struct`s of [`Snapshot::metadata`] and
+/// [`Snapshot::response`].
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Snapshot<'a> {
+    pub(crate) name: &'a str,
+    /// The start request's resource name without its `:verb`.
+    pub(crate) target: &'a str,
+    /// RFC 3339 (`google.protobuf.Timestamp` JSON).
+    pub(crate) create_time: &'a str,
+    /// 0–100; frozen at cancellation.
+    pub(crate) progress_percent: u64,
+    pub(crate) outcome: Outcome,
+}
+
+impl<'a> Snapshot<'a> {
+    /// AIP-151 `done`.
+    pub(crate) fn done(&self) -> bool {
+        self.outcome != Outcome::Running
+    }
+
+    /// The metadata fields: `progressPercent`, `target`, `createTime`, and
+    /// `requestedCancellation: true` once cancelled.
+    pub(crate) fn metadata(&self) -> Vec<(&'static str, Field<'a>)> {
+        let mut fields = vec![
+            ("progressPercent", Field::Number(self.progress_percent)),
+            ("target", Field::Text(self.target)),
+            ("createTime", Field::Text(self.create_time)),
+        ];
+        if self.outcome == Outcome::Cancelled {
+            fields.push(("requestedCancellation", Field::Bool(true)));
+        }
+        fields
+    }
+
+    /// The response fields once succeeded: `target`, `state: "SUCCEEDED"`.
+    pub(crate) fn response(&self) -> Option<Vec<(&'static str, Field<'a>)>> {
+        (self.outcome == Outcome::Succeeded).then(|| {
+            vec![
+                ("target", Field::Text(self.target)),
+                ("state", Field::Text("SUCCEEDED")),
+            ]
+        })
+    }
 }
 
 impl Op {
@@ -53,37 +122,20 @@ impl Op {
         u64::try_from(elapsed * 100 / total).unwrap_or(99)
     }
 
-    /// The operation as GetOperation answers it at `now`.
-    pub(crate) fn to_json(&self, now: Instant) -> Value {
-        let mut metadata = json!({
-            "@type": METADATA_TYPE,
-            "target": self.target,
-            "createTime": self.create_time,
-        });
-        let mut op = json!({ "name": self.name });
-        match self.cancelled_at {
-            Some(at) if at <= now => {
-                metadata["progressPercent"] = json!(self.progress_percent(at));
-                metadata["requestedCancellation"] = json!(true);
-                op["done"] = json!(true);
-                op["error"] = json!({ "code": 1, "message": "Operation was cancelled." });
-            }
-            _ if self.is_done(now) => {
-                metadata["progressPercent"] = json!(100);
-                op["done"] = json!(true);
-                op["response"] = json!({
-                    "@type": RESULT_TYPE,
-                    "target": self.target,
-                    "state": "SUCCEEDED",
-                });
-            }
-            _ => {
-                metadata["progressPercent"] = json!(self.progress_percent(now));
-                op["done"] = json!(false);
-            }
+    /// The operation as it stands at `now`.
+    pub(crate) fn snapshot(&self, now: Instant) -> Snapshot<'_> {
+        let (outcome, progress_percent) = match self.cancelled_at {
+            Some(at) if at <= now => (Outcome::Cancelled, self.progress_percent(at)),
+            _ if self.is_done(now) => (Outcome::Succeeded, 100),
+            _ => (Outcome::Running, self.progress_percent(now)),
+        };
+        Snapshot {
+            name: &self.name,
+            target: &self.target,
+            create_time: &self.create_time,
+            progress_percent,
+            outcome,
         }
-        op["metadata"] = metadata;
-        op
     }
 }
 
@@ -141,19 +193,20 @@ impl Store {
     }
 
     /// Up to `size` operations of `collection` created after `after`
-    /// (a sequence number), and the sequence number to continue after if
-    /// there are more.
+    /// (a sequence number) for which `keep` holds, and the sequence number to
+    /// continue after if there are more.
     pub(crate) fn page(
         &self,
         collection: &str,
         after: u64,
         size: usize,
+        keep: impl Fn(&Op) -> bool,
     ) -> (Vec<&Op>, Option<u64>) {
         let prefix = format!("{collection}/");
         let mut matching = self
             .by_seq
             .range(after.saturating_add(1)..)
-            .filter(|(_, op)| op.name.starts_with(&prefix));
+            .filter(|(_, op)| op.name.starts_with(&prefix) && keep(op));
         let page: Vec<(&u64, &Op)> = matching.by_ref().take(size).collect();
         let more = matching.next().is_some();
         let next = match page.last() {

@@ -64,11 +64,11 @@ async fn start_then_get_before_and_after_the_duration() {
     assert_eq!(op["name"], OP1);
     assert_eq!(op["done"], false);
     assert!(op.get("response").is_none() && op.get("error").is_none());
-    let metadata = &op["metadata"];
     assert_eq!(
-        metadata["@type"],
-        "type.googleapis.com/tower_lro.testing.OperationMetadata"
+        op["metadata"]["@type"],
+        "type.googleapis.com/google.protobuf.Struct"
     );
+    let metadata = &op["metadata"]["value"];
     assert_eq!(metadata["progressPercent"], 0);
     assert_eq!(metadata["target"], "projects/p/locations/l/jobs");
     let create_time = metadata["createTime"].as_str().unwrap();
@@ -79,18 +79,17 @@ async fn start_then_get_before_and_after_the_duration() {
     let answer = get(&server, OP1).await;
     assert_eq!(answer.status, StatusCode::OK);
     assert_eq!(answer.json["done"], false);
-    assert_eq!(answer.json["metadata"]["progressPercent"], 40);
+    assert_eq!(answer.json["metadata"]["value"]["progressPercent"], 40);
 
     advance(Duration::from_secs(6)).await;
     let answer = get(&server, OP1).await;
     assert_eq!(answer.json["done"], true);
-    assert_eq!(answer.json["metadata"]["progressPercent"], 100);
+    assert_eq!(answer.json["metadata"]["value"]["progressPercent"], 100);
     assert_eq!(
         answer.json["response"],
         json!({
-            "@type": "type.googleapis.com/tower_lro.testing.Result",
-            "target": "projects/p/locations/l/jobs",
-            "state": "SUCCEEDED",
+            "@type": "type.googleapis.com/google.protobuf.Struct",
+            "value": {"target": "projects/p/locations/l/jobs", "state": "SUCCEEDED"},
         })
     );
     assert_eq!(server.operation(OP1), Some(answer.json));
@@ -103,7 +102,7 @@ async fn durations_come_from_query_body_or_default() {
     let server = OperationsServer::new().default_duration(Duration::from_secs(2));
     let zero = start(&server, r#"{"durationMs": 0}"#).await;
     assert_eq!(zero["done"], true);
-    assert_eq!(zero["response"]["state"], "SUCCEEDED");
+    assert_eq!(zero["response"]["value"]["state"], "SUCCEEDED");
 
     let body = start(&server, r#"{"durationMs": "1000", "displayName": "x"}"#).await;
     let default = start(&server, "").await;
@@ -164,7 +163,10 @@ async fn start_routes_deeper_paths_verbs_versions_and_service_prefixes() {
     .await
     .json;
     assert_eq!(run["name"], OP1);
-    assert_eq!(run["metadata"]["target"], "projects/p/locations/l/jobs/j1");
+    assert_eq!(
+        run["metadata"]["value"]["target"],
+        "projects/p/locations/l/jobs/j1"
+    );
 
     let seek = call(
         &server,
@@ -204,8 +206,8 @@ async fn cancel_ends_the_operation_with_code_1() {
         json!({"code": 1, "message": "Operation was cancelled."})
     );
     assert!(op.get("response").is_none());
-    assert_eq!(op["metadata"]["progressPercent"], 30);
-    assert_eq!(op["metadata"]["requestedCancellation"], true);
+    assert_eq!(op["metadata"]["value"]["progressPercent"], 30);
+    assert_eq!(op["metadata"]["value"]["requestedCancellation"], true);
 
     // Still cancelled after the duration would have passed.
     advance(Duration::from_secs(60)).await;
@@ -304,6 +306,67 @@ async fn list_pages_per_aip_158() {
     assert_eq!(server.requests_to(Endpoint::List)[0].operation, None);
 }
 
+/// The names a ListOperations answers, following every page.
+async fn list_names(server: &OperationsServer, query: &str) -> Vec<String> {
+    let mut names = Vec::new();
+    let mut token = String::new();
+    loop {
+        let path =
+            format!("/v1/projects/p/locations/l/operations?pageSize=1&pageToken={token}&{query}");
+        let answer = call(server, Method::GET, &path, "").await;
+        assert_eq!(answer.status, StatusCode::OK, "{query}: {}", answer.json);
+        let ops = answer.json["operations"].as_array().unwrap();
+        names.extend(ops.iter().map(|op| op["name"].as_str().unwrap().to_owned()));
+        match answer.json.get("nextPageToken") {
+            Some(next) => token = next.as_str().unwrap().to_owned(),
+            None => return names,
+        }
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn list_filters_on_done_per_aip_160() {
+    let server = OperationsServer::new();
+    start(&server, r#"{"durationMs": 0}"#).await; // op-1: succeeded
+    start(&server, "").await; // op-2: running
+    start(&server, "").await; // op-3: cancelled below
+    start(&server, r#"{"durationMs": 0}"#).await; // op-4: succeeded
+    let op3 = "projects/p/locations/l/operations/op-3";
+    call(&server, Method::POST, &format!("/v1/{op3}:cancel"), "").await;
+    let op = |n: u32| format!("projects/p/locations/l/operations/op-{n}");
+
+    let done = vec![op(1), op(3), op(4)];
+    for query in [
+        "filter=done%3Dtrue",
+        "filter=done+%3D+true",
+        "filter=done",
+        "filter=NOT+done%3Dfalse",
+    ] {
+        assert_eq!(list_names(&server, query).await, done, "{query}");
+    }
+    for query in ["filter=done%3Dfalse", "filter=NOT%20done", "filter=-done"] {
+        assert_eq!(list_names(&server, query).await, vec![op(2)], "{query}");
+    }
+    let all = vec![op(1), op(2), op(3), op(4)];
+    for query in ["filter=", "filter=done%3Dtrue+OR+done%3Dfalse", "x=1"] {
+        assert_eq!(list_names(&server, query).await, all, "{query}");
+    }
+
+    for bad in [
+        "name%3Dx",
+        "done%3Dmaybe",
+        "done+%3E+1",
+        "(done",
+        "progressPercent%3D100",
+    ] {
+        let path = format!("/v1/projects/p/locations/l/operations?filter={bad}");
+        let answer = call(&server, Method::GET, &path, "").await;
+        assert_error(&answer, 400, "INVALID_ARGUMENT");
+        let message = answer.json["error"]["message"].as_str().unwrap();
+        assert!(message.starts_with("Invalid filter"), "{message}");
+    }
+}
+
 #[tokio::test(start_paused = true)]
 async fn wait_answers_when_done_or_at_the_timeout() {
     let server = OperationsServer::new().default_duration(Duration::from_secs(5));
@@ -333,7 +396,7 @@ async fn wait_answers_when_done_or_at_the_timeout() {
     )
     .await;
     assert_eq!(answer.json["done"], false);
-    assert_eq!(answer.json["metadata"]["progressPercent"], 30);
+    assert_eq!(answer.json["metadata"]["value"]["progressPercent"], 30);
     assert_eq!(Instant::now() - t0, Duration::from_millis(1500));
 
     // Query timeout; already done answers at once.
