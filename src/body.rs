@@ -123,7 +123,7 @@ where
             } => {
                 data.is_none()
                     && trailers.is_none()
-                    && rest.as_ref().map_or(true, Body::is_end_stream)
+                    && rest.as_ref().is_none_or(Body::is_end_stream)
             }
         }
     }

@@ -65,7 +65,11 @@
 //!   (a tower `Service`, also served by hyper on loopback) for tests.
 #![forbid(unsafe_code)]
 #![warn(missing_docs, missing_debug_implementations, rust_2018_idioms)]
-#![cfg_attr(docsrs, feature(doc_auto_cfg))]
+// docs.rs (`--cfg docsrs`, nightly): mark feature-gated items. `doc_cfg` has
+// included the automatic marking that `doc_auto_cfg` used to enable since
+// nightly 2025-09; the explicit `doc(cfg(..))` attributes below keep older
+// nightlies right too. Inert on stable.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod body;
 mod cancel;
@@ -82,6 +86,7 @@ mod route;
 mod service;
 
 #[cfg(feature = "testing")]
+#[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
 pub mod testing;
 
 pub use body::ResponseBody;
