@@ -321,8 +321,7 @@ async fn a_503_on_start_is_retried_with_the_same_body_and_the_operation_is_waite
     assert!(polls
         .iter()
         .all(|p| p.headers[AUTHORIZATION] == "Bearer token-1"));
-    assert!(server.requests_to(Endpoint::Cancel).is_empty());
-    assert_eq!(layer.handle().stats().fired, 0);
+    common::assert_no_cancel(&layer.handle(), &server).await;
 }
 
 #[tokio::test]
@@ -355,7 +354,7 @@ async fn a_503_on_a_poll_is_absorbed_by_the_retry_layer_before_the_poll_policy_s
     let name = only_operation(&server);
     let polls = polls_of(&server, &name);
     assert_eq!(statuses(&polls[..2]), [503, 200], "{polls:?}");
-    assert_eq!(layer.handle().stats().fired, 0);
+    common::assert_no_cancel(&layer.handle(), &server).await;
 
     // Without the retry layer the same 503 reaches the layer.
     server.inject(
@@ -379,7 +378,21 @@ async fn a_503_on_a_poll_is_absorbed_by_the_retry_layer_before_the_poll_policy_s
         other => panic!("expected Error::Poll with 503, got {other:?}"),
     }
     let report = layer.handle().drain(WAIT).await;
-    assert_eq!(report.stats.fired, 1, "polling gave up: a cancel");
+    assert!(report.is_complete(), "{report:?}");
+    // Polling gave up: the server received one cancel, for the second
+    // operation, with the caller's credentials, and the operation ended
+    // CANCELLED.
+    let second = server
+        .operation_names()
+        .into_iter()
+        .find(|n| *n != name)
+        .expect("the second call started an operation");
+    let cancels = server.requests_to(Endpoint::Cancel);
+    assert_eq!(cancels.len(), 1, "{cancels:?}");
+    assert_eq!(cancels[0].operation.as_deref(), Some(&*second));
+    assert_eq!(cancels[0].headers[AUTHORIZATION], "Bearer token-1");
+    assert_eq!(server.operation(&second).unwrap()["error"]["code"], 1);
+    assert_eq!(report.stats.fired, 1);
 }
 
 #[tokio::test]

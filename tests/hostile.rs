@@ -817,20 +817,34 @@ async fn a_cancel_answer_whose_body_hangs_is_bounded_by_the_cancel_deadline() {
         .cancel_policy(
             tower_lro::CancelPolicy::new()
                 .attempt_timeout(Duration::from_millis(100))
-                .deadline(Duration::from_millis(300)),
+                .deadline(Duration::from_millis(300))
+                // One slot: a cancel that kept it would block the next.
+                .concurrency(1, 16),
         );
     let mut client = ServiceBuilder::new()
         .layer(layer.clone())
         .service(http_client());
+    let cancels_sent = |log: &[Seen]| log.iter().filter(|s| s.target.ends_with(":cancel")).count();
     start_then_give_up(&mut client, &log, start(&format!("http://{addr}"), 60_000)).await;
-    log.wait_for(|log| log.iter().any(|s| s.target.ends_with(":cancel")))
-        .await;
+    log.wait_for(|log| cancels_sent(log) > 0).await;
     // Far longer than the cancel's 300 ms deadline; a bound, not a wait.
     let report = layer.handle().drain(WAIT).await;
     assert!(report.is_complete(), "the cancel never ended: {report:?}");
     assert_eq!(
         (report.stats.fired, report.stats.failed),
         (1, 1),
+        "{report:?}"
+    );
+
+    // The hung cancel freed its one slot: the next cancel is sent (held, it
+    // would wait for the slot until its own deadline and send nothing).
+    let before = cancels_sent(&log.all());
+    start_then_give_up(&mut client, &log, start(&format!("http://{addr}"), 60_000)).await;
+    log.wait_for(|log| cancels_sent(log) > before).await;
+    let report = layer.handle().drain(WAIT).await;
+    assert_eq!(
+        (report.stats.fired, report.stats.failed, report.stats.shed),
+        (2, 2, 0),
         "{report:?}"
     );
     server.abort();

@@ -1,5 +1,9 @@
-//! The spans a user sees (DESIGN §8), recorded from a real call over
-//! loopback. In a test binary of its own: tracing caches per-callsite
+//! The spans a user sees, recorded from a real call over loopback.
+//!
+//! Under paused tokio time: the clock moves only when every task is idle,
+//! and a loopback answer is readable as soon as it is written, so the
+//! layer's deadline (100 ms of that clock) passes after the Start's answer
+//! and some polls, never before them however busy the machine is. In a test binary of its own: tracing caches per-callsite
 //! interest process-wide, so a thread-local subscriber is only reliable when
 //! no other test thread registers the same callsites first.
 
@@ -12,7 +16,7 @@ use tower::{Service, ServiceBuilder, ServiceExt};
 use tower_lro::testing::OperationsServer;
 use tower_lro::{CancelOnDropLayer, Error};
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn spans_record_the_call_the_polls_and_the_cancel() {
     let recorder = SpanRecorder::default();
     let _guard = recorder.install();

@@ -192,3 +192,17 @@ where
         }
     }
 }
+
+/// Asserts that no cancel was fired or sent: drains `cancels` first (so a
+/// detached cancel fired wrongly has had every chance to reach the server),
+/// then checks the layer's count and the server's log.
+pub async fn assert_no_cancel(
+    cancels: &tower_lro::CancelHandle,
+    server: &tower_lro::testing::OperationsServer,
+) {
+    let report = cancels.drain(WAIT).await;
+    assert!(report.is_complete(), "drain left work: {report:?}");
+    assert_eq!(report.stats.fired, 0, "{:?}", report.stats);
+    let sent = server.requests_to(tower_lro::testing::Endpoint::Cancel);
+    assert!(sent.is_empty(), "cancels reached the server: {sent:?}");
+}
