@@ -543,7 +543,9 @@ async fn mass_table(plan: &Plan, missed: &mut Vec<String>) -> Result<String, Box
         if all_delivered && median >= 0.70 { "met" } else { "MISSED" },
     ));
     if !all_delivered {
-        missed.push(format!("(b) mass drop: not every one of the {n} cancels was delivered and accepted"));
+        missed.push(format!(
+            "(b) mass drop: not every one of the {n} cancels was delivered and accepted"
+        ));
     }
 
     if !plan.short {

@@ -108,7 +108,13 @@ fn a_runtime_shutdown_never_finishes_more_cancels_than_were_fired() {
     // known, so no cancel was fired, and none may be counted as finished).
     let mut expected = CancelStats::default();
     expected.unanswered = 1;
-    assert_eq!(stats, expected, "fired {} finished {}", stats.fired, stats.finished());
+    assert_eq!(
+        stats,
+        expected,
+        "fired {} finished {}",
+        stats.fired,
+        stats.finished()
+    );
     assert!(server.cancels_for(&server.operation_names()[0]).is_empty());
 }
 

@@ -854,7 +854,10 @@ async fn run(chaos: Chaos) {
     assert_eq!(wrong_reason, 0);
     // Every Start reached the server: a call dropped in flight is carried on
     // by the layer, not abandoned unsent.
-    assert_eq!(not_created, 0, "callers whose Start never reached the server");
+    assert_eq!(
+        not_created, 0,
+        "callers whose Start never reached the server"
+    );
     // Each drop point was exercised, by a minimum share of the callers: the
     // plans draw 30 % for each, a binomial count with standard deviation
     // √(0.21·N); 25 % is over 3 of them below for N ≥ 1,000 (the seed fixes

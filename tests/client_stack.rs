@@ -171,11 +171,7 @@ async fn the_cancel_carries_the_auth_layers_current_token_and_its_503_is_retried
         .layer(layer.clone())
         .service(inner_stack(&token, true));
 
-    let call = client
-        .ready()
-        .await
-        .unwrap()
-        .call(start_without_auth(&base, 60_000));
+    let call = send(&mut client, start_without_auth(&base, 60_000));
     let mut call = Box::pin(call);
     let name = tokio::select! {
         result = &mut call => panic!("the call ended: {:?}", result.map(|r| r.status())),
@@ -250,11 +246,7 @@ async fn without_the_retry_layer_the_same_503_ends_the_cancel_after_one_attempt(
         .layer(layer.clone())
         .service(inner_stack(&token, false));
 
-    let call = client
-        .ready()
-        .await
-        .unwrap()
-        .call(start_without_auth(&base, 60_000));
+    let call = send(&mut client, start_without_auth(&base, 60_000));
     let mut call = Box::pin(call);
     let name = tokio::select! {
         result = &mut call => panic!("the call ended: {:?}", result.map(|r| r.status())),
@@ -296,11 +288,7 @@ async fn a_503_on_start_is_retried_with_the_same_body_and_the_operation_is_waite
         .layer(layer.clone())
         .service(inner_stack(&token, true));
 
-    let response = client
-        .ready()
-        .await
-        .unwrap()
-        .call(start_without_auth(&base, 40))
+    let response = send(&mut client, start_without_auth(&base, 40))
         .await
         .unwrap();
     assert_eq!(response.status(), StatusCode::OK);
@@ -341,11 +329,7 @@ async fn a_503_on_a_poll_is_absorbed_by_the_retry_layer_before_the_poll_policy_s
         .layer(layer.clone())
         .service(inner_stack(&token, true));
 
-    let response = with_retry
-        .ready()
-        .await
-        .unwrap()
-        .call(start_without_auth(&base, 40))
+    let response = send(&mut with_retry, start_without_auth(&base, 40))
         .await
         .unwrap();
     let op = Operation::from_json(&body_bytes(response.into_body()).await).unwrap();
@@ -364,12 +348,7 @@ async fn a_503_on_a_poll_is_absorbed_by_the_retry_layer_before_the_poll_policy_s
     let mut without_retry = ServiceBuilder::new()
         .layer(layer.clone())
         .service(inner_stack(&token, false));
-    let result = without_retry
-        .ready()
-        .await
-        .unwrap()
-        .call(start_without_auth(&base, 60_000))
-        .await;
+    let result = send(&mut without_retry, start_without_auth(&base, 60_000)).await;
     match result.map(|r| r.status()) {
         Err(Error::Poll {
             status: Some(status),
@@ -422,11 +401,7 @@ async fn layers_outside_see_only_the_callers_call_and_layers_inside_see_every_po
         .map_request(record(&inside))
         .service(inner_stack(&token, true));
 
-    let call = client
-        .ready()
-        .await
-        .unwrap()
-        .call(start_without_auth(&base, 60_000));
+    let call = send(&mut client, start_without_auth(&base, 60_000));
     let mut call = Box::pin(call);
     // Let it poll a few times, then give up.
     tokio::select! {

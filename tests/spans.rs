@@ -12,7 +12,6 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use tower::{Service, ServiceBuilder, ServiceExt};
 use tower_lro::testing::OperationsServer;
 use tower_lro::{CancelOnDropLayer, Error};
 
@@ -25,14 +24,8 @@ async fn spans_record_the_call_the_polls_and_the_cancel() {
     let layer = CancelOnDropLayer::new()
         .poll_policy(fast_polls())
         .deadline(Duration::from_millis(100));
-    let mut client = ServiceBuilder::new()
-        .layer(layer.clone())
-        .service(http_client());
-    let err = client
-        .ready()
-        .await
-        .unwrap()
-        .call(start(&handle.base_url(), 60_000))
+    let mut client = lro_client(&layer);
+    let err = send(&mut client, start(&handle.base_url(), 60_000))
         .await
         .unwrap_err();
     assert!(matches!(err, Error::DeadlineExceeded { .. }));

@@ -627,10 +627,7 @@ impl Inner {
                 fault: fault.clone(),
                 received_at: Instant::now(),
             });
-            let hook = state
-                .on_request
-                .clone()
-                .zip(state.log.last().cloned());
+            let hook = state.on_request.clone().zip(state.log.last().cloned());
             (index, fault, hook)
         };
         self.log_changed.send_modify(|v| *v += 1);

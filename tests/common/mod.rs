@@ -206,3 +206,28 @@ pub async fn assert_no_cancel(
     let sent = server.requests_to(tower_lro::testing::Endpoint::Cancel);
     assert!(sent.is_empty(), "cancels reached the server: {sent:?}");
 }
+
+/// `layer` over a real hyper-util client: the stack most tests call through.
+pub fn lro_client(layer: &tower_lro::CancelOnDropLayer) -> tower_lro::CancelOnDrop<HttpClient> {
+    tower::ServiceBuilder::new()
+        .layer(layer.clone())
+        .service(http_client())
+}
+
+/// Sends `request` through `client` once it is ready (a readiness error is
+/// a broken test, so it panics).
+pub async fn send<S, B>(client: &mut S, request: http::Request<B>) -> Result<S::Response, S::Error>
+where
+    S: tower::Service<http::Request<B>>,
+    S::Error: std::fmt::Debug,
+{
+    use tower::ServiceExt;
+    client.ready().await.unwrap().call(request).await
+}
+
+/// `POST {url}` with an empty body.
+pub fn post_empty(url: impl AsRef<str>) -> http::Request<Full<Bytes>> {
+    http::Request::post(url.as_ref())
+        .body(Full::default())
+        .unwrap()
+}
