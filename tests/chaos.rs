@@ -635,7 +635,10 @@ async fn run(chaos: Chaos) {
         match (plan, ended[i].as_ref()) {
             (Plan::Finish { .. }, Some(Ended::Finished(result))) => {
                 *phases.entry("finished").or_default() += 1;
-                let name = name.expect("a finished caller's operation exists");
+                let Some(name) = name else {
+                    problem(format!("caller {i} finished without an operation: {result:?}"));
+                    continue;
+                };
                 match result {
                     Ok(op) if op["done"] == true && op["response"]["state"] == "SUCCEEDED" => {
                         finished += 1

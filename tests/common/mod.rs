@@ -202,9 +202,9 @@ pub async fn assert_no_cancel(
 ) {
     let report = cancels.drain(WAIT).await;
     assert!(report.is_complete(), "drain left work: {report:?}");
-    assert_eq!(report.stats.fired, 0, "{:?}", report.stats);
     let sent = server.requests_to(tower_lro::testing::Endpoint::Cancel);
     assert!(sent.is_empty(), "cancels reached the server: {sent:?}");
+    assert_eq!(report.stats.fired, 0, "{:?}", report.stats);
 }
 
 /// `layer` over a real hyper-util client: the stack most tests call through.
