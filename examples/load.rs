@@ -75,7 +75,7 @@ struct Plan {
     short: bool,
 }
 
-fn main() -> Result<(), BoxError> {
+fn main() -> Result<std::process::ExitCode, BoxError> {
     let short = std::env::args().any(|a| a == "--short")
         || std::env::var_os("LOAD_SHORT").is_some_and(|v| v != "0");
     let plan = if short {
@@ -139,9 +139,10 @@ fn main() -> Result<(), BoxError> {
     println!("{mass}");
     println!("{completion}");
     if missed.is_empty() {
-        Ok(())
+        Ok(std::process::ExitCode::SUCCESS)
     } else {
-        Err(format!("targets missed:\n  {}", missed.join("\n  ")).into())
+        eprintln!("targets missed:\n  {}", missed.join("\n  "));
+        Ok(std::process::ExitCode::FAILURE)
     }
 }
 
