@@ -1107,7 +1107,10 @@ async fn a_redirected_poll_is_not_followed() {
             operation, status, ..
         } => {
             assert_eq!(operation.as_str(), NAME);
-            assert_eq!(*status, Some(StatusCode::FOUND));
+            assert_eq!(
+                *status,
+                Some(tower_lro::WireStatus::Http(StatusCode::FOUND))
+            );
         }
         other => panic!("expected Error::Poll, got {other:?}"),
     }
