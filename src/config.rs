@@ -13,12 +13,12 @@ use crate::poll::PollPolicy;
 use crate::protocol::rest::routes::Routes;
 use crate::shared::Shared;
 
-/// The default for [`CancelOnDropLayer::max_inspect_bytes`]: 1 MiB.
+/// The default for [`CancelOnDropLayer::max_inspect_bytes`](crate::CancelOnDropLayer::max_inspect_bytes): 1 MiB.
 pub const DEFAULT_MAX_INSPECT_BYTES: usize = 1024 * 1024;
 
 /// The headers copied from the original request onto its `GetOperation` and
 /// `CancelOperation` requests, before any added with
-/// [`CancelOnDropLayer::forward_headers`].
+/// [`CancelOnDropLayer::forward_headers`](crate::CancelOnDropLayer::forward_headers).
 pub const FORWARDED_HEADERS: [&str; 5] = [
     "authorization",
     "x-goog-user-project",

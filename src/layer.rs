@@ -52,7 +52,7 @@ impl Default for CancelOnDropLayer {
 
 impl CancelOnDropLayer {
     /// A layer with the defaults: [`PollPolicy::default`], [`CancelPolicy::default`],
-    /// no deadline, 1 MiB inspection limit, the [`FORWARDED_HEADERS`].
+    /// no deadline, 1 MiB inspection limit, the [`FORWARDED_HEADERS`](crate::FORWARDED_HEADERS).
     pub fn new() -> Self {
         CancelOnDropLayer {
             config: Arc::new(Config::default()),
@@ -103,7 +103,7 @@ impl CancelOnDropLayer {
     }
 
     /// More request headers to copy onto poll and cancel requests, beyond
-    /// [`FORWARDED_HEADERS`]. Only headers named here or there are copied.
+    /// [`FORWARDED_HEADERS`](crate::FORWARDED_HEADERS). Only headers named here or there are copied.
     pub fn forward_headers<I>(mut self, headers: I) -> Self
     where
         I: IntoIterator<Item = HeaderName>,

@@ -24,13 +24,28 @@ use crate::request_body::RequestBody;
 ///
 /// See [`CancelOnDropLayer`] for what it does and how to configure it.
 ///
-/// Requirements on the inner service `S` (an HTTP client stack):
-/// `Clone + Send + 'static` — a clone is kept per tracked call and used for
-/// `GetOperation` and `CancelOperation` through [`tower::ServiceExt::oneshot`];
-/// the request body must be `Default` (poll and cancel requests have empty
-/// bodies: `http_body_util::Full<Bytes>`, `Empty<Bytes>` and `BoxBody` are);
-/// the response body must yield `Bytes` (hyper's `Incoming`, `Full`,
-/// `BoxBody` do).
+/// # Requirements
+///
+/// `CancelOnDrop<S>` is a `Service<http::Request<ReqBody>>` when:
+///
+/// - the inner service `S` is a
+///   `Service<http::Request<ReqBody>, Response = http::Response<ResBody>>`,
+///   `Clone + Send + 'static`, with `S::Future: Send + 'static` and
+///   `S::Error: Into<BoxError>`: a clone of the inner service is kept per
+///   tracked call and sends its `GetOperation`, `WaitOperation` and
+///   `CancelOperation` requests (through [`tower::ServiceExt::oneshot`]),
+///   the cancel from a task spawned on the tokio runtime current at `call`;
+/// - `ReqBody: RequestBody + Send + 'static`: the layer builds the bodies of
+///   those requests itself (see [`RequestBody`] for the types it is
+///   implemented for — `Full<Bytes>`, `Empty<Bytes>`, `BoxBody`,
+///   `UnsyncBoxBody`, `String`, `Vec<u8>`, `Bytes`, axum's and tonic's
+///   bodies — and for hyper's `Incoming`, which cannot be built);
+/// - `ResBody: http_body::Body<Data = Bytes> + Send + 'static`, with
+///   `ResBody::Error: Into<BoxError>`: hyper's `Incoming`, `Full`, `BoxBody`,
+///   tower-http's `TimeoutBody`; it need not be `Unpin`.
+///
+/// The service is `Clone`, and `Send`/`Sync` when `S` is; its future is
+/// `Send`.
 #[derive(Clone, Debug)]
 pub struct CancelOnDrop<S> {
     pub(crate) inner: S,

@@ -91,7 +91,7 @@ impl CancelPolicy {
     /// How many cancels of one layer may be sending at once (default 64; at
     /// least 1), and how many more may wait for a slot (default 16,384). A cancel
     /// fired while both are full is shed: counted in
-    /// [`CancelStats::shed`] and logged at `warn` with the operation's name.
+    /// [`CancelStats::shed`](crate::CancelStats::shed) and logged at `warn` with the operation's name.
     pub fn concurrency(mut self, max_in_flight: usize, max_queued: usize) -> Self {
         self.max_in_flight = max_in_flight.max(1);
         self.max_queued = max_queued;
@@ -105,8 +105,8 @@ impl CancelPolicy {
     /// retries and `max_inspect_bytes` — until the operation is done or
     /// `timeout` passes, and record
     /// whether it ended CANCELLED (`error.code == 1`, AIP-151) or completed
-    /// anyway: [`CancelStats::verified_cancelled`] and
-    /// [`CancelStats::completed_anyway`], and the `lro.cancel` span's
+    /// anyway: [`CancelStats::verified_cancelled`](crate::CancelStats::verified_cancelled) and
+    /// [`CancelStats::completed_anyway`](crate::CancelStats::completed_anyway), and the `lro.cancel` span's
     /// `outcome`. Off by default: it costs requests, and CancelOperation
     /// is asynchronous, so an accepted cancel says nothing about the end.
     pub fn verify(mut self, timeout: Duration) -> Self {

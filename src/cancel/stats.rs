@@ -38,10 +38,10 @@ pub struct CancelStats {
     /// operation the request started, if any, cannot be cancelled. Not part
     /// of `fired`.
     pub unanswered: u64,
-    /// With [`CancelPolicy::verify`]: accepted cancels whose operation then
+    /// With [`CancelPolicy::verify`](crate::CancelPolicy::verify): accepted cancels whose operation then
     /// ended CANCELLED (`error.code == 1`).
     pub verified_cancelled: u64,
-    /// With [`CancelPolicy::verify`]: accepted cancels whose operation ended
+    /// With [`CancelPolicy::verify`](crate::CancelPolicy::verify): accepted cancels whose operation ended
     /// some other way (it completed, or failed with another code).
     pub completed_anyway: u64,
 }

@@ -18,7 +18,7 @@ use super::json::OperationVisitor;
 #[derive(Clone, Debug)]
 pub struct Operation {
     /// The operation's name (`projects/p/locations/l/operations/o`), as sent;
-    /// not validated (see [`OperationName::parse`]).
+    /// not validated (see [`OperationName::parse`](crate::OperationName::parse)).
     pub name: String,
     /// Whether the operation is done: `error` or `response` is then set.
     pub done: bool,

@@ -3,11 +3,11 @@
 use std::error::Error as StdError;
 use std::fmt;
 
-/// The error returned by [`OperationName::get_uri`] and
-/// [`OperationName::cancel_uri`]: no AIP-151 route could be built.
+/// The error returned by [`OperationName::get_uri`](crate::OperationName::get_uri) and
+/// [`OperationName::cancel_uri`](crate::OperationName::cancel_uri): no AIP-151 route could be built.
 ///
 /// Either no path prefix could be derived from the request path (see
-/// [`OperationName::get_uri`] for the rule; the message shows the path, and
+/// [`OperationName::get_uri`](crate::OperationName::get_uri) for the rule; the message shows the path, and
 /// the layer's `path_prefix` override is the fix), or the URI built from the
 /// request's scheme and authority, the prefix and the encoded name is invalid
 /// ([`source`](std::error::Error::source) then has the `http` error).

@@ -13,7 +13,7 @@ pub(super) const MAX_NAME_LEN: usize = 4096;
 /// How many characters of a rejected name its error shows.
 const SHOWN_CHARS: usize = 32;
 
-/// The rules of [`OperationName::parse`]. Names that are plainly valid are
+/// The rules of [`OperationName::parse`](crate::OperationName::parse). Names that are plainly valid are
 /// accepted after one pass over their bytes; anything else is decided by
 /// [`validate_exact`], which checks the rules in order and so names the same
 /// reason it always did.
@@ -79,7 +79,7 @@ static BYTE_CLASS: [u8; 256] = {
     table
 };
 
-/// The rules of [`OperationName::parse`], in the order they are checked.
+/// The rules of [`OperationName::parse`](crate::OperationName::parse), in the order they are checked.
 pub(super) fn validate_exact(name: &str) -> Result<(), Reason> {
     if name.is_empty() {
         return Err(Reason::Empty);
@@ -181,9 +181,9 @@ impl Reason {
     }
 }
 
-/// The error returned by [`OperationName::parse`]: the name is not an AIP-122
+/// The error returned by [`OperationName::parse`](crate::OperationName::parse): the name is not an AIP-122
 /// relative resource name that is safe to put in a URL path (the rules are
-/// listed on [`OperationName::parse`]).
+/// listed on [`OperationName::parse`](crate::OperationName::parse)).
 ///
 /// [`reason`](InvalidOperationName::reason) is the short text of the rule
 /// that failed. `Display` names the rule and shows at most the first 32
