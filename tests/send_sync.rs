@@ -57,6 +57,14 @@ fn static_property_guard_is_send_sync() {
     service::<CancelOnDrop<SetRequestHeader<Hyper<Full<Bytes>>, http::HeaderValue>>, Full<Bytes>>();
     service::<tower::timeout::Timeout<CancelOnDrop<Hyper<Full<Bytes>>>>, Full<Bytes>>();
 
+    // A response body that is not `Unpin` (it holds a `Sleep`) inside, and
+    // an axum server's own body forwarded.
+    service::<
+        CancelOnDrop<tower_http::timeout::ResponseBodyTimeout<Hyper<Full<Bytes>>>>,
+        Full<Bytes>,
+    >();
+    service::<CancelOnDrop<Hyper<axum::body::Body>>, axum::body::Body>();
+
     // The embedded server in memory.
     service::<CancelOnDrop<OperationsServer>, Full<Bytes>>();
 }

@@ -180,7 +180,9 @@ impl Target {
         &self.name
     }
 
-    /// The REST route, if this is a REST/JSON operation.
+    /// The REST route, if this is a REST/JSON operation (for the fuzz
+    /// entry points).
+    #[cfg(feature = "__internals")]
     pub(crate) fn rest_route(&self) -> Option<&rest::routes::Route> {
         match &self.wire {
             Wire::Rest(route) => Some(route),

@@ -136,6 +136,7 @@ fn routes(
 /// [`read_operation`], then the default routes: what the layer does with a
 /// response body when no route function claims the operation (the fuzz
 /// targets' entry point).
+#[cfg(feature = "__internals")]
 pub(crate) fn recognise(
     body: &[u8],
     request_uri: &Uri,
