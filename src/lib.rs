@@ -76,6 +76,11 @@ mod future;
 mod layer;
 mod operation;
 mod poll;
+/// Wire protocols. (Until the protocol seam lands, only gRPC's pieces live here.)
+#[allow(dead_code)]
+mod protocol {
+    pub(crate) mod grpc;
+}
 mod request_body;
 mod resume;
 mod route;
@@ -93,6 +98,7 @@ pub use future::ResponseFuture;
 pub use layer::{CancelOnDropLayer, DEFAULT_MAX_INSPECT_BYTES, FORWARDED_HEADERS};
 pub use operation::{InvalidOperationName, Operation, OperationName, RouteError, Status};
 pub use poll::PollPolicy;
+pub use protocol::grpc::{GrpcLroMethods, InvalidGrpcMethod};
 pub use request_body::RequestBody;
 pub use route::Routes;
 pub use service::CancelOnDrop;
