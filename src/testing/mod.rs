@@ -151,6 +151,7 @@
 //! [AIP-193]: https://google.aip.dev/193
 
 mod fault;
+pub mod grpc;
 mod log;
 mod ops;
 mod route;
@@ -248,6 +249,8 @@ struct State {
     /// Index (counting every request ever recorded) of `log[0]`.
     log_base: usize,
     faults: HashMap<Endpoint, Active>,
+    /// Operations started over gRPC: the start method's declared types.
+    grpc_starts: HashMap<String, grpc::Started>,
 }
 
 impl State {
@@ -307,6 +310,7 @@ impl OperationsServer {
                     log: Vec::new(),
                     log_base: 0,
                     faults: HashMap::new(),
+                    grpc_starts: HashMap::new(),
                 }),
                 log_changed: watch::Sender::new(0),
                 ops_changed: watch::Sender::new(0),
@@ -573,6 +577,41 @@ impl Inner {
         self.log_changed.send_modify(|v| *v += 1);
     }
 
+    /// Logs a request as it arrives (its body read) and decides its fault:
+    /// its index in the log, and the fault (`None`: answer normally).
+    fn record(
+        &self,
+        parts: &http::request::Parts,
+        endpoint: Endpoint,
+        operation: Option<String>,
+        body: &Result<Bytes, BoxError>,
+    ) -> (usize, Option<FaultKind>) {
+        let path = parts
+            .uri
+            .path_and_query()
+            .map_or_else(|| parts.uri.path().to_owned(), |pq| pq.as_str().to_owned());
+        let recorded = {
+            let mut state = self.lock();
+            let fault = state.take_fault(endpoint);
+            let index = state.log_base + state.log.len();
+            state.log.push(RecordedRequest {
+                method: parts.method.clone(),
+                path,
+                headers: parts.headers.clone(),
+                body: body.as_ref().ok().cloned().unwrap_or_default(),
+                endpoint,
+                operation,
+                status: log::PENDING,
+                grpc_status: None,
+                fault: fault.clone(),
+                received_at: Instant::now(),
+            });
+            (index, fault)
+        };
+        self.log_changed.send_modify(|v| *v += 1);
+        recorded
+    }
+
     /// Records, applies faults, dispatches, and fills the answer in.
     ///
     /// A [`FaultKind::Hang`] waits for `release` (never, in memory; the
@@ -590,28 +629,8 @@ impl Inner {
             .collect()
             .await
             .map(|collected| collected.to_bytes());
-        let path = parts
-            .uri
-            .path_and_query()
-            .map_or_else(|| parts.uri.path().to_owned(), |pq| pq.as_str().to_owned());
-        let (index, fault) = {
-            let mut state = self.lock();
-            let fault = state.take_fault(routed.endpoint);
-            let index = state.log_base + state.log.len();
-            state.log.push(RecordedRequest {
-                method: parts.method.clone(),
-                path,
-                headers: parts.headers.clone(),
-                body: body.as_ref().map(Bytes::clone).unwrap_or_default(),
-                endpoint: routed.endpoint,
-                operation: routed.operation().map(str::to_owned),
-                status: log::PENDING,
-                fault: fault.clone(),
-                received_at: Instant::now(),
-            });
-            (index, fault)
-        };
-        self.log_changed.send_modify(|v| *v += 1);
+        let operation = routed.operation().map(str::to_owned);
+        let (index, fault) = self.record(&parts, routed.endpoint, operation, &body);
         let answering = Answering {
             inner: self,
             index,

@@ -207,10 +207,9 @@ pub(crate) fn retry_delay(value: &[u8]) -> Option<Duration> {
     Some(Duration::new(secs, nanos))
 }
 
-/// A `grpc-status-details-bin` value (unpadded base64, as gRPC
-/// implementations send binary metadata) for `code`/`message` with a
-/// RetryInfo of `delay`.
-pub(crate) fn retry_details(code: i32, message: &str, delay: Duration) -> String {
+/// A `google.rpc.Status` (encoded) for `code`/`message` with a RetryInfo of
+/// `delay` in its details.
+pub(crate) fn retry_status(code: i32, message: &str, delay: Duration) -> Vec<u8> {
     let info = RetryInfo {
         retry_delay: Some(prost_types::Duration {
             seconds: i64::try_from(delay.as_secs()).unwrap_or(i64::MAX),
@@ -225,7 +224,14 @@ pub(crate) fn retry_details(code: i32, message: &str, delay: Duration) -> String
             value: info.encode_to_vec(),
         }],
     };
-    base64::engine::general_purpose::STANDARD_NO_PAD.encode(status.encode_to_vec())
+    status.encode_to_vec()
+}
+
+/// A `grpc-status-details-bin` value (unpadded base64, as gRPC
+/// implementations send binary metadata) of [`retry_status`].
+#[cfg(test)]
+pub(crate) fn retry_details(code: i32, message: &str, delay: Duration) -> String {
+    base64::engine::general_purpose::STANDARD_NO_PAD.encode(retry_status(code, message, delay))
 }
 
 #[cfg(test)]
