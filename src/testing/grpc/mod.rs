@@ -35,6 +35,7 @@
 //! code as `status` (`200` for `OK`, `503` for `UNAVAILABLE`), and the code
 //! itself as [`RecordedRequest::grpc_status`](super::RecordedRequest::grpc_status).
 
+mod client;
 mod convert;
 mod messages;
 
@@ -48,6 +49,7 @@ use prost::Message;
 use tokio::time::Instant;
 use tonic::Code;
 
+pub use self::client::{CloudDeployClient, OperationsClient};
 pub use self::messages::{CreateReleaseRequest, OperationMetadata, Release, CREATE_RELEASE};
 pub use crate::protocol::grpc::messages::{
     CancelOperationRequest, DeleteOperationRequest, Empty, GetOperationRequest,
