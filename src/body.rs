@@ -1,12 +1,10 @@
-//! The response body handed to callers, and the bounded reader the layer uses
-//! to look inside a response.
+//! [`ResponseBody`]: the body handed to callers.
 
 use std::fmt;
-use std::mem;
 use std::pin::Pin;
-use std::task::{ready, Context, Poll};
+use std::task::{Context, Poll};
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use http::HeaderMap;
 use http_body::{Body, Frame, SizeHint};
 use pin_project_lite::pin_project;
@@ -32,8 +30,8 @@ pin_project! {
         Read {
             data: Option<Bytes>,
             trailers: Option<HeaderMap>,
-            #[pin]
-            rest: Option<B>,
+            // Boxed: the bounded reader moves a body it has started to poll.
+            rest: Option<Pin<Box<B>>>,
         },
     }
 }
@@ -58,7 +56,7 @@ impl<B> ResponseBody<B> {
     }
 
     /// The bytes already read, followed by the rest of the inner body.
-    pub(crate) fn prefixed(prefix: Bytes, rest: B) -> Self {
+    pub(crate) fn prefixed(prefix: Bytes, rest: Pin<Box<B>>) -> Self {
         ResponseBody {
             kind: Kind::Read {
                 data: Some(prefix).filter(|d| !d.is_empty()),
@@ -104,8 +102,8 @@ where
                 if let Some(data) = data.take() {
                     return Poll::Ready(Some(Ok(Frame::data(data))));
                 }
-                if let Some(rest) = rest.as_pin_mut() {
-                    return rest.poll_frame(cx);
+                if let Some(rest) = rest.as_mut() {
+                    return rest.as_mut().poll_frame(cx);
                 }
                 Poll::Ready(trailers.take().map(|t| Ok(Frame::trailers(t))))
             }
@@ -146,148 +144,6 @@ where
                         hint
                     }
                 }
-            }
-        }
-    }
-}
-
-/// What [`Collect`] ends with.
-pub(crate) enum Collected<B> {
-    /// The whole body, no larger than the limit.
-    Complete {
-        data: Bytes,
-        trailers: Option<HeaderMap>,
-    },
-    /// The body passed the limit: the bytes read so far and the unread rest.
-    Overflow { prefix: Bytes, rest: B },
-}
-
-/// Reads a body into memory up to a limit, without losing anything past it.
-///
-/// A body that arrives as one frame (the common case for small JSON) is kept as
-/// that frame's `Bytes`, without a copy.
-pub(crate) struct Collect<B> {
-    body: Option<B>,
-    first: Option<Bytes>,
-    buf: BytesMut,
-    limit: usize,
-    trailers: Option<HeaderMap>,
-}
-
-impl<B> fmt::Debug for Collect<B> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Collect")
-            .field(
-                "read",
-                &(self.first.as_ref().map_or(0, Bytes::len) + self.buf.len()),
-            )
-            .field("limit", &self.limit)
-            .finish()
-    }
-}
-
-impl<B> Collect<B> {
-    /// Moves the reader out, leaving an empty, finished one.
-    pub(crate) fn take(&mut self) -> Self {
-        mem::replace(
-            self,
-            Collect {
-                body: None,
-                first: None,
-                buf: BytesMut::new(),
-                limit: 0,
-                trailers: None,
-            },
-        )
-    }
-}
-
-impl<B> Collect<B>
-where
-    B: Body<Data = Bytes> + Unpin,
-{
-    pub(crate) fn new(body: B, limit: usize) -> Self {
-        Collect {
-            body: Some(body),
-            first: None,
-            buf: BytesMut::new(),
-            limit,
-            trailers: None,
-        }
-    }
-
-    fn len(&self) -> usize {
-        self.first.as_ref().map_or(0, Bytes::len) + self.buf.len()
-    }
-
-    fn take_data(&mut self) -> Bytes {
-        match self.first.take() {
-            Some(first) => first,
-            None => std::mem::take(&mut self.buf).freeze(),
-        }
-    }
-
-    fn push(&mut self, chunk: Bytes) {
-        if chunk.is_empty() {
-            return;
-        }
-        if self.first.is_none() && self.buf.is_empty() {
-            self.first = Some(chunk);
-            return;
-        }
-        if let Some(first) = self.first.take() {
-            self.buf.reserve(first.len() + chunk.len());
-            self.buf.extend_from_slice(&first);
-        }
-        self.buf.extend_from_slice(&chunk);
-    }
-
-    /// Drives the body until it ends or passes the limit. Polling again after
-    /// it returned `Ready` yields an empty, complete body.
-    pub(crate) fn poll_collect(
-        &mut self,
-        cx: &mut Context<'_>,
-    ) -> Poll<Result<Collected<B>, B::Error>> {
-        loop {
-            if self.body.is_none() {
-                return Poll::Ready(Ok(Collected::Complete {
-                    data: self.take_data(),
-                    trailers: self.trailers.take(),
-                }));
-            }
-            if self.len() > self.limit {
-                let rest = self.body.take();
-                let prefix = self.take_data();
-                return Poll::Ready(Ok(match rest {
-                    Some(rest) => Collected::Overflow { prefix, rest },
-                    None => Collected::Complete {
-                        data: prefix,
-                        trailers: None,
-                    },
-                }));
-            }
-            let Some(body) = self.body.as_mut() else {
-                continue;
-            };
-            match ready!(Pin::new(body).poll_frame(cx)) {
-                None => {
-                    self.body = None;
-                }
-                Some(Err(e)) => {
-                    self.body = None;
-                    return Poll::Ready(Err(e));
-                }
-                Some(Ok(frame)) => match frame.into_data() {
-                    Ok(data) => self.push(data),
-                    Err(frame) => {
-                        if let Ok(trailers) = frame.into_trailers() {
-                            match self.trailers.as_mut() {
-                                Some(t) => t.extend(trailers),
-                                None => self.trailers = Some(trailers),
-                            }
-                        }
-                    }
-                },
             }
         }
     }

@@ -1,4 +1,4 @@
-//! The chaos suite (issue 3; DESIGN §6): thousands of operations started at
+//! The chaos suite: thousands of operations started at
 //! once through a real hyper-util client wrapped in `CancelOnDropLayer`,
 //! against `OperationsServer` served on loopback. Each caller is dropped at a
 //! seeded random point — before the first response arrives, while waiting

@@ -375,7 +375,7 @@ async fn a_503_on_a_poll_is_absorbed_by_the_retry_layer_before_the_poll_policy_s
         Err(Error::Poll {
             status: Some(status),
             ..
-        }) => assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE),
+        }) => assert_eq!(status.http(), Some(StatusCode::SERVICE_UNAVAILABLE)),
         other => panic!("expected Error::Poll with 503, got {other:?}"),
     }
     let report = layer.handle().drain(WAIT).await;

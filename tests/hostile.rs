@@ -1,4 +1,4 @@
-//! A hostile server (DESIGN §3–§5, issue 4): a loopback hyper server answers
+//! A hostile server: a loopback hyper server answers
 //! the layer's requests with operations whose names and bodies try to steer
 //! the layer's own requests elsewhere, leak credentials, exhaust memory or
 //! crash it. Everything is asserted on the wire: the server's own request
@@ -547,7 +547,7 @@ async fn hostile_operations_steer_nothing_off_the_origin() {
     let cases = Arc::new(hostile_cases(other.addr));
     let (addr, log, server) = recording_server(hostile_responder(cases.clone())).await;
     // A call dropped while its response is read goes on reading in a detached
-    // task, bounded by the cancel deadline (DESIGN §6): short here.
+    // task, bounded by the cancel deadline: short here.
     let layer = CancelOnDropLayer::new()
         .poll_policy(fast_polls())
         .cancel_policy(tower_lro::CancelPolicy::new().deadline(Duration::from_millis(300)));
@@ -920,7 +920,7 @@ where
 
 fn request_with_every_kind_of_header(addr: SocketAddr) -> http::Request<Full<Bytes>> {
     http::Request::post(format!("http://{addr}{START_PATH}"))
-        // Allowlisted (DESIGN §4).
+        // Allowlisted: credentials, quota project, API key, client info.
         .header("authorization", "Bearer secret-token")
         .header("x-goog-user-project", "billing-project")
         .header("x-goog-api-key", "api-key-123")
@@ -1107,7 +1107,10 @@ async fn a_redirected_poll_is_not_followed() {
             operation, status, ..
         } => {
             assert_eq!(operation.as_str(), NAME);
-            assert_eq!(*status, Some(StatusCode::FOUND));
+            assert_eq!(
+                *status,
+                Some(tower_lro::WireStatus::Http(StatusCode::FOUND))
+            );
         }
         other => panic!("expected Error::Poll, got {other:?}"),
     }

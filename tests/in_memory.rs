@@ -164,7 +164,7 @@ async fn a_non_retryable_poll_failure_ends_the_call_and_cancels() {
             ..
         } => {
             assert_eq!(operation.as_str(), name);
-            assert_eq!(*status, StatusCode::FORBIDDEN);
+            assert_eq!(*status, tower_lro::WireStatus::Http(StatusCode::FORBIDDEN));
         }
         other => panic!("{other:?}"),
     }

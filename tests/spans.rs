@@ -1,4 +1,4 @@
-//! The spans a user sees (DESIGN §8), recorded from a real call over
+//! The spans a user sees (`lro.call`, `lro.poll`, `lro.cancel`), recorded from a real call over
 //! loopback. In a test binary of its own: tracing caches per-callsite
 //! interest process-wide, so a thread-local subscriber is only reliable when
 //! no other test thread registers the same callsites first.

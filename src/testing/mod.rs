@@ -196,7 +196,7 @@ const MAX_PAGE_SIZE: usize = 1000;
 /// Largest request body read (16 MiB); larger bodies answer `400`.
 const MAX_BODY_BYTES: usize = 16 << 20;
 
-type BoxError = Box<dyn std::error::Error + Send + Sync>;
+use crate::BoxError;
 
 /// Which AIP-151 method a request was routed to: the key for
 /// [`OperationsServer::inject`] and [`OperationsServer::requests_to`], and
