@@ -3,7 +3,7 @@
 //! | group | variant | what |
 //! |---|---|---|
 //! | `grpc_lookup` | `HashSet` | a `HashSet<&str>` of the 2,666 table methods (the anchor) |
-//! | | `GrpcLroMethods` | `GrpcLroMethods::googleapis().contains`: binary search over the sorted table compiled in |
+//! | | `GrpcLroMethods` | `GrpcLroMethods::googleapis().contains`: the table compiled in, in a `HashMap` built on first use, behind the opt-out/addition checks |
 //! | | `GrpcLroMethods +1 -1` | the same with one method added and one opted out |
 //!
 //! One iteration looks up 64 `:path`s, half in the table, half not

@@ -105,6 +105,19 @@ impl CancelOnDropLayer {
         self
     }
 
+    /// Which gRPC methods answer with a `google.longrunning.Operation`
+    /// (default: [`GrpcLroMethods::googleapis`], the 2,666 such methods of the
+    /// public googleapis protos). A gRPC call is inspected when it is an
+    /// HTTP/2 `POST /{package}.{Service}/{Method}` with `content-type:
+    /// application/grpc` or `application/grpc+proto` and its method is in
+    /// this set; add your own methods or opt some out with
+    /// [`GrpcLroMethods::with`] and [`GrpcLroMethods::without`], or pass
+    /// [`GrpcLroMethods::none`] to let every gRPC call pass through.
+    pub fn grpc_lro_methods(mut self, methods: crate::GrpcLroMethods) -> Self {
+        self.config_mut().grpc_methods = methods;
+        self
+    }
+
     /// More request headers to copy onto poll and cancel requests, beyond
     /// [`FORWARDED_HEADERS`]. Only headers named here or there are copied.
     pub fn forward_headers<I>(mut self, headers: I) -> Self

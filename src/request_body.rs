@@ -96,3 +96,15 @@ impl RequestBody for Bytes {
         Some(bytes)
     }
 }
+
+/// A tonic client's request body (feature `tonic`), so the layer can wrap a
+/// `tonic::transport::Channel` under a generated client.
+#[cfg(feature = "tonic")]
+impl RequestBody for tonic::body::Body {
+    fn empty() -> Self {
+        tonic::body::Body::empty()
+    }
+    fn from_bytes(bytes: Bytes) -> Option<Self> {
+        Some(tonic::body::Body::new(Full::new(bytes)))
+    }
+}

@@ -202,6 +202,7 @@ impl<S> Track<S> {
             )));
         };
         self.poll_span = self.schedule.sent(rpc);
+        target.record_rpc(&self.poll_span, rpc);
         let future = self
             .poll_span
             .in_scope(|| Oneshot::new(self.call.svc.clone(), request));

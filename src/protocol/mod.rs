@@ -27,6 +27,7 @@ use crate::operation::{Operation, OperationName};
 use crate::request_body::RequestBody;
 
 pub(crate) use spans::{call_span, cancel_span, poll_span};
+use spans::record_grpc;
 pub use status::WireStatus;
 
 /// A wire protocol the layer understands.
@@ -34,6 +35,8 @@ pub use status::WireStatus;
 pub(crate) enum Protocol {
     /// REST/JSON over HTTP/1.1 or HTTP/2 (AIP-151's HTTP mapping).
     Rest,
+    /// gRPC (AIP-151's `google.longrunning.Operations` service), HTTP/2.
+    Grpc,
 }
 
 impl Protocol {
@@ -42,6 +45,9 @@ impl Protocol {
     /// every request: it must not allocate.
     #[inline]
     pub(crate) fn for_request<B>(config: &Config, request: &Request<B>) -> Option<Protocol> {
+        if grpc::is_grpc(request) {
+            return grpc::candidate(config, request).then_some(Protocol::Grpc);
+        }
         rest::candidate(config, request).then_some(Protocol::Rest)
     }
 
@@ -49,6 +55,9 @@ impl Protocol {
     pub(crate) fn inspects<B>(self, response: &Response<B>) -> bool {
         match self {
             Protocol::Rest => rest::answers::inspectable(response),
+            Protocol::Grpc => {
+                grpc::recognise::is_candidate_response(response.status(), response.headers())
+            }
         }
     }
 
@@ -60,10 +69,11 @@ impl Protocol {
         origin: &Uri,
         config: &Config,
         body: &[u8],
-        _trailers: Option<&HeaderMap>,
+        trailers: Option<&HeaderMap>,
     ) -> Option<Target> {
         match self {
             Protocol::Rest => rest::recognise::target(origin, config, body),
+            Protocol::Grpc => grpc::recognise::target(origin, config, body, trailers),
         }
     }
 }
@@ -159,6 +169,7 @@ pub(crate) struct Target {
 #[derive(Clone, Debug)]
 enum Wire {
     Rest(rest::routes::Route),
+    Grpc(grpc::route::Route),
 }
 
 impl Target {
@@ -169,10 +180,18 @@ impl Target {
         }
     }
 
+    pub(crate) fn grpc(name: OperationName, route: grpc::route::Route) -> Self {
+        Target {
+            name,
+            wire: Wire::Grpc(route),
+        }
+    }
+
     /// The protocol its requests speak.
     pub(crate) fn protocol(&self) -> Protocol {
         match &self.wire {
             Wire::Rest(_) => Protocol::Rest,
+            Wire::Grpc(_) => Protocol::Grpc,
         }
     }
 
@@ -185,6 +204,7 @@ impl Target {
     pub(crate) fn rest_route(&self) -> Option<&rest::routes::Route> {
         match &self.wire {
             Wire::Rest(route) => Some(route),
+            Wire::Grpc(_) => None,
         }
     }
 
@@ -193,6 +213,7 @@ impl Target {
     pub(crate) fn authority(&self) -> &str {
         match &self.wire {
             Wire::Rest(route) => route.authority(),
+            Wire::Grpc(route) => route.authority(),
         }
     }
 
@@ -202,10 +223,19 @@ impl Target {
         headers.insert("x-goog-request-params", self.name.request_params());
     }
 
+    /// Records the protocol's RPC attributes on a poll or cancel span for
+    /// `rpc` (`rpc.system = "grpc"`, `rpc.service`; nothing for REST).
+    pub(crate) fn record_rpc(&self, span: &tracing::Span, rpc: Rpc) {
+        if let Wire::Grpc(_) = self.wire {
+            record_grpc(span, rpc);
+        }
+    }
+
     /// Whether this target can long-poll with WaitOperation.
     pub(crate) fn can_wait(&self) -> bool {
         match &self.wire {
             Wire::Rest(route) => route.wait.is_some(),
+            Wire::Grpc(_) => true,
         }
     }
 
@@ -219,6 +249,7 @@ impl Target {
     ) -> Option<Request<B>> {
         match &self.wire {
             Wire::Rest(route) => rest::requests::build(route, rpc, headers),
+            Wire::Grpc(route) => grpc::requests::build(route, rpc, &self.name, headers),
         }
     }
 
@@ -227,13 +258,15 @@ impl Target {
     pub(crate) fn poll_head(&self, head: &Response<()>, waiting: bool) -> PollHead {
         match &self.wire {
             Wire::Rest(_) => rest::answers::poll_head(head, waiting),
+            Wire::Grpc(_) => grpc::answers::poll_head(head, waiting),
         }
     }
 
     /// Reads a complete poll answer.
-    pub(crate) fn poll_body(&self, body: &[u8], _trailers: Option<&HeaderMap>) -> PollBody {
+    pub(crate) fn poll_body(&self, body: &[u8], trailers: Option<&HeaderMap>) -> PollBody {
         match &self.wire {
             Wire::Rest(_) => rest::answers::poll_body(&self.name, body),
+            Wire::Grpc(_) => grpc::answers::poll_body(&self.name, body, trailers),
         }
     }
 
@@ -241,6 +274,7 @@ impl Target {
     pub(crate) fn operation(&self, body: &Bytes) -> Option<Operation> {
         match &self.wire {
             Wire::Rest(_) => Operation::from_json(body).ok(),
+            Wire::Grpc(_) => grpc::answers::operation(body),
         }
     }
 
@@ -249,6 +283,7 @@ impl Target {
     pub(crate) fn cancel_head(&self, head: &Response<()>) -> CancelHead {
         match &self.wire {
             Wire::Rest(_) => rest::answers::cancel_head(head),
+            Wire::Grpc(_) => grpc::answers::cancel_head(head),
         }
     }
 
@@ -258,10 +293,11 @@ impl Target {
         &self,
         head: &Response<()>,
         body: &[u8],
-        _trailers: Option<&HeaderMap>,
+        trailers: Option<&HeaderMap>,
     ) -> CancelAnswer {
         match &self.wire {
             Wire::Rest(_) => rest::answers::cancel_body(head, body),
+            Wire::Grpc(_) => grpc::answers::cancel_body(trailers),
         }
     }
 }

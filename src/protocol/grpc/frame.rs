@@ -36,6 +36,7 @@ impl fmt::Display for FrameError {
 }
 
 /// Frames `message` as one uncompressed Length-Prefixed-Message.
+#[cfg(test)]
 ///
 /// Messages longer than `u32::MAX` bytes cannot be framed; the length is
 /// then saturated (and the receiver will see a truncated frame), which no

@@ -2,12 +2,17 @@
 //! `Operation`?
 
 use http::header::{HeaderMap, CONTENT_TYPE};
-use http::{Method, StatusCode, Version};
+use http::{Method, StatusCode, Uri, Version};
 use prost::Message as _;
 
 use super::frame::{self, FrameError};
 use super::messages::{Operation, OperationResult};
 use super::methods::GrpcLroMethods;
+use super::route::Route;
+use super::status::GrpcStatus;
+use crate::config::Config;
+use crate::operation::OperationName;
+use crate::protocol::Target;
 
 /// Whether `content-type` is `application/grpc` or `application/grpc+proto`
 /// (ASCII case-insensitive; parameters after `;` allowed).
@@ -76,6 +81,47 @@ pub(crate) fn recognise(body: &[u8]) -> Result<Operation, NotOperation> {
         return Err(NotOperation::NoName);
     }
     Ok(operation)
+}
+
+/// The not-done operation a complete answer holds: one uncompressed
+/// message decoding as a named `google.longrunning.Operation`, trailers (if
+/// any) saying `OK`, not done, with a valid name. `None` otherwise, with a
+/// `debug` event (done, no message) or a `warn` event (anything else).
+pub(crate) fn target(
+    origin: &Uri,
+    config: &Config,
+    body: &[u8],
+    trailers: Option<&HeaderMap>,
+) -> Option<Target> {
+    if let Some(trailers) = trailers {
+        let status = GrpcStatus::read(StatusCode::OK, trailers, None);
+        if status.code != 0 {
+            tracing::debug!(grpc.status = status.code, "gRPC call failed; not tracked");
+            return None;
+        }
+    }
+    let operation = match recognise(body) {
+        Ok(operation) => operation,
+        Err(NotOperation::Frame(FrameError::Empty)) => {
+            tracing::debug!("gRPC answer without a message; not tracked");
+            return None;
+        }
+        Err(reason) => {
+            tracing::warn!(%reason, "gRPC answer of a long-running method is not one Operation; passed through, not tracked");
+            return None;
+        }
+    };
+    if operation.done {
+        tracing::debug!("operation already done; nothing to wait for");
+        return None;
+    }
+    match OperationName::parse(&operation.name) {
+        Ok(name) => Some(Target::grpc(name, Route::new(origin, config.cancel.attempt_timeout))),
+        Err(error) => {
+            tracing::warn!(%error, "gRPC Operation with an invalid name; passed through, not tracked");
+            None
+        }
+    }
 }
 
 /// The `error` of a done Operation: code and message.

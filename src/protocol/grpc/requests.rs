@@ -3,41 +3,15 @@
 
 use std::time::Duration;
 
-use bytes::Bytes;
-use http::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE, TE};
-use http::uri::{Parts, PathAndQuery, Uri};
+use http::header::{HeaderMap, HeaderValue, CONTENT_TYPE, TE};
 use http::{Method, Request, Version};
 
 use super::frame;
 use super::messages::{CancelOperationRequest, GetOperationRequest, WaitOperationRequest};
+use super::route::{Route, GET_TIMEOUT};
 use crate::operation::OperationName;
-
-/// The `google.longrunning.Operations` methods the layer calls.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum OperationsMethod {
-    /// `GetOperation`.
-    Get,
-    /// `WaitOperation`.
-    Wait,
-    /// `CancelOperation`.
-    Cancel,
-}
-
-impl OperationsMethod {
-    /// The HTTP/2 `:path`.
-    pub(crate) fn path(self) -> &'static str {
-        match self {
-            OperationsMethod::Get => "/google.longrunning.Operations/GetOperation",
-            OperationsMethod::Wait => "/google.longrunning.Operations/WaitOperation",
-            OperationsMethod::Cancel => "/google.longrunning.Operations/CancelOperation",
-        }
-    }
-
-    /// The method name alone (`GetOperation`), for the `rpc.method` span field.
-    pub(crate) fn name(self) -> &'static str {
-        self.path().rsplit('/').next().unwrap_or("")
-    }
-}
+use crate::protocol::Rpc;
+use crate::request_body::RequestBody;
 
 /// The `rpc.service` of every request the layer sends.
 pub(crate) const OPERATIONS_SERVICE: &str = "google.longrunning.Operations";
@@ -67,86 +41,70 @@ pub(crate) fn grpc_timeout(timeout: Duration) -> HeaderValue {
     HeaderValue::from_static("99999999H")
 }
 
-/// What every request for one operation shares.
-#[derive(Debug)]
-pub(crate) struct Target<'a> {
-    /// The original call's URI: its scheme and authority (either may be
-    /// absent, as in a tonic `Channel`, which adds its own origin) are kept;
-    /// the path is replaced.
-    pub(crate) uri: &'a Uri,
-    /// The original call's HTTP version.
-    pub(crate) version: Version,
-    /// The original call's headers, copied by allowlist only.
-    pub(crate) headers: &'a HeaderMap,
-    /// The allowlist.
-    pub(crate) forward: &'a [HeaderName],
+/// The `:path` of `rpc`.
+pub(crate) fn path(rpc: Rpc) -> &'static str {
+    match rpc {
+        Rpc::Get => "/google.longrunning.Operations/GetOperation",
+        Rpc::Wait(_) => "/google.longrunning.Operations/WaitOperation",
+        Rpc::Cancel => "/google.longrunning.Operations/CancelOperation",
+    }
 }
 
-/// Builds a unary request for `name`.
+/// The unary call `rpc` for `name` on `route`, carrying `headers` (the
+/// original call's allowlisted metadata and `x-goog-request-params`); `None`
+/// if the body type `B` cannot carry a message.
 ///
-/// `wait_timeout` is WaitOperation's `timeout` field (ignored for the
-/// others); `attempt_timeout`, if any, is sent as `grpc-timeout`. The
-/// request is a POST to `/google.longrunning.Operations/{Method}` on the
-/// original call's scheme and authority, with `content-type:
-/// application/grpc`, `te: trailers`, the allowlisted headers of the
-/// original call, and `x-goog-request-params: name=<url-encoded name>`.
-///
-/// # Errors
-///
-/// An [`http::Error`] if the URI cannot be rebuilt (cannot happen for a URI
-/// that parsed).
-pub(crate) fn build(
-    target: &Target<'_>,
-    method: OperationsMethod,
+/// A POST to `/google.longrunning.Operations/{Method}` on the original
+/// call's scheme and authority, HTTP/2, with `content-type:
+/// application/grpc`, `te: trailers` and `grpc-timeout` (gRPC over HTTP/2
+/// protocol document, "Requests"): the cancel policy's attempt timeout for
+/// CancelOperation, 30 s for GetOperation, and the wait plus 30 s for
+/// WaitOperation (whose `timeout` field is the wait).
+pub(crate) fn build<B: RequestBody>(
+    route: &Route,
+    rpc: Rpc,
     name: &OperationName,
-    wait_timeout: Option<Duration>,
-    attempt_timeout: Option<Duration>,
-) -> Result<Request<Bytes>, http::Error> {
-    let body = match method {
-        OperationsMethod::Get => frame::encode_message(&GetOperationRequest {
-            name: name.as_str().to_owned(),
-        }),
-        OperationsMethod::Cancel => frame::encode_message(&CancelOperationRequest {
-            name: name.as_str().to_owned(),
-        }),
-        OperationsMethod::Wait => frame::encode_message(&WaitOperationRequest {
-            name: name.as_str().to_owned(),
-            timeout: wait_timeout.map(|d| prost_types::Duration {
-                seconds: i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
-                nanos: i32::try_from(d.subsec_nanos()).unwrap_or(0),
+    headers: &HeaderMap,
+) -> Option<Request<B>> {
+    let name = name.as_str().to_owned();
+    let (message, timeout) = match rpc {
+        Rpc::Get => (
+            frame::encode_message(&GetOperationRequest { name }),
+            GET_TIMEOUT,
+        ),
+        Rpc::Cancel => (
+            frame::encode_message(&CancelOperationRequest { name }),
+            route.cancel_timeout,
+        ),
+        Rpc::Wait(wait) => (
+            frame::encode_message(&WaitOperationRequest {
+                name,
+                timeout: Some(prost_types::Duration {
+                    seconds: i64::try_from(wait.as_secs()).unwrap_or(i64::MAX),
+                    nanos: i32::try_from(wait.subsec_nanos()).unwrap_or(0),
+                }),
             }),
-        }),
+            wait.saturating_add(GET_TIMEOUT),
+        ),
     };
-    let mut parts = Parts::default();
-    parts.scheme = target.uri.scheme().cloned();
-    parts.authority = target.uri.authority().cloned();
-    parts.path_and_query = Some(PathAndQuery::from_static(method.path()));
-    let uri = Uri::from_parts(parts)?;
-
-    let mut request = Request::builder()
-        .method(Method::POST)
-        .uri(uri)
-        .version(target.version)
-        .body(body)?;
-    let headers = request.headers_mut();
-    for name in target.forward {
-        for value in target.headers.get_all(name) {
-            headers.append(name.clone(), value.clone());
-        }
-    }
-    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
-    headers.insert(TE, HeaderValue::from_static("trailers"));
-    headers.insert("x-goog-request-params", name.request_params());
-    if let Some(timeout) = attempt_timeout {
-        headers.insert("grpc-timeout", grpc_timeout(timeout));
-    }
-    Ok(request)
+    let mut request = Request::new(B::from_bytes(message)?);
+    *request.method_mut() = Method::POST;
+    *request.uri_mut() = route.uri(path(rpc));
+    *request.version_mut() = Version::HTTP_2;
+    let out = request.headers_mut();
+    out.clone_from(headers);
+    out.insert(CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
+    out.insert(TE, HeaderValue::from_static("trailers"));
+    out.insert("grpc-timeout", grpc_timeout(timeout));
+    Some(request)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::protocol::grpc::messages;
+    use bytes::Bytes;
+    use http::Uri;
     use prost::Message as _;
 
     fn name() -> OperationName {
@@ -166,29 +124,15 @@ mod tests {
     }
 
     #[test]
-    fn builds_a_cancel_on_the_same_authority_with_allowlisted_metadata() {
+    fn builds_a_cancel_on_the_same_authority() {
         let uri: Uri = "http://deploy.example:443/google.cloud.deploy.v1.CloudDeploy/CreateRelease"
             .parse()
             .unwrap();
+        let route = Route::new(&uri, Duration::from_secs(5));
         let mut headers = HeaderMap::new();
         headers.insert("authorization", HeaderValue::from_static("Bearer t"));
-        headers.insert("cookie", HeaderValue::from_static("secret"));
-        headers.insert("grpc-timeout", HeaderValue::from_static("1S"));
-        let forward = [HeaderName::from_static("authorization")];
-        let target = Target {
-            uri: &uri,
-            version: Version::HTTP_2,
-            headers: &headers,
-            forward: &forward,
-        };
-        let request = build(
-            &target,
-            OperationsMethod::Cancel,
-            &name(),
-            None,
-            Some(Duration::from_secs(5)),
-        )
-        .unwrap();
+        headers.insert("x-goog-request-params", name().request_params());
+        let request: Request<Bytes> = build(&route, Rpc::Cancel, &name(), &headers).unwrap();
         assert_eq!(request.method(), Method::POST);
         assert_eq!(
             request.uri(),
@@ -200,7 +144,6 @@ mod tests {
         assert_eq!(h["te"], "trailers");
         assert_eq!(h["grpc-timeout"], "5000000u");
         assert_eq!(h["authorization"], "Bearer t");
-        assert!(h.get("cookie").is_none());
         assert_eq!(
             h["x-goog-request-params"],
             "name=projects%2Fp%2Flocations%2Fus-central1%2Foperations%2Fop-1.a~b"
@@ -212,27 +155,13 @@ mod tests {
 
     #[test]
     fn builds_get_and_wait_on_a_path_only_uri() {
-        let uri: Uri = "/google.cloud.deploy.v1.CloudDeploy/CreateRelease"
-            .parse()
-            .unwrap();
+        let route = Route::new(&Uri::from_static("/a.b.v1.S/M"), Duration::from_secs(3));
         let headers = HeaderMap::new();
-        let target = Target {
-            uri: &uri,
-            version: Version::HTTP_2,
-            headers: &headers,
-            forward: &[],
-        };
-        let get = build(&target, OperationsMethod::Get, &name(), None, None).unwrap();
+        let get: Request<Bytes> = build(&route, Rpc::Get, &name(), &headers).unwrap();
         assert_eq!(get.uri(), "/google.longrunning.Operations/GetOperation");
-        assert!(get.headers().get("grpc-timeout").is_none());
-        let wait = build(
-            &target,
-            OperationsMethod::Wait,
-            &name(),
-            Some(Duration::from_millis(1500)),
-            None,
-        )
-        .unwrap();
+        assert_eq!(get.headers()["grpc-timeout"], "30000000u");
+        let wait: Request<Bytes> =
+            build(&route, Rpc::Wait(Duration::from_millis(1500)), &name(), &headers).unwrap();
         assert_eq!(wait.uri(), "/google.longrunning.Operations/WaitOperation");
         let message = frame::decode_single(wait.body()).unwrap();
         let decoded = messages::WaitOperationRequest::decode(message).unwrap();
@@ -243,6 +172,9 @@ mod tests {
                 nanos: 500_000_000
             })
         );
-        assert_eq!(OperationsMethod::Wait.name(), "WaitOperation");
+        // A body type that cannot carry a message: no request.
+        let empty: Option<Request<http_body_util::Empty<Bytes>>> =
+            build(&route, Rpc::Get, &name(), &headers);
+        assert!(empty.is_none());
     }
 }

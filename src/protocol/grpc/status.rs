@@ -37,35 +37,6 @@ pub(crate) mod code {
     pub(crate) const UNAUTHENTICATED: i32 = 16;
 }
 
-/// The `google.rpc.Code` name of `code` (`"UNAVAILABLE"`), or `"UNKNOWN"`
-/// for values outside 0–16.
-pub(crate) fn code_name(code: i32) -> &'static str {
-    const NAMES: [&str; 17] = [
-        "OK",
-        "CANCELLED",
-        "UNKNOWN",
-        "INVALID_ARGUMENT",
-        "DEADLINE_EXCEEDED",
-        "NOT_FOUND",
-        "ALREADY_EXISTS",
-        "PERMISSION_DENIED",
-        "RESOURCE_EXHAUSTED",
-        "FAILED_PRECONDITION",
-        "ABORTED",
-        "OUT_OF_RANGE",
-        "UNIMPLEMENTED",
-        "INTERNAL",
-        "UNAVAILABLE",
-        "DATA_LOSS",
-        "UNAUTHENTICATED",
-    ];
-    usize::try_from(code)
-        .ok()
-        .and_then(|i| NAMES.get(i))
-        .copied()
-        .unwrap_or("UNKNOWN")
-}
-
 /// The status of one gRPC answer.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct GrpcStatus {
@@ -347,13 +318,5 @@ mod tests {
         };
         let value = base64::engine::general_purpose::STANDARD.encode(negative.encode_to_vec());
         assert_eq!(retry_delay(value.as_bytes()), None);
-    }
-
-    #[test]
-    fn names_codes() {
-        assert_eq!(code_name(14), "UNAVAILABLE");
-        assert_eq!(code_name(16), "UNAUTHENTICATED");
-        assert_eq!(code_name(99), "UNKNOWN");
-        assert_eq!(code_name(-1), "UNKNOWN");
     }
 }
