@@ -66,7 +66,9 @@ fn lookup(c: &mut Criterion) {
     let mut variants = vec![
         Variant::new("HashSet", |iters| run(&|p| set.contains(p), iters)),
         Variant::new("GrpcLroMethods", |iters| run(&|p| table.contains(p), iters)),
-        Variant::new("GrpcLroMethods +1 -1", |iters| run(&|p| edited.contains(p), iters)),
+        Variant::new("GrpcLroMethods +1 -1", |iters| {
+            run(&|p| edited.contains(p), iters)
+        }),
     ];
     let measured = run_group(c, "grpc_lookup", &mut variants, &[], 0);
     print_table(

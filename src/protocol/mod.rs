@@ -26,8 +26,8 @@ use crate::config::Config;
 use crate::operation::{Operation, OperationName};
 use crate::request_body::RequestBody;
 
-pub(crate) use spans::{call_span, cancel_span, poll_span};
 use spans::record_grpc;
+pub(crate) use spans::{call_span, cancel_span, poll_span};
 pub use status::WireStatus;
 
 /// A wire protocol the layer understands.

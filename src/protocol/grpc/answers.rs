@@ -49,7 +49,11 @@ pub(crate) fn poll_head(head: &Response<()>, waiting: bool) -> PollHead {
 
 /// A complete poll answer: the trailers' status, then the one message,
 /// which must be the Operation `name`.
-pub(crate) fn poll_body(name: &OperationName, body: &[u8], trailers: Option<&HeaderMap>) -> PollBody {
+pub(crate) fn poll_body(
+    name: &OperationName,
+    body: &[u8],
+    trailers: Option<&HeaderMap>,
+) -> PollBody {
     let status = trailer_status(trailers);
     let wire = WireStatus::Grpc(status.code);
     wire.record(&Span::current());
@@ -132,7 +136,8 @@ mod tests {
         head.headers_mut()
             .insert("content-type", HeaderValue::from_static("application/grpc"));
         if let Some(s) = grpc_status {
-            head.headers_mut().insert("grpc-status", HeaderValue::from_static(s));
+            head.headers_mut()
+                .insert("grpc-status", HeaderValue::from_static(s));
         }
         head
     }
@@ -165,7 +170,10 @@ mod tests {
     #[test]
     fn poll_heads() {
         assert!(matches!(poll_head(&head(None), false), PollHead::Read));
-        assert!(matches!(poll_head(&head(Some("12")), true), PollHead::WaitUnsupported));
+        assert!(matches!(
+            poll_head(&head(Some("12")), true),
+            PollHead::WaitUnsupported
+        ));
         assert!(matches!(
             poll_head(&head(Some("12")), false),
             PollHead::Failed(WireStatus::Grpc(12))
@@ -180,13 +188,19 @@ mod tests {
         ));
         let mut bad_gateway = head(None);
         *bad_gateway.status_mut() = http::StatusCode::BAD_GATEWAY;
-        assert!(matches!(poll_head(&bad_gateway, false), PollHead::Transient(WireStatus::Grpc(14), _)));
+        assert!(matches!(
+            poll_head(&bad_gateway, false),
+            PollHead::Transient(WireStatus::Grpc(14), _)
+        ));
     }
 
     #[test]
     fn poll_bodies() {
         let ok = trailers("0");
-        assert!(matches!(poll_body(&name(), &framed(false, None), Some(&ok)), PollBody::NotDone));
+        assert!(matches!(
+            poll_body(&name(), &framed(false, None), Some(&ok)),
+            PollBody::NotDone
+        ));
         assert!(matches!(
             poll_body(&name(), &framed(true, Some(1)), Some(&ok)),
             PollBody::Done { cancelled: true }
@@ -196,13 +210,25 @@ mod tests {
             PollBody::Done { cancelled: false }
         ));
         let other = OperationName::parse("projects/p/locations/l/operations/op-2").unwrap();
-        assert!(matches!(poll_body(&other, &framed(false, None), Some(&ok)), PollBody::Invalid(_)));
+        assert!(matches!(
+            poll_body(&other, &framed(false, None), Some(&ok)),
+            PollBody::Invalid(_)
+        ));
         let body = framed(false, None);
-        assert!(matches!(poll_body(&name(), &body[..body.len() - 1], Some(&ok)), PollBody::Invalid(_)));
-        assert!(matches!(poll_body(&name(), &body, None), PollBody::Failed(WireStatus::Grpc(2))));
+        assert!(matches!(
+            poll_body(&name(), &body[..body.len() - 1], Some(&ok)),
+            PollBody::Invalid(_)
+        ));
+        assert!(matches!(
+            poll_body(&name(), &body, None),
+            PollBody::Failed(WireStatus::Grpc(2))
+        ));
         let mut retry = trailers("8");
         let details = super::super::status::retry_details(8, "slow down", Duration::from_secs(3));
-        retry.insert("grpc-status-details-bin", HeaderValue::from_str(&details).unwrap());
+        retry.insert(
+            "grpc-status-details-bin",
+            HeaderValue::from_str(&details).unwrap(),
+        );
         assert!(matches!(
             poll_body(&name(), b"", Some(&retry)),
             PollBody::Transient(WireStatus::Grpc(8), Some(d)) if d == Duration::from_secs(3)
@@ -212,15 +238,27 @@ mod tests {
     #[test]
     fn cancel_answers() {
         assert!(matches!(cancel_head(&head(None)), CancelHead::Read(_)));
-        assert!(matches!(cancel_head(&head(Some("5"))), CancelHead::Answer(CancelAnswer::NotFound)));
-        assert!(matches!(cancel_head(&head(Some("12"))), CancelHead::Answer(CancelAnswer::Unimplemented)));
-        assert!(matches!(cancel_head(&head(Some("4"))), CancelHead::Answer(CancelAnswer::Retry(None))));
+        assert!(matches!(
+            cancel_head(&head(Some("5"))),
+            CancelHead::Answer(CancelAnswer::NotFound)
+        ));
+        assert!(matches!(
+            cancel_head(&head(Some("12"))),
+            CancelHead::Answer(CancelAnswer::Unimplemented)
+        ));
+        assert!(matches!(
+            cancel_head(&head(Some("4"))),
+            CancelHead::Answer(CancelAnswer::Retry(None))
+        ));
         assert!(matches!(
             cancel_head(&head(Some("7"))),
             CancelHead::Answer(CancelAnswer::Failed(Some(WireStatus::Grpc(7))))
         ));
         assert_eq!(cancel_body(Some(&trailers("0"))), CancelAnswer::Accepted);
-        assert_eq!(cancel_body(Some(&trailers("14"))), CancelAnswer::Retry(None));
+        assert_eq!(
+            cancel_body(Some(&trailers("14"))),
+            CancelAnswer::Retry(None)
+        );
     }
 
     #[test]

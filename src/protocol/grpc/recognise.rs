@@ -116,7 +116,10 @@ pub(crate) fn target(
         return None;
     }
     match OperationName::parse(&operation.name) {
-        Ok(name) => Some(Target::grpc(name, Route::new(origin, config.cancel.attempt_timeout))),
+        Ok(name) => Some(Target::grpc(
+            name,
+            Route::new(origin, config.cancel.attempt_timeout),
+        )),
         Err(error) => {
             tracing::warn!(%error, "gRPC Operation with an invalid name; passed through, not tracked");
             None

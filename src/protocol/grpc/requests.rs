@@ -160,8 +160,13 @@ mod tests {
         let get: Request<Bytes> = build(&route, Rpc::Get, &name(), &headers).unwrap();
         assert_eq!(get.uri(), "/google.longrunning.Operations/GetOperation");
         assert_eq!(get.headers()["grpc-timeout"], "30000000u");
-        let wait: Request<Bytes> =
-            build(&route, Rpc::Wait(Duration::from_millis(1500)), &name(), &headers).unwrap();
+        let wait: Request<Bytes> = build(
+            &route,
+            Rpc::Wait(Duration::from_millis(1500)),
+            &name(),
+            &headers,
+        )
+        .unwrap();
         assert_eq!(wait.uri(), "/google.longrunning.Operations/WaitOperation");
         let message = frame::decode_single(wait.body()).unwrap();
         let decoded = messages::WaitOperationRequest::decode(message).unwrap();

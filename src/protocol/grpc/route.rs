@@ -57,9 +57,10 @@ mod tests {
 
     #[test]
     fn keeps_the_origin_and_replaces_the_path() {
-        let uri: Uri = "https://deploy.example/google.cloud.deploy.v1.CloudDeploy/CreateRelease?x=1"
-            .parse()
-            .unwrap();
+        let uri: Uri =
+            "https://deploy.example/google.cloud.deploy.v1.CloudDeploy/CreateRelease?x=1"
+                .parse()
+                .unwrap();
         let route = Route::new(&uri, Duration::from_secs(3));
         assert_eq!(route.authority(), "deploy.example");
         assert_eq!(
