@@ -9,16 +9,35 @@
 //! One iteration looks up 64 `:path`s, half in the table, half not
 //! (near misses: same service, other methods).
 //!
+//! | group | variant | what |
+//! |---|---|---|
+//! | `grpc_pass_through` | `bare Get` | a tonic `OperationsClient::get_operation` on a loopback `Channel` to the embedded server (the anchor) |
+//! | | `lro Get (pass-through)` | the same through `CancelOnDropLayer`: a gRPC method not in the table, passed through |
+//! | `grpc_recognise` | `bare CreateRelease done` | a tonic `CreateRelease` answered with an Operation already done |
+//! | | `lro CreateRelease done` | the same through the layer: the answer is read, decoded as an Operation, found done, handed back |
+//!
+//! One tonic client per variant, each on its own HTTP/2 connection, on a
+//! current-thread runtime that also runs the server.
+//!
 //! `cargo bench --bench grpc`  (quicker: `-- --measurement-time 2 --warm-up-time 1`)
 
 mod support;
 
 use std::collections::HashSet;
 use std::hint::black_box;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use criterion::Criterion;
-use tower_lro::GrpcLroMethods;
+use tokio::runtime::Runtime;
+use tonic::client::GrpcService;
+use tonic::transport::Channel;
+use tower::ServiceBuilder;
+use tower_lro::testing::grpc::{
+    CloudDeployClient, CreateReleaseRequest, GetOperationRequest, OperationsClient,
+};
+use tower_lro::testing::OperationsServer;
+use tower_lro::{BoxError, CancelOnDropLayer, GrpcLroMethods};
 
 use support::{print_table, run_group, Variant};
 
@@ -78,9 +97,124 @@ fn lookup(c: &mut Criterion) {
     );
 }
 
+/// `iters` GetOperation calls.
+fn get<'a, T>(
+    rt: &'a Runtime,
+    mut client: OperationsClient<T>,
+    name: String,
+) -> impl FnMut(u64) -> Duration + 'a
+where
+    T: GrpcService<tonic::body::Body> + 'a,
+    T::ResponseBody: http_body::Body<Data = Bytes> + Send + 'static,
+    <T::ResponseBody as http_body::Body>::Error: Into<BoxError> + Send,
+{
+    move |iters| {
+        rt.block_on(async {
+            let start = Instant::now();
+            for _ in 0..iters {
+                let request = GetOperationRequest { name: name.clone() };
+                black_box(client.get_operation(request).await.expect("get"));
+            }
+            start.elapsed()
+        })
+    }
+}
+
+/// `iters` CreateRelease calls answered done.
+fn create<'a, T>(
+    rt: &'a Runtime,
+    mut client: CloudDeployClient<T>,
+) -> impl FnMut(u64) -> Duration + 'a
+where
+    T: GrpcService<tonic::body::Body> + 'a,
+    T::ResponseBody: http_body::Body<Data = Bytes> + Send + 'static,
+    <T::ResponseBody as http_body::Body>::Error: Into<BoxError> + Send,
+{
+    move |iters| {
+        rt.block_on(async {
+            let start = Instant::now();
+            for i in 0..iters {
+                let op = client
+                    .create_release(call_request(i))
+                    .await
+                    .expect("create");
+                assert!(op.get_ref().done);
+            }
+            start.elapsed()
+        })
+    }
+}
+
+fn call_request(id: u64) -> tonic::Request<CreateReleaseRequest> {
+    let mut request = tonic::Request::new(CreateReleaseRequest {
+        parent: "projects/p/locations/l/deliveryPipelines/d".into(),
+        release_id: format!("r{id}"),
+        release: None,
+    });
+    request.metadata_mut().insert(
+        "x-duration-ms",
+        tonic::metadata::MetadataValue::from_static("0"),
+    );
+    request
+}
+
+fn calls(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    let server = OperationsServer::new();
+    let handle = rt.block_on(server.serve()).expect("bind");
+    let connect = || {
+        rt.block_on(
+            Channel::from_shared(handle.base_url())
+                .expect("url")
+                .connect(),
+        )
+        .expect("connect")
+    };
+    let layered = |channel: Channel| {
+        ServiceBuilder::new()
+            .layer(CancelOnDropLayer::new())
+            .service(channel)
+    };
+    let ops_bare = OperationsClient::new(connect());
+    let ops_lro = OperationsClient::new(layered(connect()));
+    let deploy_bare = CloudDeployClient::new(connect());
+    let deploy_lro = CloudDeployClient::new(layered(connect()));
+    let first = rt
+        .block_on(deploy_bare.clone().create_release(call_request(0)))
+        .expect("a release")
+        .into_inner()
+        .name;
+    let rt = &rt;
+    let mut pass = vec![
+        Variant::new("bare Get", get(rt, ops_bare, first.clone())),
+        Variant::new("lro Get (pass-through)", get(rt, ops_lro, first)),
+    ];
+    let measured = run_group(c, "grpc_pass_through", &mut pass, &[], 0);
+    print_table(
+        "grpc_pass_through: ns per unary call on loopback; ratio to bare (target: <= 1.10)",
+        "bare Get",
+        &measured,
+    );
+    let mut recognise = vec![
+        Variant::new("bare CreateRelease done", create(rt, deploy_bare)),
+        Variant::new("lro CreateRelease done", create(rt, deploy_lro)),
+    ];
+    let measured = run_group(c, "grpc_recognise", &mut recognise, &[], 0);
+    print_table(
+        "grpc_recognise: ns per unary call answered by a done Operation; ratio to bare",
+        "bare CreateRelease done",
+        &measured,
+    );
+    server.clear_requests();
+}
+
 fn main() {
     let mut c = Criterion::default().configure_from_args();
     lookup(&mut c);
+    calls(&mut c);
     if std::env::var_os("BENCH_PROFILE").is_none() {
         c.final_summary();
     }

@@ -20,7 +20,7 @@ use tower_lro::testing::grpc::{OperationResult, Release};
 use tower_lro::testing::{Endpoint, Fault, FaultKind};
 use tower_lro::{CancelPolicy, GrpcLroMethods, PollPolicy};
 
-use support::{create, deploy, layer, serve, PIPELINE, WAIT};
+use support::{accepted_cancel, create, deploy, layer, serve, PIPELINE, WAIT};
 
 const FIRST: &str = "projects/my-project/locations/us-central1/operations/op-1";
 
@@ -71,13 +71,7 @@ async fn an_abandoned_release_is_cancelled_while_waiting() {
     let call = client.create_release(create("r2", 600_000));
     let gave_up = tokio::time::timeout(Duration::from_millis(300), call).await;
     assert!(gave_up.is_err(), "the operation runs 10 minutes");
-    let log = server
-        .wait_for(WAIT, |log| {
-            log.iter()
-                .any(|r| r.endpoint == Endpoint::Cancel && r.grpc_status == Some(0))
-        })
-        .await
-        .unwrap();
+    let log = accepted_cancel(&server).await;
     let cancel = log.iter().find(|r| r.endpoint == Endpoint::Cancel).unwrap();
     assert_eq!(
         cancel.path,
@@ -104,13 +98,7 @@ async fn a_call_dropped_before_its_first_answer_is_cancelled() {
     let mut client = deploy(&lro, &channel);
     let call = client.create_release(create("r3", 600_000));
     let _ = tokio::time::timeout(Duration::from_millis(50), call).await;
-    server
-        .wait_for(WAIT, |log| {
-            log.iter()
-                .any(|r| r.endpoint == Endpoint::Cancel && r.grpc_status == Some(0))
-        })
-        .await
-        .unwrap();
+    accepted_cancel(&server).await;
     assert_eq!(server.cancels_for(FIRST).len(), 1);
     assert_eq!(server.operation(FIRST).unwrap()["error"]["code"], 1);
     assert!(cancels.drain(WAIT).await.is_complete());
@@ -130,13 +118,7 @@ async fn a_call_dropped_during_a_poll_is_cancelled() {
         arrived = poll_arrived => { arrived.unwrap(); }
     }
     // The call is dropped here, with its GetOperation in flight.
-    server
-        .wait_for(WAIT, |log| {
-            log.iter()
-                .any(|r| r.endpoint == Endpoint::Cancel && r.grpc_status == Some(0))
-        })
-        .await
-        .unwrap();
+    accepted_cancel(&server).await;
     assert_eq!(server.operation(FIRST).unwrap()["error"]["code"], 1);
 }
 
@@ -191,13 +173,7 @@ async fn a_failed_poll_ends_the_call_naming_operation_and_code_and_cancels() {
     let message = status.message().to_owned();
     assert!(message.contains(FIRST), "{message}");
     assert!(message.contains("gRPC status 7"), "{message}");
-    server
-        .wait_for(WAIT, |log| {
-            log.iter()
-                .any(|r| r.endpoint == Endpoint::Cancel && r.grpc_status == Some(0))
-        })
-        .await
-        .unwrap();
+    accepted_cancel(&server).await;
 }
 
 #[tokio::test]

@@ -166,6 +166,9 @@ pub(crate) struct Target {
 }
 
 /// The per-protocol part of a [`Target`].
+// One per tracked operation, moved rather than copied around: boxing the
+// larger REST route would cost every REST operation an allocation.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug)]
 enum Wire {
     Rest(rest::routes::Route),

@@ -649,11 +649,7 @@ impl Inner {
                 (fault::disconnect_response(), true)
             }
             other => {
-                match other {
-                    Some(FaultKind::Latency(delay)) => tokio::time::sleep(delay).await,
-                    Some(FaultKind::LateAnswer(delay)) => late = Some(delay),
-                    _ => {}
-                }
+                late = before_work(other).await;
                 let (response, created) = self.answer(routed.target, &parts.uri, body).await;
                 if let Some(name) = created {
                     self.set_created(index, name);
@@ -826,6 +822,19 @@ impl Inner {
                 }
             }
         }
+    }
+}
+
+/// Sleeps a [`FaultKind::Latency`] delay before the work; returns a
+/// [`FaultKind::LateAnswer`] delay, to sleep after it.
+async fn before_work(fault: Option<FaultKind>) -> Option<Duration> {
+    match fault {
+        Some(FaultKind::Latency(delay)) => {
+            tokio::time::sleep(delay).await;
+            None
+        }
+        Some(FaultKind::LateAnswer(delay)) => Some(delay),
+        _ => None,
     }
 }
 

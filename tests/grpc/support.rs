@@ -6,7 +6,7 @@ use std::time::Duration;
 use tonic::transport::Channel;
 use tower::ServiceBuilder;
 use tower_lro::testing::grpc::{CloudDeployClient, CreateReleaseRequest, Release};
-use tower_lro::testing::{OperationsServer, ServerHandle};
+use tower_lro::testing::{Endpoint, OperationsServer, RecordedRequest, ServerHandle};
 use tower_lro::{CancelOnDrop, CancelOnDropLayer, CancelPolicy, PollPolicy};
 
 /// The seeds' delivery pipeline.
@@ -78,4 +78,15 @@ pub fn create(id: &str, duration_ms: u64) -> tonic::Request<CreateReleaseRequest
         .metadata_mut()
         .insert("authorization", "Bearer token-1".parse().expect("ascii"));
     request
+}
+
+/// Waits until the server has answered a CancelOperation with `OK`; the log.
+pub async fn accepted_cancel(server: &OperationsServer) -> Vec<RecordedRequest> {
+    server
+        .wait_for(WAIT, |log| {
+            log.iter()
+                .any(|r| r.endpoint == Endpoint::Cancel && r.grpc_status == Some(0))
+        })
+        .await
+        .expect("a CancelOperation answered OK")
 }
