@@ -38,22 +38,43 @@ pin_project! {
         S: Service<Request<ReqBody>>,
     {
         #[pin]
+        kind: Kind<S::Future, Pin<Box<Tracked<S, ReqBody, ResBody>>>>,
+    }
+}
+
+pin_project! {
+    // A call the layer does not inspect is the inner future and nothing
+    // else: no drop guard, no state machine, nothing to move but the future.
+    #[project = KindProj]
+    enum Kind<F, T> {
+        PassThrough { #[pin] future: F },
+        Tracked { tracked: T },
+    }
+}
+
+pin_project! {
+    /// A call the layer inspects: its state machine and what it carries.
+    struct Tracked<S, ReqBody, ResBody>
+    where
+        S: Service<Request<ReqBody>>,
+    {
+        #[pin]
         state: CallState<S, ReqBody, ResBody>,
-        // `None` for calls the layer does not inspect, and once finished.
-        track: Option<Box<Track<S>>>,
+        // `None` once finished.
+        track: Option<Track<S>>,
         // `spawn_in_flight` for this service's types, chosen in `call` where
         // its bounds hold, so that `Drop` can use it.
         detach: Option<DetachFn<S, ReqBody, ResBody>>,
     }
 
-    impl<S, ReqBody, ResBody> PinnedDrop for ResponseFuture<S, ReqBody, ResBody>
+    impl<S, ReqBody, ResBody> PinnedDrop for Tracked<S, ReqBody, ResBody>
     where
         S: Service<Request<ReqBody>>,
     {
         fn drop(this: Pin<&mut Self>) {
             let this = this.project();
             if let Some(track) = this.track.take() {
-                guard::abandon(this.state, *track, *this.detach, Reason::Dropped);
+                guard::abandon(this.state, track, *this.detach, Reason::Dropped);
             }
         }
     }
@@ -64,15 +85,21 @@ where
     S: Service<Request<ReqBody>>,
 {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let state = match &self.state {
-            State::Call { .. } | State::TrackedCall { .. } => "call",
+        let Kind::Tracked { tracked } = &self.kind else {
+            return f
+                .debug_struct("ResponseFuture")
+                .field("state", &"pass_through")
+                .finish();
+        };
+        let state = match &tracked.state {
+            State::TrackedCall { .. } => "call",
             State::Inspect { .. } => "inspect",
             State::Sleep => "sleep",
             State::Poll { .. } => "poll",
             State::ReadPoll { .. } => "read_poll",
             State::Done => "done",
         };
-        let operation = self.track.as_ref().and_then(|t| t.target.as_ref());
+        let operation = tracked.track.as_ref().and_then(|t| t.target.as_ref());
         f.debug_struct("ResponseFuture")
             .field("state", &state)
             .field("operation", &operation.map(|t| t.name().as_str()))
@@ -88,9 +115,22 @@ where
     #[inline]
     pub(crate) fn pass_through(future: S::Future) -> Self {
         ResponseFuture {
-            state: State::Call { future },
-            track: None,
-            detach: None,
+            kind: Kind::PassThrough { future },
+        }
+    }
+
+    fn boxed(
+        state: CallState<S, ReqBody, ResBody>,
+        track: Track<S>,
+        detach: Option<DetachFn<S, ReqBody, ResBody>>,
+    ) -> Self {
+        let tracked = Box::pin(Tracked {
+            state,
+            track: Some(track),
+            detach,
+        });
+        ResponseFuture {
+            kind: Kind::Tracked { tracked },
         }
     }
 
@@ -100,23 +140,16 @@ where
         track: Track<S>,
         detach: DetachFn<S, ReqBody, ResBody>,
     ) -> Self {
-        ResponseFuture {
-            state: State::TrackedCall {
-                future: Some(Box::pin(future)),
-            },
-            track: Some(Box::new(track)),
-            detach: Some(detach),
-        }
+        let state = State::TrackedCall {
+            future: Some(Box::pin(future)),
+        };
+        Self::boxed(state, track, Some(detach))
     }
 
     /// Waits on a known operation from its first poll (verifying a cancel).
     pub(crate) fn polling(mut track: Track<S>, target: Target) -> Self {
         track.start(target, false);
-        ResponseFuture {
-            state: State::Sleep,
-            track: Some(Box::new(track)),
-            detach: None,
-        }
+        Self::boxed(State::Sleep, track, None)
     }
 }
 
@@ -130,18 +163,35 @@ where
 {
     type Output = Result<Response<ResponseBody<ResBody>>, Error>;
 
+    #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project().kind.project() {
+            KindProj::PassThrough { future } => future
+                .poll(cx)
+                .map_ok(|response| response.map(ResponseBody::inner))
+                .map_err(Error::inner),
+            KindProj::Tracked { tracked } => tracked.as_mut().poll_tracked(cx),
+        }
+    }
+}
+
+impl<S, ReqBody, ResBody> Tracked<S, ReqBody, ResBody>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone,
+    S::Error: Into<BoxError>,
+    ReqBody: RequestBody,
+    ResBody: Body<Data = Bytes>,
+    ResBody::Error: Into<BoxError>,
+{
+    fn poll_tracked(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<Response<ResponseBody<ResBody>>, Error>> {
         let mut this = self.project();
-        let Some(track) = this.track.as_deref_mut() else {
-            return match this.state.project() {
-                StateProj::Call { future } => future
-                    .poll(cx)
-                    .map_ok(|response| response.map(ResponseBody::inner))
-                    .map_err(Error::inner),
-                _ => Poll::Ready(Err(Error::internal(
-                    "ResponseFuture polled after completion",
-                ))),
-            };
+        let Some(track) = this.track.as_mut() else {
+            return Poll::Ready(Err(Error::internal(
+                "ResponseFuture polled after completion",
+            )));
         };
         let span = track.call.span.clone();
         let _entered = span.enter();
@@ -151,7 +201,7 @@ where
         };
         if let Some(track) = this.track.take() {
             if let Some(reason) = finish.give_up {
-                guard::abandon(this.state.as_mut(), *track, *this.detach, reason);
+                guard::abandon(this.state.as_mut(), track, *this.detach, reason);
             }
         }
         this.state.set(State::Done);
@@ -194,14 +244,6 @@ where
 {
     loop {
         let step = match state.as_mut().project() {
-            StateProj::Call { future } => {
-                let output = ready!(future.poll(cx));
-                let output = output.map(|r| r.map(ResponseBody::inner));
-                return Poll::Ready(Finish {
-                    output: output.map_err(Error::inner),
-                    give_up: None,
-                });
-            }
             StateProj::TrackedCall { future } => ready!(track.on_call(future, cx)),
             StateProj::Inspect { head, collect } => ready!(track.on_inspect(head, collect, cx)),
             StateProj::Sleep => ready!(track.on_sleep(cx)),

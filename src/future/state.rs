@@ -26,8 +26,6 @@ use crate::request_body::RequestBody;
 pin_project! {
     #[project = StateProj]
     pub(crate) enum State<F, P, B> {
-        // The original request is in flight (a call the layer does not inspect).
-        Call { #[pin] future: F },
         // The original request is in flight, boxed so that it can be detached.
         TrackedCall { future: Option<Pin<Box<F>>> },
         // Reading the original response's body, looking for an Operation.

@@ -36,10 +36,7 @@ pub(crate) fn peek(bytes: &[u8]) -> Result<OperationView<'_>, serde_json::Error>
     Ok(view)
 }
 
-// ===== recognition =====
-
-/// An operation the layer should wait on, read from a response body: not
-
+/// Reads an object's keys into an [`OperationView`].
 struct ViewVisitor;
 
 impl<'de> Visitor<'de> for ViewVisitor {
