@@ -5,6 +5,7 @@
 
 mod common;
 #[path = "grpc/support.rs"]
+#[allow(dead_code)]
 mod support;
 
 use std::time::Duration;
