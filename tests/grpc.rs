@@ -259,3 +259,18 @@ async fn opted_out_and_unlisted_methods_pass_through() {
     assert!(!op.done);
     assert!(server.requests_to(Endpoint::Get).is_empty());
 }
+
+#[tokio::test]
+async fn the_layer_deadline_ends_the_call_and_cancels() {
+    let (server, _handle, channel) = serve().await;
+    let lro = layer().deadline(Duration::from_millis(300));
+    let status = deploy(&lro, &channel)
+        .create_release(create("d1", 600_000))
+        .await
+        .expect_err("the deadline passes first");
+    assert!(status.message().contains(FIRST), "{}", status.message());
+    let log = accepted_cancel(&server).await;
+    let cancel = log.iter().find(|r| r.endpoint == Endpoint::Cancel).unwrap();
+    assert_eq!(cancel.operation.as_deref(), Some(FIRST));
+    assert_eq!(server.operation(FIRST).unwrap()["error"]["code"], 1);
+}
