@@ -10,6 +10,12 @@
 //!
 //! Available with the `testing` cargo feature.
 //!
+//! Served over HTTP, the same port also speaks gRPC (HTTP/2 requests with
+//! `content-type: application/grpc...`): `google.longrunning.Operations`
+//! and a start method, `google.cloud.deploy.v1.CloudDeploy/CreateRelease`,
+//! on the same operations, request log and faults — see [`grpc`]. The
+//! in-memory `Service` impl is REST only.
+//!
 //! # Routes
 //!
 //! Every path starts with an API version segment (`v\d+[a-z0-9]*`: `v1`,
