@@ -10,6 +10,7 @@ use crate::cancel::{CancelHandle, CancelPolicy};
 use crate::config::Config;
 use crate::operation::{Operation, OperationName};
 use crate::poll::PollPolicy;
+use crate::protocol::grpc::GrpcLroMethods;
 use crate::protocol::rest::routes::{normalise_prefix, Routes};
 use crate::service::CancelOnDrop;
 use crate::shared::Shared;
@@ -113,7 +114,7 @@ impl CancelOnDropLayer {
     /// this set; add your own methods or opt some out with
     /// [`GrpcLroMethods::with`] and [`GrpcLroMethods::without`], or pass
     /// [`GrpcLroMethods::none`] to let every gRPC call pass through.
-    pub fn grpc_lro_methods(mut self, methods: crate::GrpcLroMethods) -> Self {
+    pub fn grpc_lro_methods(mut self, methods: GrpcLroMethods) -> Self {
         self.config_mut().grpc_methods = methods;
         self
     }
