@@ -24,16 +24,21 @@ pin_project! {
 }
 
 pin_project! {
+    // `Read` is boxed so that a passed-through response is no larger than
+    // the inner one.
     #[project = KindProj]
     enum Kind<B> {
         Inner { #[pin] body: B },
-        Read {
-            data: Option<Bytes>,
-            trailers: Option<HeaderMap>,
-            // Boxed: the bounded reader moves a body it has started to poll.
-            rest: Option<Pin<Box<B>>>,
-        },
+        Read { read: Box<Read<B>> },
     }
+}
+
+/// Bytes the layer read, then the rest of the inner body (boxed and pinned:
+/// the bounded reader moves a body it has started to poll), then trailers.
+struct Read<B> {
+    data: Option<Bytes>,
+    trailers: Option<HeaderMap>,
+    rest: Option<Pin<Box<B>>>,
 }
 
 impl<B> ResponseBody<B> {
@@ -48,9 +53,11 @@ impl<B> ResponseBody<B> {
     pub(crate) fn full(data: Bytes, trailers: Option<HeaderMap>) -> Self {
         ResponseBody {
             kind: Kind::Read {
-                data: Some(data).filter(|d| !d.is_empty()),
-                trailers,
-                rest: None,
+                read: Box::new(Read {
+                    data: Some(data).filter(|d| !d.is_empty()),
+                    trailers,
+                    rest: None,
+                }),
             },
         }
     }
@@ -59,9 +66,11 @@ impl<B> ResponseBody<B> {
     pub(crate) fn prefixed(prefix: Bytes, rest: Pin<Box<B>>) -> Self {
         ResponseBody {
             kind: Kind::Read {
-                data: Some(prefix).filter(|d| !d.is_empty()),
-                trailers: None,
-                rest: Some(rest),
+                read: Box::new(Read {
+                    data: Some(prefix).filter(|d| !d.is_empty()),
+                    trailers: None,
+                    rest: Some(rest),
+                }),
             },
         }
     }
@@ -71,10 +80,10 @@ impl<B: fmt::Debug> fmt::Debug for ResponseBody<B> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.kind {
             Kind::Inner { body } => f.debug_tuple("ResponseBody::Inner").field(body).finish(),
-            Kind::Read { data, rest, .. } => f
+            Kind::Read { read } => f
                 .debug_struct("ResponseBody::Read")
-                .field("buffered", &data.as_ref().map_or(0, Bytes::len))
-                .field("rest", rest)
+                .field("buffered", &read.data.as_ref().map_or(0, Bytes::len))
+                .field("rest", &read.rest)
                 .finish(),
         }
     }
@@ -94,18 +103,14 @@ where
     ) -> Poll<Option<Result<Frame<Bytes>, B::Error>>> {
         match self.project().kind.project() {
             KindProj::Inner { body } => body.poll_frame(cx),
-            KindProj::Read {
-                data,
-                trailers,
-                rest,
-            } => {
-                if let Some(data) = data.take() {
+            KindProj::Read { read } => {
+                if let Some(data) = read.data.take() {
                     return Poll::Ready(Some(Ok(Frame::data(data))));
                 }
-                if let Some(rest) = rest.as_mut() {
+                if let Some(rest) = read.rest.as_mut() {
                     return rest.as_mut().poll_frame(cx);
                 }
-                Poll::Ready(trailers.take().map(|t| Ok(Frame::trailers(t))))
+                Poll::Ready(read.trailers.take().map(|t| Ok(Frame::trailers(t))))
             }
         }
     }
@@ -114,14 +119,10 @@ where
     fn is_end_stream(&self) -> bool {
         match &self.kind {
             Kind::Inner { body } => body.is_end_stream(),
-            Kind::Read {
-                data,
-                trailers,
-                rest,
-            } => {
-                data.is_none()
-                    && trailers.is_none()
-                    && rest.as_ref().map_or(true, Body::is_end_stream)
+            Kind::Read { read } => {
+                read.data.is_none()
+                    && read.trailers.is_none()
+                    && read.rest.as_ref().map_or(true, |rest| rest.is_end_stream())
             }
         }
     }
@@ -130,9 +131,9 @@ where
     fn size_hint(&self) -> SizeHint {
         match &self.kind {
             Kind::Inner { body } => body.size_hint(),
-            Kind::Read { data, rest, .. } => {
-                let buffered = data.as_ref().map_or(0, |d| d.len() as u64);
-                match rest {
+            Kind::Read { read } => {
+                let buffered = read.data.as_ref().map_or(0, |d| d.len() as u64);
+                match &read.rest {
                     None => SizeHint::with_exact(buffered),
                     Some(rest) => {
                         let inner = rest.size_hint();

@@ -12,6 +12,7 @@ use crate::operation::{Operation, OperationName};
 use crate::poll::PollPolicy;
 use crate::protocol::grpc::GrpcLroMethods;
 use crate::protocol::rest::routes::Routes;
+use crate::shared::Shared;
 
 /// The default for [`CancelOnDropLayer::max_inspect_bytes`]: 1 MiB.
 pub const DEFAULT_MAX_INSPECT_BYTES: usize = 1024 * 1024;
@@ -44,6 +45,8 @@ pub(crate) struct Config {
     pub(crate) on_progress: Option<Arc<ProgressFn>>,
     pub(crate) route: Option<Arc<RouteFn>>,
     pub(crate) grpc_methods: GrpcLroMethods,
+    /// Cancel slots, counters and per-server memos, sized by `cancel`.
+    pub(crate) shared: Arc<Shared>,
 }
 
 impl fmt::Debug for Config {
@@ -65,9 +68,11 @@ impl fmt::Debug for Config {
 
 impl Default for Config {
     fn default() -> Self {
+        let cancel = CancelPolicy::default();
         Config {
+            shared: Arc::new(Shared::new(&cancel)),
             poll: PollPolicy::default(),
-            cancel: CancelPolicy::default(),
+            cancel,
             deadline: None,
             max_inspect_bytes: DEFAULT_MAX_INSPECT_BYTES,
             forward_headers: FORWARDED_HEADERS

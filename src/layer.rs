@@ -43,7 +43,6 @@ use crate::shared::Shared;
 #[derive(Clone, Debug)]
 pub struct CancelOnDropLayer {
     pub(crate) config: Arc<Config>,
-    pub(crate) shared: Arc<Shared>,
 }
 
 impl Default for CancelOnDropLayer {
@@ -56,11 +55,8 @@ impl CancelOnDropLayer {
     /// A layer with the defaults: [`PollPolicy::default`], [`CancelPolicy::default`],
     /// no deadline, 1 MiB inspection limit, the [`FORWARDED_HEADERS`].
     pub fn new() -> Self {
-        let config = Config::default();
-        let shared = Arc::new(Shared::new(&config.cancel));
         CancelOnDropLayer {
-            config: Arc::new(config),
-            shared,
+            config: Arc::new(Config::default()),
         }
     }
 
@@ -82,10 +78,11 @@ impl CancelOnDropLayer {
     /// [`handle`](Self::handle), cloning the layer or building services.
     /// Services built before keep their own slots, queue and handle.
     pub fn cancel_policy(mut self, policy: CancelPolicy) -> Self {
-        if !self.shared.fits(&policy) {
-            self.shared = Arc::new(Shared::new(&policy));
+        let config = self.config_mut();
+        if !config.shared.fits(&policy) {
+            config.shared = Arc::new(Shared::new(&policy));
         }
-        self.config_mut().cancel = policy;
+        config.cancel = policy;
         self
     }
 
@@ -204,7 +201,7 @@ impl CancelOnDropLayer {
     /// [`CancelHandle::drain`].
     pub fn handle(&self) -> CancelHandle {
         CancelHandle {
-            shared: self.shared.clone(),
+            shared: self.config.shared.clone(),
         }
     }
 }
@@ -216,7 +213,6 @@ impl<S> Layer<S> for CancelOnDropLayer {
         CancelOnDrop {
             inner,
             config: self.config.clone(),
-            shared: self.shared.clone(),
         }
     }
 }

@@ -18,7 +18,6 @@ use crate::future::{CallContext, ResponseFuture, Track};
 use crate::layer::CancelOnDropLayer;
 use crate::protocol::{call_span, Protocol};
 use crate::request_body::RequestBody;
-use crate::shared::Shared;
 
 /// The service made by [`CancelOnDropLayer`]: waits on AIP-151 operations
 /// started through it and cancels those its caller gives up on.
@@ -35,8 +34,9 @@ use crate::shared::Shared;
 #[derive(Clone, Debug)]
 pub struct CancelOnDrop<S> {
     pub(crate) inner: S,
+    /// The layer's settings, and (in them) the state its services share:
+    /// one `Arc`, so that a clone of the service costs one increment.
     pub(crate) config: Arc<Config>,
-    pub(crate) shared: Arc<Shared>,
 }
 
 impl<S> CancelOnDrop<S> {
@@ -114,7 +114,7 @@ where
             origin: req.uri().clone(),
             headers: forwarded(req.headers(), &self.config.forward_headers),
             config: self.config.clone(),
-            shared: self.shared.clone(),
+            shared: self.config.shared.clone(),
             runtime,
             span: span.clone(),
             fire: spawn_cancel::<S, ReqBody, ResBody>,

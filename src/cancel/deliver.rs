@@ -14,6 +14,7 @@ use tower::ServiceExt;
 use tower_service::Service;
 use tracing::{Instrument, Span};
 
+use super::bounds::Client;
 use super::policy::Reason;
 use super::stats::Counters;
 use super::verify::verify;
@@ -61,12 +62,9 @@ impl Drop for PendingGuard {
 /// its `Drop`): never blocks, never panics.
 pub(crate) fn spawn_cancel<S, ReqBody, ResBody>(job: CancelJob<S>)
 where
-    S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
-    S::Error: Into<BoxError>,
-    S::Future: Send + 'static,
+    S: Client<ReqBody, ResBody>,
     ReqBody: RequestBody + Send + 'static,
-    ResBody: Body<Data = Bytes> + Send + 'static,
-    ResBody::Error: Into<BoxError>,
+    ResBody: Body<Data = Bytes, Error: Into<BoxError>> + Send + 'static,
 {
     let shared = job.shared.clone();
     Counters::bump(&shared.counters.fired);
@@ -176,12 +174,9 @@ impl Outcome {
 
 async fn deliver<S, ReqBody, ResBody>(mut job: CancelJob<S>) -> Outcome
 where
-    S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
-    S::Error: Into<BoxError>,
-    S::Future: Send + 'static,
+    S: Client<ReqBody, ResBody>,
     ReqBody: RequestBody + Send + 'static,
-    ResBody: Body<Data = Bytes> + Send + 'static,
-    ResBody::Error: Into<BoxError>,
+    ResBody: Body<Data = Bytes, Error: Into<BoxError>> + Send + 'static,
 {
     let started = Instant::now();
     let authority = job.target.authority().to_owned();

@@ -2,6 +2,7 @@
 //! the policy, the counters and handle, detached delivery with bounded
 //! concurrency, optional verification, and calls abandoned in flight.
 
+mod bounds;
 mod deliver;
 mod in_flight;
 mod policy;

@@ -5,11 +5,10 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::{Request, Response};
 use http_body::Body;
-use tower_service::Service;
 use tracing::Span;
 
+use super::bounds::Client;
 use super::deliver::{spawn_cancel, CancelJob, Outcome};
 use crate::error::BoxError;
 use crate::future::{CallContext, ResponseFuture, Track};
@@ -24,12 +23,9 @@ pub(crate) async fn verify<S, ReqBody, ResBody>(
     timeout: Duration,
 ) -> Option<Outcome>
 where
-    S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
-    S::Error: Into<BoxError>,
-    S::Future: Send + 'static,
+    S: Client<ReqBody, ResBody>,
     ReqBody: RequestBody + Send + 'static,
-    ResBody: Body<Data = Bytes> + Send + 'static,
-    ResBody::Error: Into<BoxError>,
+    ResBody: Body<Data = Bytes, Error: Into<BoxError>> + Send + 'static,
 {
     let CancelJob {
         svc,

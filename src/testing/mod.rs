@@ -257,7 +257,12 @@ struct State {
     faults: HashMap<Endpoint, Active>,
     /// Operations started over gRPC: the start method's declared types.
     grpc_starts: HashMap<String, grpc::Started>,
+    /// Called with every request as it is recorded ([`OperationsServer::on_request`]).
+    on_request: Option<RequestHook>,
 }
+
+/// A callback given each request as it is recorded.
+type RequestHook = Arc<dyn Fn(&RecordedRequest) + Send + Sync>;
 
 impl State {
     /// Decides a request's fault (consuming one step of a sequence, or one
@@ -317,6 +322,7 @@ impl OperationsServer {
                     log_base: 0,
                     faults: HashMap::new(),
                     grpc_starts: HashMap::new(),
+                    on_request: None,
                 }),
                 log_changed: watch::Sender::new(0),
                 ops_changed: watch::Sender::new(0),
@@ -450,6 +456,18 @@ impl OperationsServer {
                 });
             }
         }
+    }
+
+    /// Calls `hook` with every later request as it is recorded — on
+    /// arrival, before any fault delays it, with `status` `102 Processing`
+    /// — replacing any previous hook. It runs on the server's task, outside
+    /// the server's lock (so it may call this server), and should be quick.
+    ///
+    /// For waiting on one request among thousands without re-reading the
+    /// whole log on every change, as [`wait_for`](Self::wait_for) does:
+    /// e.g. to drop a caller exactly when its request has reached the server.
+    pub fn on_request(&self, hook: impl Fn(&RecordedRequest) + Send + Sync + 'static) {
+        self.inner.lock().on_request = Some(Arc::new(hook));
     }
 
     /// Operation `name` as GetOperation would answer it now, or `None` if
@@ -596,7 +614,7 @@ impl Inner {
             .uri
             .path_and_query()
             .map_or_else(|| parts.uri.path().to_owned(), |pq| pq.as_str().to_owned());
-        let recorded = {
+        let (index, fault, hook) = {
             let mut state = self.lock();
             let fault = state.take_fault(endpoint);
             let index = state.log_base + state.log.len();
@@ -612,10 +630,14 @@ impl Inner {
                 fault: fault.clone(),
                 received_at: Instant::now(),
             });
-            (index, fault)
+            let hook = state.on_request.clone().zip(state.log.last().cloned());
+            (index, fault, hook)
         };
         self.log_changed.send_modify(|v| *v += 1);
-        recorded
+        if let Some((hook, recorded)) = hook {
+            hook(&recorded);
+        }
+        (index, fault)
     }
 
     /// Records, applies faults, dispatches, and fills the answer in.
