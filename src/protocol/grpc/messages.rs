@@ -78,6 +78,7 @@ pub struct CancelOperationRequest {
     pub name: String,
 }
 
+#[cfg(any(test, feature = "testing"))]
 /// `google.longrunning.DeleteOperationRequest`: {1 name}.
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct DeleteOperationRequest {
@@ -97,6 +98,7 @@ pub struct WaitOperationRequest {
     pub timeout: Option<Duration>,
 }
 
+#[cfg(any(test, feature = "testing"))]
 /// `google.longrunning.ListOperationsRequest`: {4 name, 1 filter,
 /// 2 page_size, 3 page_token}.
 #[derive(Clone, PartialEq, prost::Message)]
@@ -115,6 +117,7 @@ pub struct ListOperationsRequest {
     pub page_token: String,
 }
 
+#[cfg(any(test, feature = "testing"))]
 /// `google.longrunning.ListOperationsResponse`: {1 operations,
 /// 2 next_page_token}.
 #[derive(Clone, PartialEq, prost::Message)]
@@ -127,6 +130,7 @@ pub struct ListOperationsResponse {
     pub next_page_token: String,
 }
 
+#[cfg(any(test, feature = "testing"))]
 /// `google.protobuf.Empty`: the answer to CancelOperation and
 /// DeleteOperation.
 #[derive(Clone, Copy, PartialEq, Eq, prost::Message)]

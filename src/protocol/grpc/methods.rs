@@ -21,12 +21,14 @@ pub(crate) struct Row {
 }
 
 impl Row {
+    #[cfg(any(test, feature = "testing"))]
     /// The method's package, e.g. `google.cloud.deploy.v1`.
     fn package(&self) -> &'static str {
         let service = self.method[1..].split('/').next().unwrap_or("");
         service.rsplit_once('.').map_or("", |(package, _)| package)
     }
 
+    #[cfg(any(test, feature = "testing"))]
     /// The `type.googleapis.com/...` URL of a declared type name: a name
     /// whose first segment starts with a capital letter is relative to the
     /// method's package.
@@ -38,11 +40,13 @@ impl Row {
         }
     }
 
+    #[cfg(any(test, feature = "testing"))]
     /// The type URL of the declared `response_type`.
     pub(crate) fn response_type_url(&self) -> Option<String> {
         self.response_type.map(|t| self.type_url(t))
     }
 
+    #[cfg(any(test, feature = "testing"))]
     /// The type URL of the declared `metadata_type`.
     pub(crate) fn metadata_type_url(&self) -> Option<String> {
         self.metadata_type.map(|t| self.type_url(t))
