@@ -123,10 +123,12 @@ pub(crate) enum PollBody {
     NotDone,
     /// A transient failure carried in the body or trailers (REST never
     /// answers so: its status is in the head).
-    #[allow(dead_code)]
     Transient(WireStatus, Option<Duration>),
+    /// The trailers say the method is not implemented: to a WaitOperation,
+    /// the server has no WaitOperation (poll with GetOperation); to a
+    /// GetOperation, a failure.
+    Unimplemented(WireStatus),
     /// A failure carried in the body or trailers (likewise).
-    #[allow(dead_code)]
     Failed(WireStatus),
     /// Not an Operation of this name: why.
     Invalid(String),

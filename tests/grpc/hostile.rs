@@ -45,11 +45,50 @@ fn not_done(name: &str, padding: usize) -> Vec<u8> {
 type Body =
     StreamBody<futures_util::stream::Iter<std::vec::IntoIter<Result<Frame<Bytes>, Infallible>>>>;
 
-fn answer(kind: &str) -> Response<Body> {
+fn answer(path: &str, kind: &str) -> Response<Body> {
     const NAME: &str = "projects/p/locations/l/operations/op-1";
     let mut trailers = HeaderMap::new();
     trailers.insert("grpc-status", HeaderValue::from_static("0"));
-    let data = match kind {
+    let data = match (path.rsplit('/').next().unwrap_or(""), kind) {
+        // A WaitOperation answered UNIMPLEMENTED in trailers after the head
+        // (not trailers-only); GetOperation answers it done.
+        ("WaitOperation", "wait-unimplemented-in-trailers") => {
+            trailers.insert("grpc-status", HeaderValue::from_static("12"));
+            Bytes::new()
+        }
+        ("GetOperation", "wait-unimplemented-in-trailers") => {
+            let done = Operation {
+                name: NAME.into(),
+                done: true,
+                ..Default::default()
+            };
+            frame(0, &done.encode_to_vec())
+        }
+        (_, kind) => answer_data(kind),
+    };
+    let frames = vec![Ok(Frame::data(data)), Ok(Frame::trailers(trailers))];
+    let mut response = Response::new(StreamBody::new(futures_util::stream::iter(frames)));
+    response
+        .headers_mut()
+        .insert("content-type", HeaderValue::from_static("application/grpc"));
+    if kind == "trailers-only" {
+        return trailers_only();
+    }
+    response
+}
+
+fn trailers_only() -> Response<Body> {
+    let mut response = Response::new(StreamBody::new(futures_util::stream::iter(vec![])));
+    let h = response.headers_mut();
+    h.insert("content-type", HeaderValue::from_static("application/grpc"));
+    h.insert("grpc-status", HeaderValue::from_static("14"));
+    h.insert("grpc-message", HeaderValue::from_static("try%20later"));
+    response
+}
+
+fn answer_data(kind: &str) -> Bytes {
+    const NAME: &str = "projects/p/locations/l/operations/op-1";
+    match kind {
         "truncated" => frame(0, &not_done(NAME, 0)).slice(..8),
         "compressed" => frame(1, &not_done(NAME, 0)),
         "two-messages" => [frame(0, &not_done(NAME, 0)), frame(0, &not_done(NAME, 0))]
@@ -59,22 +98,8 @@ fn answer(kind: &str) -> Response<Body> {
         "invalid-name" => frame(0, &not_done("projects/p/../../evil", 0)),
         "scheme-name" => frame(0, &not_done("https://evil.example/operations/x", 0)),
         "not-an-operation" => frame(0, &[0xff, 0xff, 0xff]),
-        "trailers-only" => {
-            let mut response = Response::new(StreamBody::new(futures_util::stream::iter(vec![])));
-            let h = response.headers_mut();
-            h.insert("content-type", HeaderValue::from_static("application/grpc"));
-            h.insert("grpc-status", HeaderValue::from_static("14"));
-            h.insert("grpc-message", HeaderValue::from_static("try%20later"));
-            return response;
-        }
         _ => frame(0, &not_done(NAME, 0)),
-    };
-    let frames = vec![Ok(Frame::data(data)), Ok(Frame::trailers(trailers))];
-    let mut response = Response::new(StreamBody::new(futures_util::stream::iter(frames)));
-    response
-        .headers_mut()
-        .insert("content-type", HeaderValue::from_static("application/grpc"));
-    response
+    }
 }
 
 async fn hostile_server() -> (String, Seen) {
@@ -106,8 +131,9 @@ async fn hostile_server() -> (String, Seen) {
                             .and_then(|v| v.to_str().ok())
                             .unwrap_or("")
                             .to_owned();
+                        let path = request.uri().path().to_owned();
                         let _ = request.into_body().collect().await;
-                        Ok::<_, Infallible>(answer(&kind))
+                        Ok::<_, Infallible>(answer(&path, &kind))
                     }
                 });
                 let _ = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
@@ -202,4 +228,40 @@ async fn a_tracked_operation_is_polled_and_cancelled_on_the_same_authority_only(
         .iter()
         .any(|(_, p)| p == "/google.longrunning.Operations/CancelOperation"));
     assert!(seen.iter().all(|(a, _)| a == authority), "{seen:?}");
+}
+
+#[tokio::test]
+async fn unimplemented_wait_in_trailers_falls_back_to_get() {
+    let (url, seen) = hostile_server().await;
+    let channel = Channel::from_shared(url).unwrap().connect().await.unwrap();
+    let lro = layer()
+        .poll_policy(tower_lro::PollPolicy::new().wait_operation(Duration::from_secs(5)))
+        .forward_headers([http::HeaderName::from_static("x-answer")]);
+    let mut client =
+        CloudDeployClient::new(tower::ServiceBuilder::new().layer(lro).service(channel));
+    let mut request = create("w", 600_000);
+    request.metadata_mut().insert(
+        "x-answer",
+        tonic::metadata::MetadataValue::from_static("wait-unimplemented-in-trailers"),
+    );
+    let op = client
+        .create_release(request)
+        .await
+        .expect("done after the fallback")
+        .into_inner();
+    assert!(op.done);
+    let paths: Vec<String> = seen
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(_, p)| p.clone())
+        .collect();
+    assert_eq!(
+        paths,
+        [
+            "/google.cloud.deploy.v1.CloudDeploy/CreateRelease",
+            "/google.longrunning.Operations/WaitOperation",
+            "/google.longrunning.Operations/GetOperation",
+        ]
+    );
 }

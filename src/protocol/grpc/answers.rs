@@ -60,6 +60,7 @@ pub(crate) fn poll_body(
     match status.class() {
         Class::Ok => {}
         Class::Transient { retry_after, .. } => return PollBody::Transient(wire, retry_after),
+        Class::Unimplemented => return PollBody::Unimplemented(wire),
         _ => return PollBody::Failed(wire),
     }
     let operation = match recognise(body) {
