@@ -107,6 +107,22 @@ fn lookup(c: &mut Criterion) {
     );
 }
 
+/// What a tonic client needs of the service under it.
+trait Transport: GrpcService<tonic::body::Body, ResponseBody = Self::Answer> {
+    type Answer: http_body::Body<Data = Bytes, Error = Self::AnswerError> + Send + 'static;
+    type AnswerError: Into<BoxError> + Send;
+}
+
+impl<T, B> Transport for T
+where
+    T: GrpcService<tonic::body::Body, ResponseBody = B>,
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError> + Send,
+{
+    type Answer = B;
+    type AnswerError = B::Error;
+}
+
 /// `iters` GetOperation calls.
 fn get<'a, T>(
     rt: &'a Runtime,
@@ -114,9 +130,7 @@ fn get<'a, T>(
     name: String,
 ) -> impl FnMut(u64) -> Duration + 'a
 where
-    T: GrpcService<tonic::body::Body> + 'a,
-    T::ResponseBody: http_body::Body<Data = Bytes> + Send + 'static,
-    <T::ResponseBody as http_body::Body>::Error: Into<BoxError> + Send,
+    T: Transport + 'a,
 {
     move |iters| {
         rt.block_on(async {
@@ -136,9 +150,7 @@ fn create<'a, T>(
     mut client: CloudDeployClient<T>,
 ) -> impl FnMut(u64) -> Duration + 'a
 where
-    T: GrpcService<tonic::body::Body> + 'a,
-    T::ResponseBody: http_body::Body<Data = Bytes> + Send + 'static,
-    <T::ResponseBody as http_body::Body>::Error: Into<BoxError> + Send,
+    T: Transport + 'a,
 {
     move |iters| {
         rt.block_on(async {

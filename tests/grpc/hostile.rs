@@ -102,6 +102,12 @@ fn answer_data(kind: &str) -> Bytes {
     }
 }
 
+/// The `:path`s received, in order.
+fn paths(seen: &Seen) -> Vec<String> {
+    let seen = seen.lock().unwrap();
+    seen.iter().map(|(_, p)| p.clone()).collect()
+}
+
 async fn hostile_server() -> (String, Seen) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
@@ -185,12 +191,7 @@ async fn hostile_answers_pass_through_untracked() {
     let status = call(&url, "trailers-only").await.unwrap_err();
     assert_eq!(status.code(), tonic::Code::Unavailable);
     assert_eq!(status.message(), "try later");
-    let paths: Vec<String> = seen
-        .lock()
-        .unwrap()
-        .iter()
-        .map(|(_, p)| p.clone())
-        .collect();
+    let paths = paths(&seen);
     assert_eq!(paths.len(), 8);
     assert!(
         paths
@@ -250,12 +251,7 @@ async fn unimplemented_wait_in_trailers_falls_back_to_get() {
         .expect("done after the fallback")
         .into_inner();
     assert!(op.done);
-    let paths: Vec<String> = seen
-        .lock()
-        .unwrap()
-        .iter()
-        .map(|(_, p)| p.clone())
-        .collect();
+    let paths = paths(&seen);
     assert_eq!(
         paths,
         [
