@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use http::uri::{Parts, PathAndQuery, Uri};
+use http::uri::{Authority, Parts, PathAndQuery, Scheme, Uri};
 
 /// The `grpc-timeout` of a GetOperation: 30 s.
 pub(crate) const GET_TIMEOUT: Duration = Duration::from_secs(30);
@@ -12,8 +12,10 @@ pub(crate) const GET_TIMEOUT: Duration = Duration::from_secs(30);
 /// Where one operation's calls go, and their per-attempt timeouts.
 #[derive(Clone, Debug)]
 pub(crate) struct Route {
-    /// The original call's scheme and authority (each possibly absent).
-    origin: Option<(Option<http::uri::Scheme>, Option<http::uri::Authority>)>,
+    /// The original call's scheme (absent in a path-only URI).
+    scheme: Option<Scheme>,
+    /// The original call's authority (absent in a path-only URI).
+    authority: Option<Authority>,
     /// `grpc-timeout` of a CancelOperation attempt: the cancel policy's
     /// attempt timeout.
     pub(crate) cancel_timeout: Duration,
@@ -23,7 +25,8 @@ impl Route {
     /// The route of an operation started by a call to `uri`.
     pub(crate) fn new(uri: &Uri, cancel_timeout: Duration) -> Self {
         Route {
-            origin: Some((uri.scheme().cloned(), uri.authority().cloned())),
+            scheme: uri.scheme().cloned(),
+            authority: uri.authority().cloned(),
             cancel_timeout,
         }
     }
@@ -31,19 +34,14 @@ impl Route {
     /// The authority the calls go to (`""` when the inner service adds its
     /// own, as a tonic `Channel` does).
     pub(crate) fn authority(&self) -> &str {
-        self.origin
-            .as_ref()
-            .and_then(|(_, a)| a.as_ref())
-            .map_or("", |a| a.as_str())
+        self.authority.as_ref().map_or("", Authority::as_str)
     }
 
     /// `path` on the original scheme and authority.
     pub(crate) fn uri(&self, path: &'static str) -> Uri {
         let mut parts = Parts::default();
-        if let Some((scheme, authority)) = &self.origin {
-            parts.scheme = scheme.clone();
-            parts.authority = authority.clone();
-        }
+        parts.scheme = self.scheme.clone();
+        parts.authority = self.authority.clone();
         parts.path_and_query = Some(PathAndQuery::from_static(path));
         // Cannot fail: scheme and authority come from a parsed URI, and
         // they are either both present or both absent there too.
