@@ -15,6 +15,26 @@
 //! curl -X POST $URL/v1/projects/p/locations/l/operations/op-1:wait -d '{"timeout": "5s"}'
 //! curl "$URL/v1/projects/p/locations/l/operations?pageSize=10"
 //! ```
+//!
+//! The same port speaks gRPC (HTTP/2, `content-type: application/grpc`):
+//! `google.longrunning.Operations` (GetOperation, ListOperations,
+//! CancelOperation, DeleteOperation, WaitOperation) and
+//! `google.cloud.deploy.v1.CloudDeploy/CreateRelease` (run time: request
+//! metadata `x-duration-ms`), on the same operations. Point a generated
+//! client at it (e.g. google-cloud-deploy's `CloudDeployClient` with an
+//! insecure channel to ADDR), or use grpcurl with the googleapis protos:
+//!
+//! ```text
+//! grpcurl -plaintext -import-path googleapis -proto google/cloud/deploy/v1/cloud_deploy.proto \
+//!   -H 'x-duration-ms: 5000' \
+//!   -d '{"parent": "projects/p/locations/l/deliveryPipelines/d", "release_id": "r1"}' \
+//!   ADDR google.cloud.deploy.v1.CloudDeploy/CreateRelease
+//! grpcurl -plaintext -import-path googleapis -proto google/longrunning/operations.proto \
+//!   -d '{"name": "projects/p/locations/l/operations/op-1"}' \
+//!   ADDR google.longrunning.Operations/CancelOperation
+//! ```
+//!
+//! gRPC calls are logged as `POST /{service}/{Method} -> {HTTP status} grpc-status {code}`.
 
 use std::error::Error;
 use std::io::Write;
@@ -82,6 +102,9 @@ fn describe(request: &RecordedRequest) -> String {
         request.status.as_u16(),
         request.endpoint
     );
+    if let Some(code) = request.grpc_status {
+        line.push_str(&format!(" grpc-status {code}"));
+    }
     if let Some(name) = &request.operation {
         line.push(' ');
         line.push_str(name);

@@ -10,6 +10,7 @@ use http::{HeaderName, Method, Uri};
 use crate::cancel::CancelPolicy;
 use crate::operation::{Operation, OperationName};
 use crate::poll::PollPolicy;
+use crate::protocol::grpc::GrpcLroMethods;
 use crate::protocol::rest::routes::Routes;
 use crate::shared::Shared;
 
@@ -43,6 +44,7 @@ pub(crate) struct Config {
     pub(crate) inspect: Option<Arc<InspectFn>>,
     pub(crate) on_progress: Option<Arc<ProgressFn>>,
     pub(crate) route: Option<Arc<RouteFn>>,
+    pub(crate) grpc_methods: GrpcLroMethods,
     /// Cancel slots, counters and per-server memos, sized by `cancel`.
     pub(crate) shared: Arc<Shared>,
 }
@@ -59,6 +61,7 @@ impl fmt::Debug for Config {
             .field("inspect", &self.inspect.as_ref().map(|_| "custom"))
             .field("on_progress", &self.on_progress.as_ref().map(|_| "set"))
             .field("route", &self.route.as_ref().map(|_| "custom"))
+            .field("grpc_methods", &self.grpc_methods)
             .finish()
     }
 }
@@ -80,6 +83,7 @@ impl Default for Config {
             inspect: None,
             on_progress: None,
             route: None,
+            grpc_methods: GrpcLroMethods::googleapis(),
         }
     }
 }

@@ -10,6 +10,7 @@ use crate::cancel::{CancelHandle, CancelPolicy};
 use crate::config::Config;
 use crate::operation::{Operation, OperationName};
 use crate::poll::PollPolicy;
+use crate::protocol::grpc::GrpcLroMethods;
 use crate::protocol::rest::routes::{normalise_prefix, Routes};
 use crate::service::CancelOnDrop;
 use crate::shared::Shared;
@@ -99,6 +100,19 @@ impl CancelOnDropLayer {
     /// intact — the bytes read, then the rest of the stream — and not tracked.
     pub fn max_inspect_bytes(mut self, limit: usize) -> Self {
         self.config_mut().max_inspect_bytes = limit;
+        self
+    }
+
+    /// Which gRPC methods answer with a `google.longrunning.Operation`
+    /// (default: [`GrpcLroMethods::googleapis`], the 2,666 such methods of the
+    /// public googleapis protos). A gRPC call is inspected when it is an
+    /// HTTP/2 `POST /{package}.{Service}/{Method}` with `content-type:
+    /// application/grpc` or `application/grpc+proto` and its method is in
+    /// this set; add your own methods or opt some out with
+    /// [`GrpcLroMethods::with`] and [`GrpcLroMethods::without`], or pass
+    /// [`GrpcLroMethods::none`] to let every gRPC call pass through.
+    pub fn grpc_lro_methods(mut self, methods: GrpcLroMethods) -> Self {
+        self.config_mut().grpc_methods = methods;
         self
     }
 

@@ -62,7 +62,12 @@
 //!
 //! # Features
 //! - `testing`: [`testing::OperationsServer`], an in-process AIP-151 server
-//!   (a tower `Service`, also served by hyper on loopback) for tests.
+//!   (a tower `Service`, also served by hyper on loopback, REST and gRPC) for
+//!   tests; implies `tonic`.
+//! - `tonic`: [`RequestBody`] for `tonic::body::Body`, so the layer can wrap
+//!   a `tonic::transport::Channel` under a generated client. gRPC support
+//!   itself (recognition, polling, cancelling: [`GrpcLroMethods`]) is always
+//!   built and needs only `prost`.
 #![forbid(unsafe_code)]
 #![warn(missing_docs, missing_debug_implementations, rust_2018_idioms)]
 // docs.rs (`--cfg docsrs`, nightly): mark feature-gated items. `doc_cfg` has
@@ -100,6 +105,7 @@ pub use future::ResponseFuture;
 pub use layer::CancelOnDropLayer;
 pub use operation::{Decoded, InvalidOperationName, Operation, OperationName, RouteError, Status};
 pub use poll::PollPolicy;
+pub use protocol::grpc::{GrpcLroMethods, InvalidGrpcMethod};
 pub use protocol::rest::routes::Routes;
 pub use protocol::WireStatus;
 pub use request_body::RequestBody;

@@ -92,6 +92,7 @@ where
         armed: Some(job.target.name().to_string()),
     };
     let span = cancel_span(job.target.name(), job.reason.as_str(), &job.call_span);
+    job.target.record_rpc(&span, Rpc::Cancel);
     let runtime = job.runtime.clone();
     let tracker = shared.tracker.clone();
     let task = async move {

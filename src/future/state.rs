@@ -200,6 +200,7 @@ impl<S> Track<S> {
             )));
         };
         self.poll_span = self.schedule.sent(rpc);
+        target.record_rpc(&self.poll_span, rpc);
         let future = self
             .poll_span
             .in_scope(|| Oneshot::new(self.call.svc.clone(), request));
@@ -310,7 +311,15 @@ impl<S> Track<S> {
             PollBody::Transient(status, after) => {
                 self.transient(after, Error::poll(operation, Some(status), None))
             }
-            PollBody::Failed(status) => give_up(Error::poll(operation, Some(status), None)),
+            PollBody::Unimplemented(status) if self.schedule.waiting() => {
+                tracing::info!(%status, "the server does not implement WaitOperation; polling with GetOperation");
+                self.call.shared.remember_no_wait(target.authority());
+                self.schedule.now();
+                next(State::Sleep)
+            }
+            PollBody::Unimplemented(status) | PollBody::Failed(status) => {
+                give_up(Error::poll(operation, Some(status), None))
+            }
             PollBody::Invalid(reason) => give_up(Error::InvalidPollResponse { operation, reason }),
         }
     }

@@ -12,6 +12,7 @@
 //! REST/JSON (`rest`) is one implementation; a second protocol adds a variant
 //! to [`Protocol`] and to the private `Wire` enum, and a module beside `rest`.
 
+pub(crate) mod grpc;
 pub(crate) mod rest;
 mod spans;
 mod status;
@@ -25,6 +26,7 @@ use crate::config::Config;
 use crate::operation::{Operation, OperationName};
 use crate::request_body::RequestBody;
 
+use spans::record_grpc;
 pub(crate) use spans::{call_span, cancel_span, poll_span};
 pub use status::WireStatus;
 
@@ -33,6 +35,8 @@ pub use status::WireStatus;
 pub(crate) enum Protocol {
     /// REST/JSON over HTTP/1.1 or HTTP/2 (AIP-151's HTTP mapping).
     Rest,
+    /// gRPC (AIP-151's `google.longrunning.Operations` service), HTTP/2.
+    Grpc,
 }
 
 impl Protocol {
@@ -41,6 +45,9 @@ impl Protocol {
     /// every request: it must not allocate.
     #[inline]
     pub(crate) fn for_request<B>(config: &Config, request: &Request<B>) -> Option<Protocol> {
+        if grpc::is_grpc(request) {
+            return grpc::candidate(config, request).then_some(Protocol::Grpc);
+        }
         rest::candidate(config, request).then_some(Protocol::Rest)
     }
 
@@ -48,6 +55,9 @@ impl Protocol {
     pub(crate) fn inspects<B>(self, response: &Response<B>) -> bool {
         match self {
             Protocol::Rest => rest::answers::inspectable(response),
+            Protocol::Grpc => {
+                grpc::recognise::is_candidate_response(response.status(), response.headers())
+            }
         }
     }
 
@@ -59,10 +69,11 @@ impl Protocol {
         origin: &Uri,
         config: &Config,
         body: &[u8],
-        _trailers: Option<&HeaderMap>,
+        trailers: Option<&HeaderMap>,
     ) -> Option<Target> {
         match self {
             Protocol::Rest => rest::recognise::target(origin, config, body),
+            Protocol::Grpc => grpc::recognise::target(origin, config, body, trailers),
         }
     }
 }
@@ -112,10 +123,12 @@ pub(crate) enum PollBody {
     NotDone,
     /// A transient failure carried in the body or trailers (REST never
     /// answers so: its status is in the head).
-    #[allow(dead_code)]
     Transient(WireStatus, Option<Duration>),
+    /// The trailers say the method is not implemented: to a WaitOperation,
+    /// the server has no WaitOperation (poll with GetOperation); to a
+    /// GetOperation, a failure.
+    Unimplemented(WireStatus),
     /// A failure carried in the body or trailers (likewise).
-    #[allow(dead_code)]
     Failed(WireStatus),
     /// Not an Operation of this name: why.
     Invalid(String),
@@ -155,9 +168,13 @@ pub(crate) struct Target {
 }
 
 /// The per-protocol part of a [`Target`].
+// One per tracked operation, moved rather than copied around: boxing the
+// larger REST route would cost every REST operation an allocation.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug)]
 enum Wire {
     Rest(rest::routes::Route),
+    Grpc(grpc::route::Route),
 }
 
 impl Target {
@@ -168,10 +185,18 @@ impl Target {
         }
     }
 
+    pub(crate) fn grpc(name: OperationName, route: grpc::route::Route) -> Self {
+        Target {
+            name,
+            wire: Wire::Grpc(route),
+        }
+    }
+
     /// The protocol its requests speak.
     pub(crate) fn protocol(&self) -> Protocol {
         match &self.wire {
             Wire::Rest(_) => Protocol::Rest,
+            Wire::Grpc(_) => Protocol::Grpc,
         }
     }
 
@@ -186,6 +211,7 @@ impl Target {
     pub(crate) fn rest_route(&self) -> Option<&rest::routes::Route> {
         match &self.wire {
             Wire::Rest(route) => Some(route),
+            Wire::Grpc(_) => None,
         }
     }
 
@@ -194,6 +220,7 @@ impl Target {
     pub(crate) fn authority(&self) -> &str {
         match &self.wire {
             Wire::Rest(route) => route.authority(),
+            Wire::Grpc(route) => route.authority(),
         }
     }
 
@@ -203,10 +230,19 @@ impl Target {
         headers.insert("x-goog-request-params", self.name.request_params());
     }
 
+    /// Records the protocol's RPC attributes on a poll or cancel span for
+    /// `rpc` (`rpc.system = "grpc"`, `rpc.service`; nothing for REST).
+    pub(crate) fn record_rpc(&self, span: &tracing::Span, rpc: Rpc) {
+        if let Wire::Grpc(_) = self.wire {
+            record_grpc(span, rpc);
+        }
+    }
+
     /// Whether this target can long-poll with WaitOperation.
     pub(crate) fn can_wait(&self) -> bool {
         match &self.wire {
             Wire::Rest(route) => route.wait.is_some(),
+            Wire::Grpc(_) => true,
         }
     }
 
@@ -220,6 +256,7 @@ impl Target {
     ) -> Option<Request<B>> {
         match &self.wire {
             Wire::Rest(route) => rest::requests::build(route, rpc, headers),
+            Wire::Grpc(route) => grpc::requests::build(route, rpc, &self.name, headers),
         }
     }
 
@@ -228,13 +265,15 @@ impl Target {
     pub(crate) fn poll_head(&self, head: &Response<()>, waiting: bool) -> PollHead {
         match &self.wire {
             Wire::Rest(_) => rest::answers::poll_head(head, waiting),
+            Wire::Grpc(_) => grpc::answers::poll_head(head, waiting),
         }
     }
 
     /// Reads a complete poll answer.
-    pub(crate) fn poll_body(&self, body: &[u8], _trailers: Option<&HeaderMap>) -> PollBody {
+    pub(crate) fn poll_body(&self, body: &[u8], trailers: Option<&HeaderMap>) -> PollBody {
         match &self.wire {
             Wire::Rest(_) => rest::answers::poll_body(&self.name, body),
+            Wire::Grpc(_) => grpc::answers::poll_body(&self.name, body, trailers),
         }
     }
 
@@ -242,6 +281,7 @@ impl Target {
     pub(crate) fn operation(&self, body: &Bytes) -> Option<Operation> {
         match &self.wire {
             Wire::Rest(_) => Operation::from_json(body).ok(),
+            Wire::Grpc(_) => grpc::answers::operation(body),
         }
     }
 
@@ -250,6 +290,7 @@ impl Target {
     pub(crate) fn cancel_head(&self, head: &Response<()>) -> CancelHead {
         match &self.wire {
             Wire::Rest(_) => rest::answers::cancel_head(head),
+            Wire::Grpc(_) => grpc::answers::cancel_head(head),
         }
     }
 
@@ -259,10 +300,11 @@ impl Target {
         &self,
         head: &Response<()>,
         body: &[u8],
-        _trailers: Option<&HeaderMap>,
+        trailers: Option<&HeaderMap>,
     ) -> CancelAnswer {
         match &self.wire {
             Wire::Rest(_) => rest::answers::cancel_body(head, body),
+            Wire::Grpc(_) => grpc::answers::cancel_body(trailers),
         }
     }
 }

@@ -16,6 +16,17 @@ pub(crate) fn call_span<B>(protocol: Protocol, request: &Request<B>) -> Span {
             url.path = request.uri().path(),
             operation.name = field::Empty,
         ),
+        Protocol::Grpc => {
+            let path = request.uri().path().trim_start_matches('/');
+            let (service, method) = path.split_once('/').unwrap_or((path, ""));
+            tracing::info_span!(
+                "lro.call",
+                rpc.system = "grpc",
+                rpc.service = service,
+                rpc.method = method,
+                operation.name = field::Empty,
+            )
+        }
     }
 }
 
@@ -25,6 +36,8 @@ pub(crate) fn poll_span(attempt: u32, delay_ms: u64, rpc: Rpc) -> Span {
         "lro.poll",
         attempt,
         delay_ms,
+        rpc.system = field::Empty,
+        rpc.service = field::Empty,
         rpc.method = rpc.as_str(),
         http.response.status_code = field::Empty,
         rpc.grpc.status_code = field::Empty,
@@ -39,6 +52,9 @@ pub(crate) fn cancel_span(name: &OperationName, reason: &'static str, call: &Spa
         "lro.cancel",
         operation.name = %name,
         reason,
+        rpc.system = field::Empty,
+        rpc.service = field::Empty,
+        rpc.method = field::Empty,
         attempt = field::Empty,
         http.response.status_code = field::Empty,
         rpc.grpc.status_code = field::Empty,
@@ -46,4 +62,12 @@ pub(crate) fn cancel_span(name: &OperationName, reason: &'static str, call: &Spa
     );
     span.follows_from(call);
     span
+}
+
+/// Records `rpc.system = "grpc"`, `rpc.service` and (for `lro.cancel`)
+/// `rpc.method` on a poll or cancel span of a gRPC operation.
+pub(crate) fn record_grpc(span: &Span, rpc: Rpc) {
+    span.record("rpc.system", "grpc");
+    span.record("rpc.service", super::grpc::requests::OPERATIONS_SERVICE);
+    span.record("rpc.method", rpc.as_str());
 }

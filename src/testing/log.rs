@@ -56,6 +56,12 @@ pub struct RecordedRequest {
     /// [`FaultKind::Disconnect`] (and a [`FaultKind::Hang`] ended by a
     /// graceful shutdown) is recorded as `502`.
     pub status: StatusCode,
+    /// For a gRPC call, the `grpc-status` code it was answered with
+    /// (`google.rpc.Code`: 0 `OK`, 14 `UNAVAILABLE`, ...); `None` for REST
+    /// requests and for gRPC calls not answered (pending, dropped by the
+    /// caller, or reset by a fault). `status` then holds that code's HTTP
+    /// status (AIP-193 mapping).
+    pub grpc_status: Option<i32>,
     /// The fault injected into this request ([`OperationsServer::inject`](super::OperationsServer::inject)),
     /// or `None` if it was answered normally.
     pub fault: Option<FaultKind>,

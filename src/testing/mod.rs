@@ -10,6 +10,12 @@
 //!
 //! Available with the `testing` cargo feature.
 //!
+//! Served over HTTP, the same port also speaks gRPC (HTTP/2 requests with
+//! `content-type: application/grpc...`): `google.longrunning.Operations`
+//! and a start method, `google.cloud.deploy.v1.CloudDeploy/CreateRelease`,
+//! on the same operations, request log and faults — see [`grpc`]. The
+//! in-memory `Service` impl is REST only.
+//!
 //! # Routes
 //!
 //! Every path starts with an API version segment (`v\d+[a-z0-9]*`: `v1`,
@@ -165,6 +171,7 @@
 mod fault;
 mod filter;
 mod json;
+pub mod grpc;
 mod log;
 mod ops;
 mod route;
@@ -263,6 +270,8 @@ struct State {
     /// Index (counting every request ever recorded) of `log[0]`.
     log_base: usize,
     faults: HashMap<Endpoint, Active>,
+    /// Operations started over gRPC: the start method's declared types.
+    grpc_starts: HashMap<String, grpc::Started>,
     /// Called with every request as it is recorded ([`OperationsServer::on_request`]).
     on_request: Option<RequestHook>,
 }
@@ -327,6 +336,7 @@ impl OperationsServer {
                     log: Vec::new(),
                     log_base: 0,
                     faults: HashMap::new(),
+                    grpc_starts: HashMap::new(),
                     on_request: None,
                 }),
                 log_changed: watch::Sender::new(0),
@@ -606,6 +616,45 @@ impl Inner {
         self.log_changed.send_modify(|v| *v += 1);
     }
 
+    /// Logs a request as it arrives (its body read) and decides its fault:
+    /// its index in the log, and the fault (`None`: answer normally).
+    fn record(
+        &self,
+        parts: &http::request::Parts,
+        endpoint: Endpoint,
+        operation: Option<String>,
+        body: &Result<Bytes, BoxError>,
+    ) -> (usize, Option<FaultKind>) {
+        let path = parts
+            .uri
+            .path_and_query()
+            .map_or_else(|| parts.uri.path().to_owned(), |pq| pq.as_str().to_owned());
+        let (index, fault, hook) = {
+            let mut state = self.lock();
+            let fault = state.take_fault(endpoint);
+            let index = state.log_base + state.log.len();
+            state.log.push(RecordedRequest {
+                method: parts.method.clone(),
+                path,
+                headers: parts.headers.clone(),
+                body: body.as_ref().ok().cloned().unwrap_or_default(),
+                endpoint,
+                operation,
+                status: log::PENDING,
+                grpc_status: None,
+                fault: fault.clone(),
+                received_at: Instant::now(),
+            });
+            let hook = state.on_request.clone().zip(state.log.last().cloned());
+            (index, fault, hook)
+        };
+        self.log_changed.send_modify(|v| *v += 1);
+        if let Some((hook, recorded)) = hook {
+            hook(&recorded);
+        }
+        (index, fault)
+    }
+
     /// Records, applies faults, dispatches, and fills the answer in.
     ///
     /// A [`FaultKind::Hang`] waits for `release` (never, in memory; the
@@ -623,32 +672,8 @@ impl Inner {
             .collect()
             .await
             .map(|collected| collected.to_bytes());
-        let path = parts
-            .uri
-            .path_and_query()
-            .map_or_else(|| parts.uri.path().to_owned(), |pq| pq.as_str().to_owned());
-        let (index, fault, hook) = {
-            let mut state = self.lock();
-            let fault = state.take_fault(routed.endpoint);
-            let index = state.log_base + state.log.len();
-            state.log.push(RecordedRequest {
-                method: parts.method.clone(),
-                path,
-                headers: parts.headers.clone(),
-                body: body.as_ref().map(Bytes::clone).unwrap_or_default(),
-                endpoint: routed.endpoint,
-                operation: routed.operation().map(str::to_owned),
-                status: log::PENDING,
-                fault: fault.clone(),
-                received_at: Instant::now(),
-            });
-            let hook = state.on_request.clone().zip(state.log.last().cloned());
-            (index, fault, hook)
-        };
-        self.log_changed.send_modify(|v| *v += 1);
-        if let Some((hook, recorded)) = hook {
-            hook(&recorded);
-        }
+        let operation = routed.operation().map(str::to_owned);
+        let (index, fault) = self.record(&parts, routed.endpoint, operation, &body);
         let answering = Answering {
             inner: self,
             index,
@@ -667,11 +692,7 @@ impl Inner {
                 (fault::disconnect_response(), true)
             }
             other => {
-                match other {
-                    Some(FaultKind::Latency(delay)) => tokio::time::sleep(delay).await,
-                    Some(FaultKind::LateAnswer(delay)) => late = Some(delay),
-                    _ => {}
-                }
+                late = before_work(other).await;
                 let (response, created) = self.answer(routed.target, &parts.uri, body).await;
                 if let Some(name) = created {
                     self.set_created(index, name);
@@ -849,6 +870,19 @@ impl Inner {
                 }
             }
         }
+    }
+}
+
+/// Sleeps a [`FaultKind::Latency`] delay before the work; returns a
+/// [`FaultKind::LateAnswer`] delay, to sleep after it.
+async fn before_work(fault: Option<FaultKind>) -> Option<Duration> {
+    match fault {
+        Some(FaultKind::Latency(delay)) => {
+            tokio::time::sleep(delay).await;
+            None
+        }
+        Some(FaultKind::LateAnswer(delay)) => Some(delay),
+        _ => None,
     }
 }
 

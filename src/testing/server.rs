@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use http_body_util::Either;
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use hyper_util::server::conn::auto;
@@ -19,6 +20,13 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::{Inner, OperationsServer};
+
+/// An answer over HTTP: REST (`Left`) or gRPC (`Right`), and whether to
+/// drop the connection or stream instead.
+struct Handled {
+    response: http::Response<Either<http_body_util::Full<bytes::Bytes>, tonic::body::Body>>,
+    disconnect: bool,
+}
 
 /// A running HTTP server for an [`OperationsServer`], from
 /// [`OperationsServer::serve`] or [`OperationsServer::serve_on`].
@@ -256,7 +264,22 @@ async fn serve_connection(stream: TcpStream, inner: Arc<Inner>, tasks: Tasks) {
         let release = graceful.clone().cancelled_owned();
         async move {
             let http1 = request.version() < http::Version::HTTP_2;
-            let handled = inner.handle(request, release).await;
+            let (parts, body) = request.into_parts();
+            let grpc = super::grpc::is_grpc(&parts);
+            let request = http::Request::from_parts(parts, body);
+            let handled = if grpc {
+                let handled = super::grpc::handle(&inner, request, release).await;
+                Handled {
+                    response: handled.response.map(Either::Right),
+                    disconnect: handled.disconnect,
+                }
+            } else {
+                let handled = inner.handle(request, release).await;
+                Handled {
+                    response: handled.response.map(Either::Left),
+                    disconnect: handled.disconnect,
+                }
+            };
             if handled.disconnect {
                 // HTTP/1: the whole connection goes, with a RST. HTTP/2:
                 // hyper resets this stream only.

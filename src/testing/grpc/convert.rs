@@ -1,0 +1,214 @@
+//! The server's operations (kept as AIP-151 JSON) in their protobuf form.
+
+use std::collections::BTreeMap;
+use std::time::SystemTime;
+
+use prost::Message as _;
+use prost_types::value::Kind;
+use prost_types::{Any, ListValue, Struct, Timestamp};
+use serde_json::Value;
+
+use super::messages::{OperationMetadata, Release};
+use crate::protocol::grpc::messages::{Operation, OperationResult, Status};
+use crate::protocol::grpc::methods::Row;
+
+/// The type URL of `google.protobuf.Struct`.
+pub(crate) const STRUCT_TYPE: &str = "type.googleapis.com/google.protobuf.Struct";
+
+/// What the server remembers about an operation started over gRPC.
+#[derive(Clone, Debug)]
+pub(crate) struct Started {
+    /// The start method's row of the googleapis table.
+    pub(crate) row: &'static Row,
+    /// The resource the operation creates (a CreateRelease's release name).
+    pub(crate) target: String,
+    /// When it was started (wall clock).
+    pub(crate) create_time: SystemTime,
+}
+
+/// A JSON value as a `google.protobuf.Value` (proto3 JSON mapping).
+fn to_value(json: &Value) -> prost_types::Value {
+    let kind = match json {
+        Value::Null => Kind::NullValue(0),
+        Value::Bool(b) => Kind::BoolValue(*b),
+        Value::Number(n) => Kind::NumberValue(n.as_f64().unwrap_or(0.0)),
+        Value::String(s) => Kind::StringValue(s.clone()),
+        Value::Array(items) => Kind::ListValue(ListValue {
+            values: items.iter().map(to_value).collect(),
+        }),
+        Value::Object(map) => Kind::StructValue(to_struct(map)),
+    };
+    prost_types::Value { kind: Some(kind) }
+}
+
+fn to_struct(map: &serde_json::Map<String, Value>) -> Struct {
+    Struct {
+        fields: map
+            .iter()
+            .map(|(k, v)| (k.clone(), to_value(v)))
+            .collect::<BTreeMap<_, _>>(),
+    }
+}
+
+/// A JSON `Any` as a `google.protobuf.Struct` `Any`: a well-known
+/// `google.protobuf.Struct` (`{"@type": ..., "value": {...}}`) keeps its
+/// value; any other message becomes a Struct of its fields but `@type`.
+fn struct_any(json: &Value) -> Option<Any> {
+    let map = json.as_object()?;
+    let is_struct = map
+        .get("@type")
+        .and_then(Value::as_str)
+        .is_some_and(|t| t == STRUCT_TYPE);
+    let fields = match map.get("value").and_then(Value::as_object) {
+        Some(value) if is_struct => to_struct(value),
+        _ => {
+            let mut rest = map.clone();
+            rest.remove("@type");
+            to_struct(&rest)
+        }
+    };
+    Some(Any {
+        type_url: STRUCT_TYPE.to_owned(),
+        value: fields.encode_to_vec(),
+    })
+}
+
+/// An empty message of a declared type (the server knows none of its fields).
+fn empty_any(type_url: Option<String>) -> Option<Any> {
+    type_url.map(|type_url| Any {
+        type_url,
+        value: Vec::new(),
+    })
+}
+
+/// The metadata and response of an operation started by a table method:
+/// `google.cloud.deploy.v1.OperationMetadata` / `Release` for CreateRelease
+/// (the fields the server knows), empty messages of the declared types for
+/// any other method.
+fn typed(started: &Started, json: &Value) -> (Option<Any>, Option<Any>) {
+    let metadata_url = started.row.metadata_type_url();
+    let response_url = started.row.response_type_url();
+    if started.row.method != super::messages::CREATE_RELEASE {
+        return (empty_any(metadata_url), empty_any(response_url));
+    }
+    let done = json["done"].as_bool().unwrap_or(false);
+    let cancelled = json["metadata"]["requestedCancellation"].as_bool() == Some(true)
+        || json.get("error").is_some();
+    let metadata = OperationMetadata {
+        create_time: Some(Timestamp::from(started.create_time)),
+        end_time: done.then(|| Timestamp::from(SystemTime::now())),
+        target: started.target.clone(),
+        verb: "create".to_owned(),
+        requested_cancellation: cancelled,
+        api_version: "v1".to_owned(),
+    };
+    let release = Release {
+        name: started.target.clone(),
+        description: String::new(),
+    };
+    let any = |url: Option<String>, value: Vec<u8>| url.map(|type_url| Any { type_url, value });
+    (
+        any(metadata_url, metadata.encode_to_vec()),
+        any(response_url, release.encode_to_vec()),
+    )
+}
+
+/// An operation's JSON (as GetOperation answers it over REST) as a
+/// `google.longrunning.Operation`.
+pub(crate) fn operation(json: &Value, started: Option<&Started>) -> Operation {
+    let (metadata, response) = match started {
+        Some(started) => typed(started, json),
+        None => (
+            json.get("metadata").and_then(struct_any),
+            json.get("response").and_then(struct_any),
+        ),
+    };
+    let result = match json.get("error") {
+        Some(error) => Some(OperationResult::Error(Status {
+            code: error["code"]
+                .as_i64()
+                .and_then(|c| i32::try_from(c).ok())
+                .unwrap_or(2),
+            message: error["message"].as_str().unwrap_or_default().to_owned(),
+            details: Vec::new(),
+        })),
+        None if json["done"] == Value::Bool(true) => response.map(OperationResult::Response),
+        None => None,
+    };
+    Operation {
+        name: json["name"].as_str().unwrap_or_default().to_owned(),
+        metadata,
+        done: json["done"].as_bool().unwrap_or(false),
+        result,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::grpc::methods::googleapis_row;
+    use serde_json::json;
+
+    #[test]
+    fn rest_operations_carry_struct_metadata() {
+        let json = json!({
+            "name": "projects/p/locations/l/operations/op-1",
+            "done": true,
+            "metadata": {"@type": "type.googleapis.com/x.Meta", "progressPercent": 100},
+            "response": {"@type": STRUCT_TYPE, "value": {"state": "SUCCEEDED"}},
+        });
+        let op = operation(&json, None);
+        assert_eq!(op.name, "projects/p/locations/l/operations/op-1");
+        assert!(op.done);
+        let metadata = op.metadata.unwrap();
+        assert_eq!(metadata.type_url, STRUCT_TYPE);
+        let fields = Struct::decode(metadata.value.as_slice()).unwrap().fields;
+        assert_eq!(
+            fields["progressPercent"].kind,
+            Some(Kind::NumberValue(100.0))
+        );
+        assert!(!fields.contains_key("@type"));
+        let Some(OperationResult::Response(response)) = op.result else {
+            panic!("a response")
+        };
+        let fields = Struct::decode(response.value.as_slice()).unwrap().fields;
+        assert_eq!(
+            fields["state"].kind,
+            Some(Kind::StringValue("SUCCEEDED".into()))
+        );
+    }
+
+    #[test]
+    fn create_release_operations_carry_the_declared_types() {
+        let row = googleapis_row(super::super::messages::CREATE_RELEASE).unwrap();
+        let started = Started {
+            row,
+            target: "projects/p/locations/l/deliveryPipelines/d/releases/r".into(),
+            create_time: SystemTime::UNIX_EPOCH,
+        };
+        let cancelled = json!({
+            "name": "projects/p/locations/l/operations/op-2",
+            "done": true,
+            "error": {"code": 1, "message": "Operation was cancelled."},
+        });
+        let op = operation(&cancelled, Some(&started));
+        let metadata = op.metadata.unwrap();
+        assert_eq!(
+            metadata.type_url,
+            "type.googleapis.com/google.cloud.deploy.v1.OperationMetadata"
+        );
+        let metadata = OperationMetadata::decode(metadata.value.as_slice()).unwrap();
+        assert!(metadata.requested_cancellation);
+        assert_eq!(metadata.target, started.target);
+        assert_eq!(
+            op.result,
+            Some(OperationResult::Error(Status {
+                code: 1,
+                message: "Operation was cancelled.".into(),
+                details: vec![]
+            }))
+        );
+        let running = json!({"name": "n", "done": false});
+        assert_eq!(operation(&running, Some(&started)).result, None);
+    }
+}

@@ -1,0 +1,297 @@
+//! The embedded server over gRPC: `google.longrunning.Operations` and a
+//! start method, on the same operations, request log and faults as REST.
+//!
+//! Served on the same port as REST by [`OperationsServer::serve`](super::OperationsServer::serve)
+//! (HTTP/2 requests with `content-type: application/grpc...`); built on
+//! tonic's server-side unary handling ([`tonic::server::Grpc`] with prost
+//! messages), no generated code.
+//!
+//! | method (`:path`) | [`Endpoint`] | answer |
+//! |---|---|---|
+//! | `/google.cloud.deploy.v1.CloudDeploy/CreateRelease` | `Start` | a new `Operation` on `projects/{p}/locations/{l}`, with `metadata` a `google.cloud.deploy.v1.OperationMetadata` and, once done, `response` a `google.cloud.deploy.v1.Release` named `{parent}/releases/{release_id}` |
+//! | any other method of the googleapis long-running table whose request's field 1 is a parent under `projects/{p}/locations/{l}` | `Start` | a new `Operation` whose `metadata`/`response` are empty messages of the method's declared types |
+//! | `/google.longrunning.Operations/GetOperation` | `Get` | the `Operation` |
+//! | `/google.longrunning.Operations/ListOperations` | `List` | a page of operations (`name`: `projects/{p}/locations/{l}`, or that followed by `/operations`) |
+//! | `/google.longrunning.Operations/CancelOperation` | `Cancel` | `google.protobuf.Empty`; the operation ends with `error.code` 1 |
+//! | `/google.longrunning.Operations/DeleteOperation` | `Delete` | `google.protobuf.Empty` |
+//! | `/google.longrunning.Operations/WaitOperation` | `Wait` | the `Operation` once done or at `timeout` |
+//! | anything else | `Other` | `UNIMPLEMENTED` |
+//!
+//! A start runs for the milliseconds in the request metadata
+//! `x-duration-ms`, else the server's default duration. Operations started
+//! over REST carry their JSON `metadata` and `response` as
+//! `google.protobuf.Struct`. Errors are the REST errors' codes
+//! (`NOT_FOUND` for an unknown operation, `INVALID_ARGUMENT` for a bad
+//! page token), as trailers-only answers.
+//!
+//! Faults: a [`FaultKind::Status`] answers the `google.rpc.Code` of the
+//! HTTP status (503 `UNAVAILABLE`, 429 `RESOURCE_EXHAUSTED` with a 1 s
+//! `google.rpc.RetryInfo`, 501 `UNIMPLEMENTED`, …: the AIP-193 mapping);
+//! [`FaultKind::RetryAfter`] adds a `RetryInfo` of that delay in
+//! `grpc-status-details-bin`; [`FaultKind::Disconnect`] resets the HTTP/2
+//! stream; the others behave as over REST. The request log records each
+//! call with `method` POST, the `:path`, the headers (metadata), the framed
+//! request message as `body`, the HTTP status of the AIP-193 mapping of its
+//! code as `status` (`200` for `OK`, `503` for `UNAVAILABLE`), and the code
+//! itself as [`RecordedRequest::grpc_status`](super::RecordedRequest::grpc_status).
+
+mod calls;
+mod client;
+mod convert;
+mod messages;
+
+use std::future::Future;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full, Limited};
+use prost::Message;
+use tonic::Code;
+
+pub use self::client::{CloudDeployClient, OperationsClient};
+pub use self::messages::{CreateReleaseRequest, OperationMetadata, Release, CREATE_RELEASE};
+pub use crate::protocol::grpc::messages::{
+    CancelOperationRequest, DeleteOperationRequest, Empty, GetOperationRequest,
+    ListOperationsRequest, ListOperationsResponse, Operation, OperationResult, RetryInfo, Status,
+    WaitOperationRequest,
+};
+
+pub(crate) use self::convert::Started;
+use super::{before_work, fault, Answering, BoxError, Endpoint, FaultKind, Inner, MAX_BODY_BYTES};
+use crate::protocol::grpc::{frame, methods, status as grpc_status};
+
+const GET: &str = "/google.longrunning.Operations/GetOperation";
+const LIST: &str = "/google.longrunning.Operations/ListOperations";
+const CANCEL: &str = "/google.longrunning.Operations/CancelOperation";
+const DELETE: &str = "/google.longrunning.Operations/DeleteOperation";
+const WAIT: &str = "/google.longrunning.Operations/WaitOperation";
+
+/// A gRPC answer, and whether to reset the stream instead.
+pub(crate) struct GrpcHandled {
+    pub(crate) response: Response<tonic::body::Body>,
+    pub(crate) disconnect: bool,
+}
+
+/// Whether a request is gRPC: `content-type: application/grpc...`.
+pub(crate) fn is_grpc(request: &http::request::Parts) -> bool {
+    request
+        .headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.starts_with("application/grpc"))
+}
+
+/// Which endpoint a `:path` is.
+fn endpoint(path: &str) -> Endpoint {
+    match path {
+        GET => Endpoint::Get,
+        LIST => Endpoint::List,
+        CANCEL => Endpoint::Cancel,
+        DELETE => Endpoint::Delete,
+        WAIT => Endpoint::Wait,
+        _ if methods::googleapis_row(path).is_some() => Endpoint::Start,
+        _ => Endpoint::Other,
+    }
+}
+
+/// The `name` field (1) of a Get/Cancel/Delete/Wait request, if it decodes.
+fn addressed(endpoint: Endpoint, body: &[u8]) -> Option<String> {
+    match endpoint {
+        Endpoint::Get | Endpoint::Cancel | Endpoint::Delete | Endpoint::Wait => {
+            let message = frame::decode_single(body).ok()?;
+            Some(GetOperationRequest::decode(message).ok()?.name)
+        }
+        _ => None,
+    }
+}
+
+/// The gRPC code for an HTTP status: the AIP-193 mapping.
+fn code_for(status: StatusCode) -> Code {
+    match status.as_u16() {
+        200..=299 => Code::Ok,
+        400 => Code::InvalidArgument,
+        401 => Code::Unauthenticated,
+        403 => Code::PermissionDenied,
+        404 => Code::NotFound,
+        405 | 501 => Code::Unimplemented,
+        409 => Code::Aborted,
+        412 => Code::FailedPrecondition,
+        429 => Code::ResourceExhausted,
+        499 => Code::Cancelled,
+        500 => Code::Internal,
+        502 | 503 => Code::Unavailable,
+        504 => Code::DeadlineExceeded,
+        _ if status.is_client_error() => Code::FailedPrecondition,
+        _ => Code::Unknown,
+    }
+}
+
+/// The HTTP status of a gRPC code: the AIP-193 mapping.
+fn status_for(code: i32) -> StatusCode {
+    let http = match Code::from_i32(code) {
+        Code::Ok => 200,
+        Code::Cancelled => 499,
+        Code::InvalidArgument | Code::OutOfRange => 400,
+        Code::DeadlineExceeded => 504,
+        Code::NotFound => 404,
+        Code::AlreadyExists | Code::Aborted => 409,
+        Code::PermissionDenied => 403,
+        Code::ResourceExhausted => 429,
+        Code::FailedPrecondition => 400,
+        Code::Unimplemented => 501,
+        Code::Unavailable => 503,
+        Code::Unauthenticated => 401,
+        Code::Unknown | Code::Internal | Code::DataLoss => 500,
+    };
+    StatusCode::from_u16(http).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+}
+
+/// A trailers-only error answer for an injected HTTP status, with a
+/// `google.rpc.RetryInfo` of `retry` (429 gets 1 s unless given).
+fn fault_status(status: StatusCode, retry: Option<Duration>) -> tonic::Status {
+    let code = code_for(status);
+    let message = format!("Injected fault: {status} (tower_lro::testing::Fault).");
+    let retry =
+        retry.or((status == StatusCode::TOO_MANY_REQUESTS).then_some(Duration::from_secs(1)));
+    match retry {
+        Some(delay) => {
+            let details = grpc_status::retry_status(code as i32, &message, delay);
+            tonic::Status::with_details(code, message, Bytes::from(details))
+        }
+        None => tonic::Status::new(code, message),
+    }
+}
+
+/// A non-OK answer from the REST logic as a gRPC status.
+fn to_status(answer: super::Answer) -> tonic::Status {
+    match answer {
+        super::Answer::Error(e) => tonic::Status::new(code_for(e.status), e.message),
+        super::Answer::NotAllowed { message, .. } => tonic::Status::unimplemented(message),
+    }
+}
+
+/// Records, applies faults, answers with tonic's unary handling, and fills
+/// the answer in.
+pub(crate) async fn handle<B, R>(inner: &Inner, request: Request<B>, release: R) -> GrpcHandled
+where
+    B: http_body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<BoxError>,
+    R: Future<Output = ()>,
+{
+    let (parts, body) = request.into_parts();
+    let endpoint = endpoint(parts.uri.path());
+    let body = Limited::new(body, MAX_BODY_BYTES)
+        .collect()
+        .await
+        .map(|collected| collected.to_bytes());
+    let operation = body.as_ref().ok().and_then(|b| addressed(endpoint, b));
+    let (index, fault) = inner.record(&parts, endpoint, operation, &body);
+    let answering = Answering {
+        inner,
+        index,
+        answered: false,
+    };
+    let reset = || tonic::Status::unavailable("Injected fault: stream reset.").into_http();
+    let mut late = None;
+    let (response, disconnect) = match fault {
+        Some(FaultKind::Status(status)) => (fault_status(status, None).into_http(), false),
+        Some(FaultKind::RetryAfter(status, after)) => {
+            (fault_status(status, Some(after)).into_http(), false)
+        }
+        Some(FaultKind::Disconnect) => (reset(), true),
+        Some(FaultKind::Hang) => {
+            release.await;
+            (reset(), true)
+        }
+        other => {
+            late = before_work(other).await;
+            let response = match body {
+                Ok(body) => {
+                    let request = Request::from_parts(parts, Full::new(body));
+                    calls::answer(inner, index, endpoint, request).await
+                }
+                Err(e) => tonic::Status::invalid_argument(format!(
+                    "Could not read the request body: {e}."
+                ))
+                .into_http(),
+            };
+            (response, false)
+        }
+    };
+    if let Some(delay) = late {
+        tokio::time::sleep(delay).await;
+    }
+    // A unary answer from tonic carries its status in the head only when it
+    // is trailers-only (an error); otherwise the trailers say OK.
+    let code = response
+        .headers()
+        .get("grpc-status")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<i32>().ok())
+        .unwrap_or(0);
+    if disconnect {
+        answering.finish(fault::disconnect_response().status());
+    } else {
+        inner.set_grpc_status(index, code);
+        answering.finish(status_for(code));
+    }
+    GrpcHandled {
+        response,
+        disconnect,
+    }
+}
+
+impl Inner {
+    /// An operation's JSON as a protobuf Operation, with the declared types
+    /// of the method that started it over gRPC, if one did.
+    fn proto(&self, json: &serde_json::Value) -> Operation {
+        let started = json["name"]
+            .as_str()
+            .and_then(|name| self.lock().grpc_starts.get(name).cloned());
+        convert::operation(json, started.as_ref())
+    }
+
+    /// Fills in a logged call's gRPC status code.
+    fn set_grpc_status(&self, index: usize, code: i32) {
+        let mut state = self.lock();
+        let Some(i) = index.checked_sub(state.log_base) else {
+            return;
+        };
+        if let Some(entry) = state.log.get_mut(i) {
+            entry.grpc_status = Some(code);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn maps_codes_both_ways() {
+        for (http, code) in [
+            (503, Code::Unavailable),
+            (429, Code::ResourceExhausted),
+            (404, Code::NotFound),
+            (501, Code::Unimplemented),
+            (504, Code::DeadlineExceeded),
+        ] {
+            let status = StatusCode::from_u16(http).unwrap();
+            assert_eq!(code_for(status), code);
+            assert_eq!(status_for(code as i32), status);
+        }
+        assert_eq!(status_for(0), StatusCode::OK);
+    }
+
+    #[test]
+    fn routes_paths() {
+        assert_eq!(endpoint(GET), Endpoint::Get);
+        assert_eq!(endpoint(CREATE_RELEASE), Endpoint::Start);
+        assert_eq!(
+            endpoint("/google.cloud.deploy.v1.CloudDeploy/GetRelease"),
+            Endpoint::Other
+        );
+    }
+}

@@ -1,0 +1,52 @@
+//! The layer's spans over gRPC: `rpc.system = "grpc"`, `rpc.service`,
+//! `rpc.method` on `lro.call`, `lro.poll` and `lro.cancel`. (Its own test
+//! binary: the span recorder is a thread-local subscriber, and tracing
+//! caches per-callsite interest across a binary's tests.)
+
+mod common;
+#[path = "grpc/support.rs"]
+#[allow(dead_code)]
+mod support;
+
+use std::time::Duration;
+
+use common::SpanRecorder;
+use support::{create, deploy, layer, serve, WAIT};
+
+const FIRST: &str = "projects/my-project/locations/us-central1/operations/op-1";
+
+#[tokio::test]
+async fn spans_carry_the_rpc_attributes() {
+    let recorder = SpanRecorder::default();
+    let _guard = recorder.install();
+    let (server, _handle, channel) = serve().await;
+    let lro = layer();
+    let _ = tokio::time::timeout(
+        Duration::from_millis(200),
+        deploy(&lro, &channel).create_release(create("s1", 600_000)),
+    )
+    .await;
+    assert!(lro.handle().drain(WAIT).await.is_complete());
+    assert_eq!(server.cancels_for(FIRST).len(), 1);
+    let call = &recorder.named("lro.call")[0];
+    assert_eq!(call.fields["rpc.system"], "grpc");
+    assert_eq!(
+        call.fields["rpc.service"],
+        "google.cloud.deploy.v1.CloudDeploy"
+    );
+    assert_eq!(call.fields["rpc.method"], "CreateRelease");
+    assert_eq!(call.fields["operation.name"], FIRST);
+    let poll = &recorder.named("lro.poll")[0];
+    assert_eq!(poll.fields["rpc.system"], "grpc");
+    assert_eq!(poll.fields["rpc.method"], "GetOperation");
+    let cancel = &recorder.named("lro.cancel")[0];
+    assert_eq!(cancel.fields["rpc.system"], "grpc");
+    assert_eq!(
+        cancel.fields["rpc.service"],
+        "google.longrunning.Operations"
+    );
+    assert_eq!(cancel.fields["rpc.method"], "CancelOperation");
+    assert_eq!(cancel.fields["rpc.grpc.status_code"], "0");
+    assert_eq!(cancel.fields["reason"], "dropped");
+    assert_eq!(cancel.follows_from, [call.index]);
+}
