@@ -63,6 +63,10 @@
 //! # Features
 //! - `testing`: [`testing::OperationsServer`], an in-process AIP-151 server
 //!   (a tower `Service`, also served by hyper on loopback) for tests.
+//! - `journal`: [`journal`], a durable record of tracked operations and a
+//!   reaper that cancels what a crashed process left running;
+//!   `journal-sqlite` adds the one-file SQLite backend, `journal-postgres`
+//!   the PostgreSQL backend for fleets.
 #![forbid(unsafe_code)]
 #![warn(missing_docs, missing_debug_implementations, rust_2018_idioms)]
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
@@ -73,6 +77,8 @@ mod decode;
 mod error;
 mod extensions;
 mod future;
+#[cfg(feature = "journal")]
+pub mod journal;
 mod layer;
 mod operation;
 mod poll;
