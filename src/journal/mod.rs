@@ -89,6 +89,7 @@ impl std::error::Error for JournalError {
     }
 }
 
+#[cfg(any(feature = "journal-sqlite", feature = "journal-postgres"))]
 impl JournalError {
     pub(crate) fn store(e: impl std::error::Error + Send + Sync + 'static) -> Self {
         JournalError::Store(Box::new(e))
@@ -228,6 +229,7 @@ impl<J: Journal + ?Sized> Journal for Arc<J> {
 }
 
 /// Milliseconds in `d`, saturating.
+#[cfg(any(feature = "journal-sqlite", feature = "journal-postgres"))]
 pub(crate) fn millis(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }

@@ -1,4 +1,9 @@
 //! The journal's tables, the same text for SQLite and PostgreSQL.
+// Row decoding is used by the backends only.
+#![cfg_attr(
+    not(any(feature = "journal-sqlite", feature = "journal-postgres")),
+    allow(dead_code)
+)]
 
 use super::{Entry, EntryId, JournalError, OwnerId, Protocol, Route};
 
