@@ -286,13 +286,16 @@ impl Task {
     async fn run(self, mut rx: mpsc::Receiver<Command>) {
         let renew_every = (self.options.lease / 3).max(Duration::from_millis(10));
         self.renew().await;
-        let mut ticker = tokio::time::interval(renew_every);
-        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        ticker.tick().await;
+        // The next renewal is timed from the end of the last one, and the
+        // select is fair: a slow store delays renewals, never starves commits.
+        let next = tokio::time::sleep(renew_every);
+        tokio::pin!(next);
         loop {
             tokio::select! {
-                biased;
-                _ = ticker.tick() => self.renew().await,
+                _ = &mut next => {
+                    self.renew().await;
+                    next.as_mut().reset(tokio::time::Instant::now() + renew_every);
+                }
                 command = rx.recv() => {
                     let Some(command) = command else { break };
                     let mut pending = Pending::default();
@@ -303,7 +306,7 @@ impl Task {
                             Err(_) => break,
                         }
                     }
-                    self.commit(pending, &mut ticker).await;
+                    self.commit(pending, next.as_mut(), renew_every).await;
                 }
             }
         }
@@ -318,7 +321,12 @@ impl Task {
 
     /// Commits `pending`, retrying until it succeeds; renews the lease
     /// while it retries.
-    async fn commit(&self, pending: Pending, ticker: &mut tokio::time::Interval) {
+    async fn commit(
+        &self,
+        pending: Pending,
+        mut next: std::pin::Pin<&mut tokio::time::Sleep>,
+        renew_every: Duration,
+    ) {
         let batch = Batch {
             records: pending.records.into_values().collect(),
             removes: pending.removes,
@@ -346,7 +354,10 @@ impl Task {
                     loop {
                         tokio::select! {
                             _ = &mut sleep => break,
-                            _ = ticker.tick() => self.renew().await,
+                            _ = next.as_mut() => {
+                                self.renew().await;
+                                next.as_mut().reset(tokio::time::Instant::now() + renew_every);
+                            }
                         }
                     }
                     delay = (delay * 2).min(Duration::from_secs(5));
