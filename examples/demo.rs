@@ -152,8 +152,18 @@ async fn run() -> Result<bool, BoxError> {
     let started = tokio::time::Instant::now();
     let response = client.ready().await?.call(start(&base, 1_500)?).await?;
     lock(&bar).finish_and_clear();
-    let progress: Vec<String> = lock(&seen).iter().map(|p| format!("{p}%")).collect();
+    let percents = lock(&seen).clone();
+    let progress: Vec<String> = percents.iter().map(|p| format!("{p}%")).collect();
     println!("   progress seen while polling: {}", progress.join(" → "));
+    // Live progress: polls at 250 ms, 375 ms, 563 ms, 844 ms and 1.27 s
+    // (×1.5 from 250 ms) fall within the 1.5 s operation, so at least two
+    // readings below 100 %, never going back.
+    let live = percents.iter().filter(|p| **p < 100).count();
+    let monotonic = percents.windows(2).all(|w| w[0] <= w[1]);
+    if live < 2 || !monotonic {
+        println!("   FAILED: expected at least two rising progress readings below 100 %");
+    }
+    ok &= live >= 2 && monotonic;
     let status = response.status();
     let body = response.into_body().collect().await?.to_bytes();
     let operation = Operation::from_json(&body)?;

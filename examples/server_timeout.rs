@@ -16,7 +16,9 @@
 //!    and drops the handler future.
 //! b. **Its client disconnects mid-request.** hyper notices the closed
 //!    connection while the handler is still waiting and drops the handler
-//!    future; nobody is left to read the answer.
+//!    future; nobody is left to read the answer. This server's timeout is
+//!    10 min, far above the 10 s this example waits for the cancel, so the
+//!    cancel it sees can only come from the detected disconnect.
 //!
 //! Run it with `cargo run --example server_timeout`. It prints what happened
 //! and exits 0 only if the upstream received exactly one cancel in each case
@@ -52,6 +54,9 @@ type HttpClient = Client<HttpConnector, Full<Bytes>>;
 const SERVER_TIMEOUT: Duration = Duration::from_secs(1);
 /// A bound on waiting for the upstream's log, so a broken run ends.
 const WAIT: Duration = Duration::from_secs(10);
+/// The timeout of the server in case b: far above [`WAIT`], so that a
+/// cancel seen within `WAIT` of the hang-up cannot be the timeout's.
+const NO_TIMEOUT_WITHIN_WAIT: Duration = Duration::from_secs(600);
 
 /// What every handler gets: the upstream client stack, and where the
 /// upstream is.
@@ -159,16 +164,7 @@ async fn run() -> Result<bool, BoxError> {
     };
 
     // The server, on loopback.
-    let listener = TcpListener::bind("127.0.0.1:0").await?;
-    let addr = listener.local_addr()?;
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(
-        axum::serve(listener, app(state, SERVER_TIMEOUT))
-            .with_graceful_shutdown(async {
-                let _ = stopped.await;
-            })
-            .into_future(),
-    );
+    let (addr, stop, server) = serve(app(state.clone(), SERVER_TIMEOUT)).await?;
     println!("server on http://{addr} (POST /jobs; gives up after {SERVER_TIMEOUT:?})");
 
     let mut ok = true;
@@ -199,8 +195,10 @@ async fn run() -> Result<bool, BoxError> {
     )
     .await?;
 
-    // b. The server's client disconnects mid-request.
-    println!("\nb. POST http://{addr}/jobs for a 60 s upstream operation; the client hangs up mid-request");
+    // b. The server's client disconnects mid-request, to a server whose own
+    // timeout cannot fire while this waits.
+    let (addr, stop_b, server_b) = serve(app(state, NO_TIMEOUT_WITHIN_WAIT)).await?;
+    println!("\nb. POST http://{addr}/jobs (a server that gives up after {NO_TIMEOUT_WITHIN_WAIT:?}) for a 60 s upstream operation; the client hangs up mid-request");
     let started = upstream.operation_names().len();
     let mut socket = TcpStream::connect(addr).await?;
     let body = r#"{"durationMs": 60000}"#;
@@ -244,9 +242,33 @@ async fn run() -> Result<bool, BoxError> {
     ok &= report.stats.fired == 2 && report.stats.accepted == 2;
 
     let _ = stop.send(());
+    let _ = stop_b.send(());
     server.await??;
+    server_b.await??;
     upstream_handle.shutdown().await;
     Ok(ok)
+}
+
+/// A stop signal and the task serving a router.
+type Served = (
+    std::net::SocketAddr,
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<std::io::Result<()>>,
+);
+
+/// Serves `router` on loopback until the returned sender is used.
+async fn serve(router: Router) -> Result<Served, BoxError> {
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(
+        axum::serve(listener, router)
+            .with_graceful_shutdown(async {
+                let _ = stopped.await;
+            })
+            .into_future(),
+    );
+    Ok((addr, stop, server))
 }
 
 /// Whether `r` concerns an operation numbered above `started` (the server

@@ -3,14 +3,16 @@
 use std::fmt;
 use std::time::Duration;
 
-use http::StatusCode;
-
 use crate::operation::OperationName;
+use crate::protocol::WireStatus;
 
 /// A boxed, thread-safe error: what the inner service's errors are turned into.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// The error of a call through [`CancelOnDrop`](crate::CancelOnDrop).
+///
+/// `Display` never repeats [`source`](std::error::Error::source): print the
+/// chain (e.g. with `anyhow`'s `{:#}`) to see the cause.
 ///
 /// Every variant that concerns a tracked operation names it, so that a log line
 /// says which operation was given up on. Where the layer gave up on an operation
@@ -32,14 +34,15 @@ pub enum Error {
         deadline: Duration,
     },
     /// A `GetOperation` poll was answered with a status that is not retried
-    /// (anything but 2xx, 429, 502, 503 and 504), or the transient failures
-    /// ran out ([`PollPolicy::max_transient_failures`](crate::PollPolicy::max_transient_failures)).
+    /// (over REST anything but 2xx, 429, 502, 503 and 504), or the transient
+    /// failures ran out ([`PollPolicy::max_transient_failures`](crate::PollPolicy::max_transient_failures)).
     /// A cancel was fired.
     Poll {
         /// The operation being polled.
         operation: OperationName,
-        /// The HTTP status of the last poll, `None` when it failed in transport.
-        status: Option<StatusCode>,
+        /// The status of the last poll (an HTTP status, or a gRPC code),
+        /// `None` when it failed in transport.
+        status: Option<WireStatus>,
         /// The transport error of the last poll, if that is how it failed.
         source: Option<BoxError>,
     },
@@ -61,6 +64,9 @@ pub enum Error {
         /// The body's error.
         source: BoxError,
     },
+    /// A state the layer never reaches was reached: a bug in tower-lro, or a
+    /// future polled after it completed. Holds what happened.
+    Internal(&'static str),
 }
 
 impl Error {
@@ -68,10 +74,18 @@ impl Error {
         Error::Inner(e.into())
     }
 
+    pub(crate) fn internal(what: &'static str) -> Self {
+        debug_assert!(
+            what.contains("after completion"),
+            "tower-lro internal error: {what}"
+        );
+        Error::Internal(what)
+    }
+
     /// The operation this error concerns, if one was known.
     pub fn operation(&self) -> Option<&OperationName> {
         match self {
-            Error::Inner(_) => None,
+            Error::Inner(_) | Error::Internal(_) => None,
             Error::DeadlineExceeded { operation, .. } | Error::Body { operation, .. } => {
                 operation.as_ref()
             }
@@ -85,7 +99,9 @@ impl Error {
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Error::Inner(e) => write!(f, "inner service failed: {e}"),
+            // The source is the inner error: reporters print the chain.
+            Error::Inner(_) => f.write_str("inner service failed"),
+            Error::Internal(what) => write!(f, "tower-lro internal error: {what}"),
             Error::DeadlineExceeded {
                 operation: Some(op),
                 deadline,
@@ -108,31 +124,27 @@ impl fmt::Display for Error {
                 ..
             } => write!(
                 f,
-                "polling operation {operation} failed with HTTP {status}; cancel requested"
+                "polling operation {operation} failed with {status}; cancel requested"
             ),
             Error::Poll {
                 operation,
                 status: None,
-                source,
-            } => {
-                write!(f, "polling operation {operation} failed")?;
-                if let Some(e) = source {
-                    write!(f, ": {e}")?;
-                }
-                f.write_str("; cancel requested")
-            }
+                ..
+            } => write!(
+                f,
+                "polling operation {operation} failed in transport; cancel requested"
+            ),
             Error::InvalidPollResponse { operation, reason } => write!(
                 f,
                 "polling operation {operation} returned an invalid Operation ({reason}); cancel requested"
             ),
             Error::Body {
                 operation: Some(op),
-                source,
-            } => write!(f, "reading the response body for operation {op} failed: {source}"),
+                ..
+            } => write!(f, "reading the response body for operation {op} failed"),
             Error::Body {
-                operation: None,
-                source,
-            } => write!(f, "reading the response body failed: {source}"),
+                operation: None, ..
+            } => f.write_str("reading the response body failed"),
         }
     }
 }

@@ -23,8 +23,8 @@ pub struct Detached;
 ///
 /// Nothing is cancelled for such a request, ever: the caller owns the
 /// operation. To wait on it later with the layer's protection, send a
-/// `GetOperation` for it through the layer
-/// ([`OperationName::get_request`](crate::OperationName::get_request)).
+/// `GetOperation` for it through the layer with [`Resume`]
+/// ([`OperationName::get_request`](crate::OperationName::get_request) sets it).
 ///
 /// ```
 /// let mut request = http::Request::post("https://api.example.com/v1/projects/p/locations/l/jobs")
@@ -34,3 +34,25 @@ pub struct Detached;
 /// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ReturnImmediately;
+
+/// A request extension: inspect the answer to this `GetOperation` like a call
+/// that starts an operation — if the operation is not done, wait on it,
+/// resolve with the `done` answer, and cancel it if the caller gives up.
+///
+/// Only requests that may start an operation (any method but GET, HEAD and
+/// OPTIONS) are inspected by default; a GET is inspected only with this
+/// extension, so that ordinary reads pass through at no cost.
+/// [`OperationName::get_request`](crate::OperationName::get_request) builds
+/// such a request. Use it to resume waiting after a restart, from a name
+/// saved earlier (for example one returned with [`ReturnImmediately`]).
+///
+/// ```
+/// let mut request = http::Request::get(
+///     "https://api.example.com/v1/projects/p/locations/l/operations/o",
+/// )
+/// .body(http_body_util::Full::<bytes::Bytes>::default())
+/// .unwrap();
+/// request.extensions_mut().insert(tower_lro::Resume);
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Resume;

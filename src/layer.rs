@@ -1,101 +1,18 @@
-//! [`CancelOnDropLayer`]: configuration shared by every service it makes.
+//! [`CancelOnDropLayer`]: the builder of the settings its services share.
 
-use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
 use http::{HeaderName, Method, Uri};
 use tower_layer::Layer;
 
-use crate::cancel::{CancelHandle, CancelPolicy, Shared};
+use crate::cancel::{CancelHandle, CancelPolicy};
+use crate::config::Config;
 use crate::operation::{Operation, OperationName};
 use crate::poll::PollPolicy;
-use crate::route::Routes;
+use crate::protocol::rest::routes::{normalise_prefix, Routes};
 use crate::service::CancelOnDrop;
-
-/// The default for [`CancelOnDropLayer::max_inspect_bytes`]: 1 MiB.
-pub const DEFAULT_MAX_INSPECT_BYTES: usize = 1024 * 1024;
-
-/// The headers copied from the original request onto its `GetOperation` and
-/// `CancelOperation` requests (DESIGN §4), before any added with
-/// [`CancelOnDropLayer::forward_headers`].
-pub const FORWARDED_HEADERS: [&str; 5] = [
-    "authorization",
-    "x-goog-user-project",
-    "x-goog-api-key",
-    "x-goog-api-client",
-    "user-agent",
-];
-
-type InspectFn = dyn Fn(&Method, &Uri) -> bool + Send + Sync;
-type ProgressFn = dyn Fn(&Operation) + Send + Sync;
-type RouteFn = dyn Fn(&OperationName, &Uri) -> Option<Routes> + Send + Sync;
-
-/// What every service made by one layer reads.
-#[derive(Clone)]
-pub(crate) struct Config {
-    pub(crate) poll: PollPolicy,
-    pub(crate) cancel: CancelPolicy,
-    pub(crate) deadline: Option<Duration>,
-    pub(crate) max_inspect_bytes: usize,
-    pub(crate) forward_headers: Vec<HeaderName>,
-    pub(crate) path_prefix: Option<Arc<str>>,
-    pub(crate) inspect: Option<Arc<InspectFn>>,
-    pub(crate) on_progress: Option<Arc<ProgressFn>>,
-    pub(crate) route: Option<Arc<RouteFn>>,
-}
-
-impl fmt::Debug for Config {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Config")
-            .field("poll", &self.poll)
-            .field("cancel", &self.cancel)
-            .field("deadline", &self.deadline)
-            .field("max_inspect_bytes", &self.max_inspect_bytes)
-            .field("forward_headers", &self.forward_headers)
-            .field("path_prefix", &self.path_prefix)
-            .field("inspect", &self.inspect.as_ref().map(|_| "custom"))
-            .field("on_progress", &self.on_progress.as_ref().map(|_| "set"))
-            .field("route", &self.route.as_ref().map(|_| "custom"))
-            .finish()
-    }
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Config {
-            poll: PollPolicy::default(),
-            cancel: CancelPolicy::default(),
-            deadline: None,
-            max_inspect_bytes: DEFAULT_MAX_INSPECT_BYTES,
-            forward_headers: FORWARDED_HEADERS
-                .iter()
-                .map(|h| HeaderName::from_static(h))
-                .collect(),
-            path_prefix: None,
-            inspect: None,
-            on_progress: None,
-            route: None,
-        }
-    }
-}
-
-impl Config {
-    /// Whether a request could start or resume an operation (DESIGN §3):
-    /// any method but GET, HEAD and OPTIONS, and GET on a path with an
-    /// `operations` segment — unless the user gave a predicate.
-    #[inline]
-    pub(crate) fn should_inspect(&self, method: &Method, uri: &Uri) -> bool {
-        if let Some(inspect) = &self.inspect {
-            return inspect(method, uri);
-        }
-        match *method {
-            Method::HEAD | Method::OPTIONS => false,
-            Method::GET => uri.path().split('/').any(|s| s == "operations"),
-            _ => true,
-        }
-    }
-}
+use crate::shared::Shared;
 
 /// A Tower [`Layer`] that waits on AIP-151 long-running operations and cancels
 /// them when the caller gives up.
@@ -108,7 +25,9 @@ impl Config {
 /// `CancelOperation` (`POST {prefix}{name}:cancel`, AIP-151) through the same
 /// inner service. Every other response passes through untouched.
 ///
-/// Clones share configuration and the [`CancelHandle`].
+/// Clones share configuration and the [`CancelHandle`]. A layer's settings
+/// are fixed for the services it builds: a builder method called afterwards
+/// changes only the services built after it.
 ///
 /// ```
 /// use std::time::Duration;
@@ -123,7 +42,6 @@ impl Config {
 #[derive(Clone, Debug)]
 pub struct CancelOnDropLayer {
     pub(crate) config: Arc<Config>,
-    pub(crate) shared: Arc<Shared>,
 }
 
 impl Default for CancelOnDropLayer {
@@ -136,11 +54,8 @@ impl CancelOnDropLayer {
     /// A layer with the defaults: [`PollPolicy::default`], [`CancelPolicy::default`],
     /// no deadline, 1 MiB inspection limit, the [`FORWARDED_HEADERS`].
     pub fn new() -> Self {
-        let config = Config::default();
-        let shared = Arc::new(Shared::new(config.cancel.max_in_flight));
         CancelOnDropLayer {
-            config: Arc::new(config),
-            shared,
+            config: Arc::new(Config::default()),
         }
     }
 
@@ -156,11 +71,17 @@ impl CancelOnDropLayer {
 
     /// How cancels are delivered: attempts, backoff, deadline, concurrency.
     ///
-    /// Clones of a layer share its cancel slots and [`CancelHandle`]: set the
-    /// policy before cloning the layer.
+    /// The cancel slots and queue ([`CancelPolicy::concurrency`]) belong to
+    /// the layer's [`CancelHandle`]: a policy with other limits gives this
+    /// layer a new handle, so set the policy before calling
+    /// [`handle`](Self::handle), cloning the layer or building services.
+    /// Services built before keep their own slots, queue and handle.
     pub fn cancel_policy(mut self, policy: CancelPolicy) -> Self {
-        self.shared.resize(policy.max_in_flight);
-        self.config_mut().cancel = policy;
+        let config = self.config_mut();
+        if !config.shared.fits(&policy) {
+            config.shared = Arc::new(Shared::new(&policy));
+        }
+        config.cancel = policy;
         self
     }
 
@@ -197,25 +118,19 @@ impl CancelOnDropLayer {
     }
 
     /// The path that goes before an operation's name in `GetOperation` and
-    /// `CancelOperation` URLs (e.g. `/v1/`), for APIs where the rule of
-    /// DESIGN §4 does not find it. A missing leading or trailing `/` is added.
+    /// `CancelOperation` URLs (e.g. `/v1/`), for APIs where the default rule
+    /// (the request path up to the name's first segment, else a leading API
+    /// version segment) does not find it. A missing leading or trailing `/`
+    /// is added.
     pub fn path_prefix(mut self, prefix: &str) -> Self {
-        let mut p = String::with_capacity(prefix.len() + 2);
-        if !prefix.starts_with('/') {
-            p.push('/');
-        }
-        p.push_str(prefix);
-        if !p.ends_with('/') {
-            p.push('/');
-        }
-        self.config_mut().path_prefix = Some(p.into());
+        self.config_mut().path_prefix = Some(normalise_prefix(prefix).into());
         self
     }
 
     /// Replaces the rule that decides which requests' responses are inspected
-    /// for an Operation (default: any method but GET, HEAD and OPTIONS, plus
-    /// GET on a path with an `operations` segment). Responses to other requests
-    /// pass through without being read.
+    /// for an Operation (default: any method but GET, HEAD and OPTIONS).
+    /// A request carrying [`Resume`](crate::Resume) is inspected either way.
+    /// Responses to other requests pass through without being read.
     pub fn inspect_when<F>(mut self, predicate: F) -> Self
     where
         F: Fn(&Method, &Uri) -> bool + Send + Sync + 'static,
@@ -225,7 +140,7 @@ impl CancelOnDropLayer {
     }
 
     /// A route function for APIs whose operation URLs differ from AIP-151's
-    /// `{prefix}{name}` / `{prefix}{name}:cancel` (DESIGN §4): Cloud SQL's
+    /// `{prefix}{name}` / `{prefix}{name}:cancel`: Cloud SQL's
     /// `…/operations/{id}/cancel`, Cloud Storage's
     /// `b/{bucket}/operations/{id}/cancel`, datalabeling's `GET …:cancel`.
     /// It gets the validated name and the original request's URI; returning
@@ -272,7 +187,7 @@ impl CancelOnDropLayer {
     /// [`CancelHandle::drain`].
     pub fn handle(&self) -> CancelHandle {
         CancelHandle {
-            shared: self.shared.clone(),
+            shared: self.config.shared.clone(),
         }
     }
 }
@@ -284,7 +199,6 @@ impl<S> Layer<S> for CancelOnDropLayer {
         CancelOnDrop {
             inner,
             config: self.config.clone(),
-            shared: self.shared.clone(),
         }
     }
 }

@@ -73,57 +73,70 @@
 
 mod body;
 mod cancel;
-mod decode;
+mod config;
 mod error;
 mod extensions;
 mod future;
+mod inspect;
 #[cfg(feature = "journal")]
 pub mod journal;
 mod layer;
 mod operation;
 mod poll;
+mod protocol;
 mod request_body;
-mod resume;
-mod route;
+mod retry;
 mod service;
+mod shared;
 
 #[cfg(feature = "testing")]
 pub mod testing;
 
 pub use body::ResponseBody;
 pub use cancel::{CancelHandle, CancelPolicy, CancelStats, DrainReport};
-pub use decode::Decoded;
+pub use config::{DEFAULT_MAX_INSPECT_BYTES, FORWARDED_HEADERS};
 pub use error::{BoxError, Error};
-pub use extensions::{Detached, ReturnImmediately};
+pub use extensions::{Detached, Resume, ReturnImmediately};
 pub use future::ResponseFuture;
-pub use layer::{CancelOnDropLayer, DEFAULT_MAX_INSPECT_BYTES, FORWARDED_HEADERS};
-pub use operation::{InvalidOperationName, Operation, OperationName, RouteError, Status};
+pub use layer::CancelOnDropLayer;
+pub use operation::{Decoded, InvalidOperationName, Operation, OperationName, RouteError, Status};
 pub use poll::PollPolicy;
+pub use protocol::rest::routes::Routes;
+pub use protocol::WireStatus;
 pub use request_body::RequestBody;
-pub use route::Routes;
 pub use service::CancelOnDrop;
 
 /// Entry points for the fuzz targets in `fuzz/` and for
-/// `tests/fuzz_replay.rs`. Not part of the API: no stability promise.
+/// `tests/fuzz_replay.rs`, behind the `__internals` feature. Not part of the
+/// API: no stability promise.
+#[cfg(feature = "__internals")]
 #[doc(hidden)]
 pub mod __fuzz {
     use http::{HeaderValue, Uri};
 
     use crate::OperationName;
 
-    /// What the layer does with a complete JSON response body (DESIGN §3–§5):
-    /// the name, GetOperation URI and CancelOperation URI of the not-done
-    /// operation it would wait on; or why it tracks nothing, as logged, and
-    /// whether that is a `warn` event. `path_prefix` is the layer's
-    /// `path_prefix` override, as stored.
+    /// What the layer does with a complete JSON response body: the name,
+    /// GetOperation URI and CancelOperation URI of the not-done operation
+    /// it would wait on; or why it tracks nothing, as logged, and whether
+    /// that is a `warn` event. `path_prefix` is the layer's `path_prefix`
+    /// override, as stored.
     pub fn recognise(
         body: &[u8],
         request_uri: &Uri,
         path_prefix: Option<&str>,
     ) -> Result<(OperationName, Uri, Uri), (String, bool)> {
-        crate::operation::recognise(body, request_uri, path_prefix)
-            .map(|r| (r.name, r.get_uri, r.cancel_uri))
-            .map_err(|e| (e.to_string(), e.is_warning()))
+        match crate::protocol::rest::recognise::recognise(body, request_uri, path_prefix) {
+            Ok(target) => {
+                let route = target.rest_route().ok_or((String::new(), false))?;
+                Ok((
+                    target.name().clone(),
+                    route.get.clone(),
+                    route.cancel.clone(),
+                ))
+            }
+            Err(e) => Err((e.to_string(), e.is_warning())),
+        }
     }
 
     /// The `x-goog-request-params` value sent with poll and cancel requests.
@@ -132,22 +145,23 @@ pub mod __fuzz {
     }
 }
 
-/// Not public API: what `benches/inspect.rs` measures. May change or go away
-/// in any release.
+/// Not public API: what `benches/inspect.rs` measures, behind the
+/// `__internals` feature. May change or go away in any release.
+#[cfg(feature = "__internals")]
 #[doc(hidden)]
 pub mod __bench {
-    /// The layer's recognition of a response body (DESIGN §3, §5) before
-    /// routing: `operation::read_operation` — `peek` (a borrowed view of
-    /// `name` and `done`), then an Operation's fields only, not done, a valid
-    /// name. `Some(name)` if the layer would track it.
+    /// The layer's recognition of a JSON response body before routing:
+    /// `peek` (a borrowed view of `name` and `done`), then an Operation's
+    /// fields only, not done, a valid name. `Some(name)` if the layer would
+    /// track it.
     pub fn recognise(body: &[u8]) -> Option<crate::OperationName> {
-        crate::operation::read_operation(body).ok()
+        crate::protocol::rest::recognise::read_operation(body).ok()
     }
 
-    /// `operation::peek` alone (no name validation): `Some(done)` if the
-    /// body is an object with a `name` and no fields but an Operation's.
+    /// `peek` alone (no name validation): `Some(done)` if the body is an
+    /// object with a `name` and no fields but an Operation's.
     pub fn peek(body: &[u8]) -> Option<bool> {
-        let view = crate::operation::peek(body).ok()?;
+        let view = crate::protocol::rest::view::peek(body).ok()?;
         (view.name.is_some() && !view.other_fields).then_some(view.done)
     }
 }

@@ -9,27 +9,29 @@ use http_body_util::{BodyExt, Empty, Full};
 
 /// A request body type the layer can build its own requests with.
 ///
-/// `GetOperation` and `CancelOperation` (AIP-151) have empty bodies;
-/// `WaitOperation` sends `{"timeout": "…s"}` as JSON. Implemented for the
+/// REST `GetOperation` and `CancelOperation` (AIP-151) have empty bodies;
+/// REST `WaitOperation` sends `{"timeout": "…s"}` as JSON; a gRPC request is
+/// one length-prefixed protobuf message (gRPC over HTTP/2, "Requests"). The
+/// layer builds every body it sends from [`Bytes`]. Implemented for the
 /// bodies hyper-util clients are usually built with: [`Full<Bytes>`],
-/// [`Empty<Bytes>`] (no JSON: WaitOperation falls back to GET polling),
+/// [`Empty<Bytes>`] (empty only: WaitOperation falls back to GET polling),
 /// [`BoxBody`], [`UnsyncBoxBody`], [`String`], [`Vec<u8>`] and [`Bytes`].
 /// Implement it for your own body type to use it with the layer.
 pub trait RequestBody: Sized {
     /// An empty body.
     fn empty() -> Self;
 
-    /// A body holding `json` (an `application/json` document), or `None` if
-    /// this body type cannot carry one.
-    fn json(json: Bytes) -> Option<Self>;
+    /// A body holding exactly `bytes` (a JSON document, a gRPC message
+    /// frame), or `None` if this body type cannot carry them.
+    fn from_bytes(bytes: Bytes) -> Option<Self>;
 }
 
 impl RequestBody for Full<Bytes> {
     fn empty() -> Self {
         Full::default()
     }
-    fn json(json: Bytes) -> Option<Self> {
-        Some(Full::new(json))
+    fn from_bytes(bytes: Bytes) -> Option<Self> {
+        Some(Full::new(bytes))
     }
 }
 
@@ -37,7 +39,7 @@ impl RequestBody for Empty<Bytes> {
     fn empty() -> Self {
         Empty::new()
     }
-    fn json(_: Bytes) -> Option<Self> {
+    fn from_bytes(_: Bytes) -> Option<Self> {
         None
     }
 }
@@ -46,9 +48,9 @@ impl<E: 'static> RequestBody for BoxBody<Bytes, E> {
     fn empty() -> Self {
         BoxBody::default()
     }
-    fn json(json: Bytes) -> Option<Self> {
+    fn from_bytes(bytes: Bytes) -> Option<Self> {
         Some(
-            Full::new(json)
+            Full::new(bytes)
                 .map_err(|never: Infallible| match never {})
                 .boxed(),
         )
@@ -59,9 +61,9 @@ impl<E: 'static> RequestBody for UnsyncBoxBody<Bytes, E> {
     fn empty() -> Self {
         UnsyncBoxBody::default()
     }
-    fn json(json: Bytes) -> Option<Self> {
+    fn from_bytes(bytes: Bytes) -> Option<Self> {
         Some(
-            Full::new(json)
+            Full::new(bytes)
                 .map_err(|never: Infallible| match never {})
                 .boxed_unsync(),
         )
@@ -72,8 +74,8 @@ impl RequestBody for String {
     fn empty() -> Self {
         String::new()
     }
-    fn json(json: Bytes) -> Option<Self> {
-        String::from_utf8(json.into()).ok()
+    fn from_bytes(bytes: Bytes) -> Option<Self> {
+        String::from_utf8(bytes.into()).ok()
     }
 }
 
@@ -81,8 +83,8 @@ impl RequestBody for Vec<u8> {
     fn empty() -> Self {
         Vec::new()
     }
-    fn json(json: Bytes) -> Option<Self> {
-        Some(json.into())
+    fn from_bytes(bytes: Bytes) -> Option<Self> {
+        Some(bytes.into())
     }
 }
 
@@ -90,7 +92,7 @@ impl RequestBody for Bytes {
     fn empty() -> Self {
         Bytes::new()
     }
-    fn json(json: Bytes) -> Option<Self> {
-        Some(json)
+    fn from_bytes(bytes: Bytes) -> Option<Self> {
+        Some(bytes)
     }
 }

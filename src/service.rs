@@ -10,11 +10,13 @@ use tokio::runtime::Handle;
 use tower_service::Service;
 
 use crate::body::ResponseBody;
-use crate::cancel::{spawn_cancel, Shared};
+use crate::cancel::{spawn_cancel, spawn_in_flight};
+use crate::config::Config;
 use crate::error::{BoxError, Error};
 use crate::extensions::{Detached, ReturnImmediately};
-use crate::future::{spawn_in_flight, ResponseFuture, Track};
-use crate::layer::{CancelOnDropLayer, Config};
+use crate::future::{CallContext, ResponseFuture, Track};
+use crate::layer::CancelOnDropLayer;
+use crate::protocol::{call_span, Protocol};
 use crate::request_body::RequestBody;
 
 /// The service made by [`CancelOnDropLayer`]: waits on AIP-151 operations
@@ -27,13 +29,14 @@ use crate::request_body::RequestBody;
 /// `GetOperation` and `CancelOperation` through [`tower::ServiceExt::oneshot`];
 /// the request body must be `Default` (poll and cancel requests have empty
 /// bodies: `http_body_util::Full<Bytes>`, `Empty<Bytes>` and `BoxBody` are);
-/// the response body must yield `Bytes` and be `Unpin` (hyper's `Incoming`,
-/// `Full`, `BoxBody` are).
+/// the response body must yield `Bytes` (hyper's `Incoming`, `Full`,
+/// `BoxBody` do).
 #[derive(Clone, Debug)]
 pub struct CancelOnDrop<S> {
     pub(crate) inner: S,
+    /// The layer's settings, and (in them) the state its services share:
+    /// one `Arc`, so that a clone of the service costs one increment.
     pub(crate) config: Arc<Config>,
-    pub(crate) shared: Arc<Shared>,
 }
 
 impl<S> CancelOnDrop<S> {
@@ -63,7 +66,8 @@ impl<S> CancelOnDrop<S> {
     }
 }
 
-/// Copies the allowlisted headers (DESIGN §4) of the original request.
+/// Copies the allowlisted headers of the original request: poll and cancel
+/// requests carry the caller's credentials and quota project, nothing else.
 fn forwarded(headers: &HeaderMap, allow: &[http::HeaderName]) -> HeaderMap {
     let mut out = HeaderMap::new();
     for name in allow {
@@ -80,7 +84,7 @@ where
     S::Error: Into<BoxError>,
     S::Future: Send + 'static,
     ReqBody: RequestBody + Send + 'static,
-    ResBody: Body<Data = Bytes> + Unpin + Send + 'static,
+    ResBody: Body<Data = Bytes> + Send + 'static,
     ResBody::Error: Into<BoxError>,
 {
     type Response = Response<ResponseBody<ResBody>>;
@@ -93,35 +97,29 @@ where
     }
 
     fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
-        if !self.config.should_inspect(req.method(), req.uri())
-            || req.extensions().get::<ReturnImmediately>().is_some()
-        {
+        let Some(protocol) = Protocol::for_request(&self.config, &req) else {
+            return ResponseFuture::pass_through(self.inner.call(req));
+        };
+        if req.extensions().get::<ReturnImmediately>().is_some() {
             return ResponseFuture::pass_through(self.inner.call(req));
         }
         let Ok(runtime) = Handle::try_current() else {
-            tracing::warn!(
-                url.path = req.uri().path(),
-                "no tokio runtime at call: the response passes through untracked"
-            );
+            tracing::warn!("no tokio runtime at call: the response passes through untracked");
             return ResponseFuture::pass_through(self.inner.call(req));
         };
-        let span = tracing::info_span!(
-            "lro.call",
-            http.request.method = %req.method(),
-            url.path = req.uri().path(),
-            operation.name = tracing::field::Empty,
-        );
-        let mut track = Track::new(
-            self.inner.clone(),
-            req.uri().clone(),
-            forwarded(req.headers(), &self.config.forward_headers),
-            self.config.clone(),
-            self.shared.clone(),
+        let span = call_span(protocol, &req);
+        let track = Track::new(CallContext {
+            svc: self.inner.clone(),
+            protocol,
+            origin: req.uri().clone(),
+            headers: forwarded(req.headers(), &self.config.forward_headers),
+            config: self.config.clone(),
+            shared: self.config.shared.clone(),
             runtime,
-            span.clone(),
-            spawn_cancel::<S, ReqBody, ResBody>,
-        );
-        track.detached = req.extensions().get::<Detached>().is_some();
+            span: span.clone(),
+            fire: spawn_cancel::<S, ReqBody, ResBody>,
+            detached: req.extensions().get::<Detached>().is_some(),
+        });
         let future = span.in_scope(|| self.inner.call(req));
         ResponseFuture::tracked(future, track, spawn_in_flight::<S, ReqBody, ResBody>)
     }

@@ -1,6 +1,6 @@
 //! A request the layer does not inspect passes through without a heap
-//! allocation of its own (issue 5; DESIGN §3: "must not copy … clone headers
-//! or the inner service"): `CancelOnDrop::call` → `Config::should_inspect` →
+//! allocation of its own (the pass-through path must not copy, clone headers
+//! or clone the inner service): `CancelOnDrop::call` → `Protocol::for_request` →
 //! `ResponseFuture::pass_through` → `ResponseBody::inner`.
 //!
 //! A counting global allocator counts the allocations made by this thread

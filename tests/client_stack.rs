@@ -171,11 +171,7 @@ async fn the_cancel_carries_the_auth_layers_current_token_and_its_503_is_retried
         .layer(layer.clone())
         .service(inner_stack(&token, true));
 
-    let call = client
-        .ready()
-        .await
-        .unwrap()
-        .call(start_without_auth(&base, 60_000));
+    let call = send(&mut client, start_without_auth(&base, 60_000));
     let mut call = Box::pin(call);
     let name = tokio::select! {
         result = &mut call => panic!("the call ended: {:?}", result.map(|r| r.status())),
@@ -250,11 +246,7 @@ async fn without_the_retry_layer_the_same_503_ends_the_cancel_after_one_attempt(
         .layer(layer.clone())
         .service(inner_stack(&token, false));
 
-    let call = client
-        .ready()
-        .await
-        .unwrap()
-        .call(start_without_auth(&base, 60_000));
+    let call = send(&mut client, start_without_auth(&base, 60_000));
     let mut call = Box::pin(call);
     let name = tokio::select! {
         result = &mut call => panic!("the call ended: {:?}", result.map(|r| r.status())),
@@ -296,11 +288,7 @@ async fn a_503_on_start_is_retried_with_the_same_body_and_the_operation_is_waite
         .layer(layer.clone())
         .service(inner_stack(&token, true));
 
-    let response = client
-        .ready()
-        .await
-        .unwrap()
-        .call(start_without_auth(&base, 40))
+    let response = send(&mut client, start_without_auth(&base, 40))
         .await
         .unwrap();
     assert_eq!(response.status(), StatusCode::OK);
@@ -321,8 +309,7 @@ async fn a_503_on_start_is_retried_with_the_same_body_and_the_operation_is_waite
     assert!(polls
         .iter()
         .all(|p| p.headers[AUTHORIZATION] == "Bearer token-1"));
-    assert!(server.requests_to(Endpoint::Cancel).is_empty());
-    assert_eq!(layer.handle().stats().fired, 0);
+    common::assert_no_cancel(&layer.handle(), &server).await;
 }
 
 #[tokio::test]
@@ -342,11 +329,7 @@ async fn a_503_on_a_poll_is_absorbed_by_the_retry_layer_before_the_poll_policy_s
         .layer(layer.clone())
         .service(inner_stack(&token, true));
 
-    let response = with_retry
-        .ready()
-        .await
-        .unwrap()
-        .call(start_without_auth(&base, 40))
+    let response = send(&mut with_retry, start_without_auth(&base, 40))
         .await
         .unwrap();
     let op = Operation::from_json(&body_bytes(response.into_body()).await).unwrap();
@@ -355,7 +338,7 @@ async fn a_503_on_a_poll_is_absorbed_by_the_retry_layer_before_the_poll_policy_s
     let name = only_operation(&server);
     let polls = polls_of(&server, &name);
     assert_eq!(statuses(&polls[..2]), [503, 200], "{polls:?}");
-    assert_eq!(layer.handle().stats().fired, 0);
+    common::assert_no_cancel(&layer.handle(), &server).await;
 
     // Without the retry layer the same 503 reaches the layer.
     server.inject(
@@ -365,21 +348,30 @@ async fn a_503_on_a_poll_is_absorbed_by_the_retry_layer_before_the_poll_policy_s
     let mut without_retry = ServiceBuilder::new()
         .layer(layer.clone())
         .service(inner_stack(&token, false));
-    let result = without_retry
-        .ready()
-        .await
-        .unwrap()
-        .call(start_without_auth(&base, 60_000))
-        .await;
+    let result = send(&mut without_retry, start_without_auth(&base, 60_000)).await;
     match result.map(|r| r.status()) {
         Err(Error::Poll {
             status: Some(status),
             ..
-        }) => assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE),
+        }) => assert_eq!(status.http(), Some(StatusCode::SERVICE_UNAVAILABLE)),
         other => panic!("expected Error::Poll with 503, got {other:?}"),
     }
     let report = layer.handle().drain(WAIT).await;
-    assert_eq!(report.stats.fired, 1, "polling gave up: a cancel");
+    assert!(report.is_complete(), "{report:?}");
+    // Polling gave up: the server received one cancel, for the second
+    // operation, with the caller's credentials, and the operation ended
+    // CANCELLED.
+    let second = server
+        .operation_names()
+        .into_iter()
+        .find(|n| *n != name)
+        .expect("the second call started an operation");
+    let cancels = server.requests_to(Endpoint::Cancel);
+    assert_eq!(cancels.len(), 1, "{cancels:?}");
+    assert_eq!(cancels[0].operation.as_deref(), Some(&*second));
+    assert_eq!(cancels[0].headers[AUTHORIZATION], "Bearer token-1");
+    assert_eq!(server.operation(&second).unwrap()["error"]["code"], 1);
+    assert_eq!(report.stats.fired, 1);
 }
 
 #[tokio::test]
@@ -409,11 +401,7 @@ async fn layers_outside_see_only_the_callers_call_and_layers_inside_see_every_po
         .map_request(record(&inside))
         .service(inner_stack(&token, true));
 
-    let call = client
-        .ready()
-        .await
-        .unwrap()
-        .call(start_without_auth(&base, 60_000));
+    let call = send(&mut client, start_without_auth(&base, 60_000));
     let mut call = Box::pin(call);
     // Let it poll a few times, then give up.
     tokio::select! {

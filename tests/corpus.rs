@@ -1,14 +1,11 @@
 //! The URL builders against real endpoints from Google API discovery documents
-//! (`../shared/corpus/operation_urls.tsv`, see its README): every documented
+//! (`tests/data/operation_urls.tsv`, see `tests/data/README.md`): every documented
 //! CancelOperation and GetOperation URL must be reproduced byte for byte.
 
 use http::Uri;
 use tower_lro::OperationName;
 
-const CORPUS: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../shared/corpus/operation_urls.tsv"
-);
+const CORPUS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/operation_urls.tsv");
 
 struct Row {
     line: usize,

@@ -1,4 +1,4 @@
-//! A hostile server (DESIGN §3–§5, issue 4): a loopback hyper server answers
+//! A hostile server: a loopback hyper server answers
 //! the layer's requests with operations whose names and bodies try to steer
 //! the layer's own requests elsewhere, leak credentials, exhaust memory or
 //! crash it. Everything is asserted on the wire: the server's own request
@@ -19,7 +19,7 @@ use http::{HeaderMap, HeaderName, Method, StatusCode};
 use http_body_util::{combinators::BoxBody, BodyExt, Full, StreamBody};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Notify;
-use tower::{Service, ServiceBuilder, ServiceExt};
+use tower::{Service, ServiceBuilder};
 use tower_lro::{CancelOnDropLayer, Error};
 use tracing_subscriber::layer::SubscriberExt;
 
@@ -547,13 +547,11 @@ async fn hostile_operations_steer_nothing_off_the_origin() {
     let cases = Arc::new(hostile_cases(other.addr));
     let (addr, log, server) = recording_server(hostile_responder(cases.clone())).await;
     // A call dropped while its response is read goes on reading in a detached
-    // task, bounded by the cancel deadline (DESIGN §6): short here.
+    // task, bounded by the cancel deadline: short here.
     let layer = CancelOnDropLayer::new()
         .poll_policy(fast_polls())
         .cancel_policy(tower_lro::CancelPolicy::new().deadline(Duration::from_millis(300)));
-    let mut client = ServiceBuilder::new()
-        .layer(layer.clone())
-        .service(http_client());
+    let mut client = lro_client(&layer);
 
     let mut failures = Vec::new();
     for (i, case) in cases.iter().enumerate() {
@@ -566,7 +564,7 @@ async fn hostile_operations_steer_nothing_off_the_origin() {
             .header("authorization", "Bearer secret-token")
             .body(Full::from("{}"))
             .unwrap();
-        let call = client.ready().await.unwrap().call(request);
+        let call = send(&mut client, request);
 
         if let Served::Hung(_) = case.served {
             // Bounded by the caller's own timeout: the drop path.
@@ -743,22 +741,15 @@ async fn warn_events_and_errors_never_echo_a_hostile_body() {
     }))
     .await;
     let layer = CancelOnDropLayer::new().poll_policy(fast_polls());
-    let mut client = ServiceBuilder::new()
-        .layer(layer.clone())
-        .service(http_client());
+    let mut client = lro_client(&layer);
 
     // The original response: untracked, one short warn event.
-    let response = client
-        .ready()
-        .await
-        .unwrap()
-        .call(
-            http::Request::post(format!("http://{addr}/v1/projects/p/locations/l/echo"))
-                .body(Full::default())
-                .unwrap(),
-        )
-        .await
-        .unwrap();
+    let response = send(
+        &mut client,
+        post_empty(format!("http://{addr}/v1/projects/p/locations/l/echo")),
+    )
+    .await
+    .unwrap();
     assert!(body_bytes(response.into_body()).await.len() > 100_000);
     let warned = warnings.all();
     assert_eq!(warned.len(), 1, "{warned:?}");
@@ -770,11 +761,7 @@ async fn warn_events_and_errors_never_echo_a_hostile_body() {
     assert!(!warned[0].contains(['\r', '\n']));
 
     // A poll response: the error names the operation, briefly.
-    let err = client
-        .ready()
-        .await
-        .unwrap()
-        .call(start(&format!("http://{addr}"), 60_000))
+    let err = send(&mut client, start(&format!("http://{addr}"), 60_000))
         .await
         .unwrap_err();
     assert!(matches!(err, Error::InvalidPollResponse { .. }), "{err:?}");
@@ -817,20 +804,32 @@ async fn a_cancel_answer_whose_body_hangs_is_bounded_by_the_cancel_deadline() {
         .cancel_policy(
             tower_lro::CancelPolicy::new()
                 .attempt_timeout(Duration::from_millis(100))
-                .deadline(Duration::from_millis(300)),
+                .deadline(Duration::from_millis(300))
+                // One slot: a cancel that kept it would block the next.
+                .concurrency(1, 16),
         );
-    let mut client = ServiceBuilder::new()
-        .layer(layer.clone())
-        .service(http_client());
+    let mut client = lro_client(&layer);
+    let cancels_sent = |log: &[Seen]| log.iter().filter(|s| s.target.ends_with(":cancel")).count();
     start_then_give_up(&mut client, &log, start(&format!("http://{addr}"), 60_000)).await;
-    log.wait_for(|log| log.iter().any(|s| s.target.ends_with(":cancel")))
-        .await;
+    log.wait_for(|log| cancels_sent(log) > 0).await;
     // Far longer than the cancel's 300 ms deadline; a bound, not a wait.
     let report = layer.handle().drain(WAIT).await;
     assert!(report.is_complete(), "the cancel never ended: {report:?}");
     assert_eq!(
         (report.stats.fired, report.stats.failed),
         (1, 1),
+        "{report:?}"
+    );
+
+    // The hung cancel freed its one slot: the next cancel is sent (held, it
+    // would wait for the slot until its own deadline and send nothing).
+    let before = cancels_sent(&log.all());
+    start_then_give_up(&mut client, &log, start(&format!("http://{addr}"), 60_000)).await;
+    log.wait_for(|log| cancels_sent(log) > before).await;
+    let report = layer.handle().drain(WAIT).await;
+    assert_eq!(
+        (report.stats.fired, report.stats.failed, report.stats.shed),
+        (2, 2, 0),
         "{report:?}"
     );
     server.abort();
@@ -857,9 +856,7 @@ async fn a_huge_retry_after_on_a_cancel_fails_it_without_a_panic() {
     }))
     .await;
     let layer = CancelOnDropLayer::new().poll_policy(fast_polls());
-    let mut client = ServiceBuilder::new()
-        .layer(layer.clone())
-        .service(http_client());
+    let mut client = lro_client(&layer);
     start_then_give_up(&mut client, &log, start(&format!("http://{addr}"), 60_000)).await;
     let report = layer.handle().drain(WAIT).await;
     assert!(report.is_complete(), "{report:?}");
@@ -909,7 +906,7 @@ where
     S::Error: std::fmt::Debug,
 {
     let polls_before = log.all().iter().filter(|s| s.method == Method::GET).count();
-    let call = client.ready().await.unwrap().call(request);
+    let call = send(client, request);
     let mut call = Box::pin(call);
     tokio::select! {
         _ = &mut call => panic!("a never-ending operation finished"),
@@ -920,7 +917,7 @@ where
 
 fn request_with_every_kind_of_header(addr: SocketAddr) -> http::Request<Full<Bytes>> {
     http::Request::post(format!("http://{addr}{START_PATH}"))
-        // Allowlisted (DESIGN §4).
+        // Allowlisted: credentials, quota project, API key, client info.
         .header("authorization", "Bearer secret-token")
         .header("x-goog-user-project", "billing-project")
         .header("x-goog-api-key", "api-key-123")
@@ -948,9 +945,7 @@ async fn check_allowlist(layer: CancelOnDropLayer, extra: &[(&str, &str)]) {
     const NAME: &str = "projects/p/locations/l/operations/headers";
     let (addr, log, server) =
         recording_server(never_done(NAME, StatusCode::OK, String::new())).await;
-    let mut client = ServiceBuilder::new()
-        .layer(layer.clone())
-        .service(http_client());
+    let mut client = lro_client(&layer);
     start_then_give_up(&mut client, &log, request_with_every_kind_of_header(addr)).await;
     let report = layer.handle().drain(WAIT).await;
     assert!(report.is_complete(), "{report:?}");
@@ -1044,9 +1039,7 @@ async fn a_redirected_cancel_is_not_followed() {
         );
         let (addr, log, server) =
             recording_server(never_done(name, status, format!("http://{}", other.addr))).await;
-        let mut client = ServiceBuilder::new()
-            .layer(layer.clone())
-            .service(http_client());
+        let mut client = lro_client(&layer);
         start_then_give_up(&mut client, &log, start(&format!("http://{addr}"), 60_000)).await;
         log.wait_for(|log| log.iter().any(|s| s.target.ends_with(":cancel")))
             .await;
@@ -1092,14 +1085,8 @@ async fn a_redirected_poll_is_not_followed() {
     }))
     .await;
     let layer = CancelOnDropLayer::new().poll_policy(fast_polls());
-    let mut client = ServiceBuilder::new()
-        .layer(layer.clone())
-        .service(http_client());
-    let err = client
-        .ready()
-        .await
-        .unwrap()
-        .call(start(&format!("http://{addr}"), 60_000))
+    let mut client = lro_client(&layer);
+    let err = send(&mut client, start(&format!("http://{addr}"), 60_000))
         .await
         .unwrap_err();
     match &err {
@@ -1107,7 +1094,10 @@ async fn a_redirected_poll_is_not_followed() {
             operation, status, ..
         } => {
             assert_eq!(operation.as_str(), NAME);
-            assert_eq!(*status, Some(StatusCode::FOUND));
+            assert_eq!(
+                *status,
+                Some(tower_lro::WireStatus::Http(StatusCode::FOUND))
+            );
         }
         other => panic!("expected Error::Poll, got {other:?}"),
     }

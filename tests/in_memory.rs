@@ -67,9 +67,8 @@ where
 #[tokio::test(start_paused = true)]
 async fn polls_follow_the_backoff_schedule_until_done() {
     let server = OperationsServer::new();
-    let mut svc = CancelOnDropLayer::new()
-        .poll_policy(no_jitter())
-        .layer(server.clone());
+    let layer = CancelOnDropLayer::new().poll_policy(no_jitter());
+    let mut svc = layer.layer(server.clone());
     let t0 = tokio::time::Instant::now();
     let response = ready(&mut svc).await.call(start(30_000)).await.unwrap();
     let elapsed = t0.elapsed();
@@ -100,7 +99,7 @@ async fn polls_follow_the_backoff_schedule_until_done() {
         elapsed - Duration::from_secs(30) <= Duration::from_secs(15),
         "learned of completion within half its duration"
     );
-    assert!(server.requests_to(Endpoint::Cancel).is_empty());
+    common::assert_no_cancel(&layer.handle(), &server).await;
 }
 
 #[tokio::test(start_paused = true)]
@@ -133,9 +132,8 @@ async fn transient_poll_failures_are_retried() {
             StatusCode::TOO_MANY_REQUESTS,
         ]),
     );
-    let mut svc = CancelOnDropLayer::new()
-        .poll_policy(no_jitter())
-        .layer(server.clone());
+    let layer = CancelOnDropLayer::new().poll_policy(no_jitter());
+    let mut svc = layer.layer(server.clone());
     let response = ready(&mut svc).await.call(start(3_000)).await.unwrap();
     let op = Operation::from_json(&body_bytes(response.into_body()).await).unwrap();
     assert!(op.done);
@@ -146,7 +144,7 @@ async fn transient_poll_failures_are_retried() {
         .collect();
     assert_eq!(&statuses[..2], &[503, 429]);
     assert!(statuses[2..].iter().all(|s| *s == 200), "{statuses:?}");
-    assert!(server.requests_to(Endpoint::Cancel).is_empty());
+    common::assert_no_cancel(&layer.handle(), &server).await;
 }
 
 #[tokio::test(start_paused = true)]
@@ -164,7 +162,7 @@ async fn a_non_retryable_poll_failure_ends_the_call_and_cancels() {
             ..
         } => {
             assert_eq!(operation.as_str(), name);
-            assert_eq!(*status, StatusCode::FORBIDDEN);
+            assert_eq!(*status, tower_lro::WireStatus::Http(StatusCode::FORBIDDEN));
         }
         other => panic!("{other:?}"),
     }

@@ -12,7 +12,7 @@ use bytes::Bytes;
 use common::*;
 use http::{Method, StatusCode};
 use http_body_util::{combinators::BoxBody, BodyExt, Full, StreamBody};
-use tower::{Service, ServiceBuilder, ServiceExt};
+use tower::{ServiceBuilder, ServiceExt};
 use tower_lro::testing::{Endpoint, OperationsServer, RecordedRequest};
 use tower_lro::{CancelOnDropLayer, Error, Operation};
 
@@ -76,15 +76,9 @@ async fn an_operation_that_finishes_resolves_with_the_done_response_and_is_not_c
     let server = OperationsServer::new();
     let handle = server.serve().await.unwrap();
     let layer = CancelOnDropLayer::new().poll_policy(fast_polls());
-    let mut client = ServiceBuilder::new()
-        .layer(layer.clone())
-        .service(http_client());
+    let mut client = lro_client(&layer);
 
-    let response = client
-        .ready()
-        .await
-        .unwrap()
-        .call(start(&handle.base_url(), 40))
+    let response = send(&mut client, start(&handle.base_url(), 40))
         .await
         .unwrap();
     assert_eq!(response.status(), StatusCode::OK);
@@ -106,9 +100,7 @@ async fn an_operation_that_finishes_resolves_with_the_done_response_and_is_not_c
         assert_eq!(poll.path, format!("/v1/{name}"));
         assert_eq!(poll.headers["authorization"], "Bearer test-token");
     }
-    assert!(server.requests_to(Endpoint::Cancel).is_empty(), "no cancel");
-    let report = layer.handle().drain(WAIT).await;
-    assert_eq!(report.stats.fired, 0);
+    common::assert_no_cancel(&layer.handle(), &server).await;
 }
 
 #[tokio::test]
@@ -116,15 +108,9 @@ async fn tokio_timeout_around_the_call_cancels_the_operation() {
     let server = OperationsServer::new();
     let handle = server.serve().await.unwrap();
     let layer = CancelOnDropLayer::new().poll_policy(fast_polls());
-    let mut client = ServiceBuilder::new()
-        .layer(layer.clone())
-        .service(http_client());
+    let mut client = lro_client(&layer);
 
-    let call = client
-        .ready()
-        .await
-        .unwrap()
-        .call(start(&handle.base_url(), 60_000));
+    let call = send(&mut client, start(&handle.base_url(), 60_000));
     // Give up once the layer is polling: the operation exists and is known.
     let mut call = Box::pin(call);
     tokio::select! {
@@ -148,11 +134,7 @@ async fn tower_timeout_layer_outside_cancels_the_operation() {
         .layer(layer.clone())
         .service(http_client());
 
-    let err = client
-        .ready()
-        .await
-        .unwrap()
-        .call(start(&handle.base_url(), 60_000))
+    let err = send(&mut client, start(&handle.base_url(), 60_000))
         .await
         .unwrap_err();
     assert!(
@@ -163,22 +145,20 @@ async fn tower_timeout_layer_outside_cancels_the_operation() {
     assert_cancelled_once(&server, &handle.base_url(), &name, &layer).await;
 }
 
-#[tokio::test]
+/// Under paused tokio time, so that the 150 ms deadline passes after the
+/// Start's answer named the operation, however busy the machine: the clock
+/// moves only while every task is idle, and a loopback answer is readable
+/// as soon as it is written.
+#[tokio::test(start_paused = true)]
 async fn the_layers_own_deadline_ends_the_call_and_cancels() {
     let server = OperationsServer::new();
     let handle = server.serve().await.unwrap();
     let layer = CancelOnDropLayer::new()
         .poll_policy(fast_polls())
         .deadline(Duration::from_millis(150));
-    let mut client = ServiceBuilder::new()
-        .layer(layer.clone())
-        .service(http_client());
+    let mut client = lro_client(&layer);
 
-    let err = client
-        .ready()
-        .await
-        .unwrap()
-        .call(start(&handle.base_url(), 60_000))
+    let err = send(&mut client, start(&handle.base_url(), 60_000))
         .await
         .unwrap_err();
     let name = only_operation(&server);
@@ -201,23 +181,17 @@ async fn an_operation_already_done_is_neither_polled_nor_cancelled() {
     let server = OperationsServer::new();
     let handle = server.serve().await.unwrap();
     let layer = CancelOnDropLayer::new().poll_policy(fast_polls());
-    let mut client = ServiceBuilder::new()
-        .layer(layer.clone())
-        .service(http_client());
+    let mut client = lro_client(&layer);
 
-    let response = client
-        .ready()
-        .await
-        .unwrap()
-        .call(start(&handle.base_url(), 0))
+    let response = send(&mut client, start(&handle.base_url(), 0))
         .await
         .unwrap();
     let op = Operation::from_json(&body_bytes(response.into_body()).await).unwrap();
     assert!(op.done);
+    common::assert_no_cancel(&layer.handle(), &server).await;
     let log = server.requests();
     assert_eq!(log.len(), 1, "only the start request: {log:?}");
     assert_eq!(log[0].endpoint, Endpoint::Start);
-    assert_eq!(layer.handle().stats().fired, 0);
 }
 
 type TestBody = BoxBody<Bytes, Infallible>;
@@ -258,20 +232,10 @@ async fn non_operation_responses_pass_through_byte_identical() {
     })
     .await;
     let layer = CancelOnDropLayer::new().poll_policy(fast_polls());
-    let mut client = ServiceBuilder::new()
-        .layer(layer.clone())
-        .service(http_client());
+    let mut client = lro_client(&layer);
 
     // A JSON resource (not an Operation) answering a POST: inspected, passed on.
-    let response = client
-        .ready()
-        .await
-        .unwrap()
-        .call(
-            http::Request::post(format!("http://{addr}/v1/json"))
-                .body(Full::default())
-                .unwrap(),
-        )
+    let response = send(&mut client, post_empty(format!("http://{addr}/v1/json")))
         .await
         .unwrap();
     assert_eq!(response.headers()["x-custom"], "kept");
@@ -281,15 +245,7 @@ async fn non_operation_responses_pass_through_byte_identical() {
     );
 
     // A streaming, non-JSON body: not read by the layer, every byte intact.
-    let response = client
-        .ready()
-        .await
-        .unwrap()
-        .call(
-            http::Request::post(format!("http://{addr}/v1/stream"))
-                .body(Full::default())
-                .unwrap(),
-        )
+    let response = send(&mut client, post_empty(format!("http://{addr}/v1/stream")))
         .await
         .unwrap();
     let expected: Vec<u8> = chunks.concat();
@@ -327,20 +283,13 @@ async fn a_json_body_larger_than_the_inspection_limit_passes_through_intact() {
     })
     .await;
     let layer = CancelOnDropLayer::new().max_inspect_bytes(4096);
-    let mut client = ServiceBuilder::new()
-        .layer(layer.clone())
-        .service(http_client());
-    let response = client
-        .ready()
-        .await
-        .unwrap()
-        .call(
-            http::Request::post(format!("http://{addr}/v1/projects/p/locations/l/jobs"))
-                .body(Full::default())
-                .unwrap(),
-        )
-        .await
-        .unwrap();
+    let mut client = lro_client(&layer);
+    let response = send(
+        &mut client,
+        post_empty(format!("http://{addr}/v1/projects/p/locations/l/jobs")),
+    )
+    .await
+    .unwrap();
     assert_eq!(body_bytes(response.into_body()).await.as_ref(), big);
     assert_eq!(layer.handle().stats().fired, 0, "not tracked");
     task.abort();

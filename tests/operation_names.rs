@@ -1,4 +1,5 @@
-//! `OperationName` validation (DESIGN §5), routes (DESIGN §4) and `Operation`
+//! `OperationName` validation (names are untrusted input), REST routes
+//! (`{prefix}{name}`, `{prefix}{name}:cancel`, AIP-127 encoding) and `Operation`
 //! decoding (AIP-151).
 
 use std::error::Error as _;
@@ -366,7 +367,7 @@ fn authority_without_scheme_is_an_error() {
 
 // An independent statement of the rules, to compare with `parse`: the same
 // checker the fuzz targets use.
-#[path = "../fuzz/src/invariants.rs"]
+#[path = "fuzz/invariants.rs"]
 #[allow(dead_code)]
 mod invariants;
 use invariants::reference_accepts;
@@ -713,7 +714,7 @@ fn operation_eq_and_clone() {
     assert_ne!(a, other);
 }
 
-// ===== hostile names, name by name (issue 4) =====
+// ===== hostile names, name by name =====
 
 /// What the URL builders must do with a name: refuse it (with this rule), or
 /// route it to exactly this path on the request's own origin.

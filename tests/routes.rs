@@ -1,4 +1,4 @@
-//! User route functions (DESIGN §4) for APIs whose operation URLs differ:
+//! User route functions for APIs whose operation URLs differ from AIP-151's:
 //! the cancel goes where the route says — on the request's origin only.
 
 mod common;

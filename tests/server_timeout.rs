@@ -23,7 +23,7 @@ use http::{Method, StatusCode};
 use http_body_util::Full;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tower::{ServiceBuilder, ServiceExt};
+use tower::ServiceExt;
 use tower_http::timeout::TimeoutLayer;
 use tower_lro::testing::{Endpoint, Fault, OperationsServer, RecordedRequest, ServerHandle};
 use tower_lro::{CancelOnDrop, CancelOnDropLayer, Operation};
@@ -68,9 +68,7 @@ impl Rig {
         let upstream_handle = upstream.serve().await.unwrap();
         let layer = CancelOnDropLayer::new().poll_policy(fast_polls());
         let state = AppState {
-            upstream: ServiceBuilder::new()
-                .layer(layer.clone())
-                .service(http_client()),
+            upstream: lro_client(&layer),
             upstream_base: upstream_handle.base_url(),
         };
         let app = Router::new()

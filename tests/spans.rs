@@ -1,5 +1,9 @@
-//! The spans a user sees (DESIGN §8), recorded from a real call over
-//! loopback. In a test binary of its own: tracing caches per-callsite
+//! The spans a user sees, recorded from a real call over loopback.
+//!
+//! Under paused tokio time: the clock moves only when every task is idle,
+//! and a loopback answer is readable as soon as it is written, so the
+//! layer's deadline (100 ms of that clock) passes after the Start's answer
+//! and some polls, never before them however busy the machine is. In a test binary of its own: tracing caches per-callsite
 //! interest process-wide, so a thread-local subscriber is only reliable when
 //! no other test thread registers the same callsites first.
 
@@ -8,11 +12,10 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use tower::{Service, ServiceBuilder, ServiceExt};
 use tower_lro::testing::OperationsServer;
 use tower_lro::{CancelOnDropLayer, Error};
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn spans_record_the_call_the_polls_and_the_cancel() {
     let recorder = SpanRecorder::default();
     let _guard = recorder.install();
@@ -21,14 +24,8 @@ async fn spans_record_the_call_the_polls_and_the_cancel() {
     let layer = CancelOnDropLayer::new()
         .poll_policy(fast_polls())
         .deadline(Duration::from_millis(100));
-    let mut client = ServiceBuilder::new()
-        .layer(layer.clone())
-        .service(http_client());
-    let err = client
-        .ready()
-        .await
-        .unwrap()
-        .call(start(&handle.base_url(), 60_000))
+    let mut client = lro_client(&layer);
+    let err = send(&mut client, start(&handle.base_url(), 60_000))
         .await
         .unwrap_err();
     assert!(matches!(err, Error::DeadlineExceeded { .. }));

@@ -1,4 +1,6 @@
-//! Shared invariants for the fuzz targets (and, via `#[path]`, for
-//! `tests/fuzz_replay.rs` in the main crate).
+//! Shared invariants for the fuzz targets. They live in the main crate's
+//! `tests/fuzz/invariants.rs` (which `tests/fuzz_replay.rs` also includes),
+//! because this directory is its own workspace and is not packaged.
 
+#[path = "../../tests/fuzz/invariants.rs"]
 pub mod invariants;

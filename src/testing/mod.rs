@@ -195,7 +195,7 @@ const MAX_PAGE_SIZE: usize = 1000;
 /// Largest request body read (16 MiB); larger bodies answer `400`.
 const MAX_BODY_BYTES: usize = 16 << 20;
 
-type BoxError = Box<dyn std::error::Error + Send + Sync>;
+use crate::BoxError;
 
 /// Which AIP-151 method a request was routed to: the key for
 /// [`OperationsServer::inject`] and [`OperationsServer::requests_to`], and
@@ -248,7 +248,12 @@ struct State {
     /// Index (counting every request ever recorded) of `log[0]`.
     log_base: usize,
     faults: HashMap<Endpoint, Active>,
+    /// Called with every request as it is recorded ([`OperationsServer::on_request`]).
+    on_request: Option<RequestHook>,
 }
+
+/// A callback given each request as it is recorded.
+type RequestHook = Arc<dyn Fn(&RecordedRequest) + Send + Sync>;
 
 impl State {
     /// Decides a request's fault (consuming one step of a sequence, or one
@@ -307,6 +312,7 @@ impl OperationsServer {
                     log: Vec::new(),
                     log_base: 0,
                     faults: HashMap::new(),
+                    on_request: None,
                 }),
                 log_changed: watch::Sender::new(0),
                 ops_changed: watch::Sender::new(0),
@@ -440,6 +446,18 @@ impl OperationsServer {
                 });
             }
         }
+    }
+
+    /// Calls `hook` with every later request as it is recorded — on
+    /// arrival, before any fault delays it, with `status` `102 Processing`
+    /// — replacing any previous hook. It runs on the server's task, outside
+    /// the server's lock (so it may call this server), and should be quick.
+    ///
+    /// For waiting on one request among thousands without re-reading the
+    /// whole log on every change, as [`wait_for`](Self::wait_for) does:
+    /// e.g. to drop a caller exactly when its request has reached the server.
+    pub fn on_request(&self, hook: impl Fn(&RecordedRequest) + Send + Sync + 'static) {
+        self.inner.lock().on_request = Some(Arc::new(hook));
     }
 
     /// Operation `name` as GetOperation would answer it now, or `None` if
@@ -594,7 +612,7 @@ impl Inner {
             .uri
             .path_and_query()
             .map_or_else(|| parts.uri.path().to_owned(), |pq| pq.as_str().to_owned());
-        let (index, fault) = {
+        let (index, fault, hook) = {
             let mut state = self.lock();
             let fault = state.take_fault(routed.endpoint);
             let index = state.log_base + state.log.len();
@@ -609,9 +627,13 @@ impl Inner {
                 fault: fault.clone(),
                 received_at: Instant::now(),
             });
-            (index, fault)
+            let hook = state.on_request.clone().zip(state.log.last().cloned());
+            (index, fault, hook)
         };
         self.log_changed.send_modify(|v| *v += 1);
+        if let Some((hook, recorded)) = hook {
+            hook(&recorded);
+        }
         let answering = Answering {
             inner: self,
             index,

@@ -65,17 +65,7 @@ impl Routed {
     }
 }
 
-/// `^v\d+[a-z0-9]*$`
-pub(crate) fn is_version(segment: &str) -> bool {
-    let Some(rest) = segment.strip_prefix('v') else {
-        return false;
-    };
-    let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
-    digits > 0
-        && rest
-            .bytes()
-            .all(|b| b.is_ascii_digit() || b.is_ascii_lowercase())
-}
+pub(crate) use crate::protocol::rest::routes::is_api_version as is_version;
 
 /// Skips a service prefix (`admin/` in `/v1/admin/projects/...`): segments
 /// between the version and the first `projects` segment.

@@ -272,7 +272,12 @@ async fn serve_connection(stream: TcpStream, inner: Arc<Inner>, tasks: Tasks) {
     let mut builder = auto::Builder::new(Executor(tasks.clone()));
     builder
         .http2()
-        .max_concurrent_streams(MAX_CONCURRENT_STREAMS);
+        .max_concurrent_streams(MAX_CONCURRENT_STREAMS)
+        // Every injected `Disconnect` is a stream this server resets with an
+        // error; h2 otherwise ends the whole connection (GOAWAY
+        // ENHANCE_YOUR_CALM) after 1,024 of them, failing every request on
+        // it: a fault nobody injected.
+        .max_local_error_reset_streams(None);
     let connection = builder.serve_connection(TokioIo::new(conn), service);
     let mut connection = std::pin::pin!(connection);
     tokio::select! {

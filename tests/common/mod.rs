@@ -192,3 +192,42 @@ where
         }
     }
 }
+
+/// Asserts that no cancel was fired or sent: drains `cancels` first (so a
+/// detached cancel fired wrongly has had every chance to reach the server),
+/// then checks the layer's count and the server's log.
+pub async fn assert_no_cancel(
+    cancels: &tower_lro::CancelHandle,
+    server: &tower_lro::testing::OperationsServer,
+) {
+    let report = cancels.drain(WAIT).await;
+    assert!(report.is_complete(), "drain left work: {report:?}");
+    let sent = server.requests_to(tower_lro::testing::Endpoint::Cancel);
+    assert!(sent.is_empty(), "cancels reached the server: {sent:?}");
+    assert_eq!(report.stats.fired, 0, "{:?}", report.stats);
+}
+
+/// `layer` over a real hyper-util client: the stack most tests call through.
+pub fn lro_client(layer: &tower_lro::CancelOnDropLayer) -> tower_lro::CancelOnDrop<HttpClient> {
+    tower::ServiceBuilder::new()
+        .layer(layer.clone())
+        .service(http_client())
+}
+
+/// Sends `request` through `client` once it is ready (a readiness error is
+/// a broken test, so it panics).
+pub async fn send<S, B>(client: &mut S, request: http::Request<B>) -> Result<S::Response, S::Error>
+where
+    S: tower::Service<http::Request<B>>,
+    S::Error: std::fmt::Debug,
+{
+    use tower::ServiceExt;
+    client.ready().await.unwrap().call(request).await
+}
+
+/// `POST {url}` with an empty body.
+pub fn post_empty(url: impl AsRef<str>) -> http::Request<Full<Bytes>> {
+    http::Request::post(url.as_ref())
+        .body(Full::default())
+        .unwrap()
+}

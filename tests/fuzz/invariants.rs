@@ -53,7 +53,7 @@ const MAX_URI_LEN: usize = u16::MAX as usize - 1;
 // ===== operation_name =====
 
 /// The `operation_name` target: `OperationName::parse` agrees with an
-/// independent statement of DESIGN §5, its error is short and escaped, and a
+/// independent statement of the untrusted-name rules, its error is short and escaped, and a
 /// name that parses routes to the original request's origin, with no query
 /// or fragment, and a path that decodes to exactly `prefix + name (+ ":cancel")`.
 pub fn operation_name(data: &[u8]) {
@@ -161,7 +161,9 @@ pub fn reference_accepts(name: &str) -> bool {
     })
 }
 
-/// The prefix rule of DESIGN §4, restated.
+/// The REST prefix rule, restated: the request path up to the first whole
+/// segment equal to the name's first segment (if one precedes it), else a
+/// leading API-version segment.
 pub fn reference_prefix(path: &str, name: &str) -> Option<String> {
     let first = name.split('/').next().unwrap_or("").as_bytes();
     let segments: Vec<&str> = path.strip_prefix('/')?.split('/').collect();

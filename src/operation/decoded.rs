@@ -2,7 +2,7 @@
 
 use serde::de::DeserializeOwned;
 
-use crate::operation::{Operation, Status};
+use super::{Operation, Status};
 
 /// An [`Operation`] with its `metadata` and result decoded into the caller's
 /// own types, from [`Operation::decode`].

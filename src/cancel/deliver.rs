@@ -1,0 +1,308 @@
+//! Delivering one CancelOperation: detached on the runtime captured at
+//! `call`, through a clone of the inner service, retried with backoff within
+//! the policy's deadline, bounded in flight and queued, counted and traced.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{HeaderMap, Request, Response};
+use http_body::Body;
+use tokio::runtime::Handle;
+use tokio::time::Instant;
+use tower::ServiceExt;
+use tower_service::Service;
+use tracing::{Instrument, Span};
+
+use super::bounds::Client;
+use super::policy::Reason;
+use super::stats::Counters;
+use super::verify::verify;
+use crate::config::Config;
+use crate::error::BoxError;
+use crate::inspect::read_to_end;
+use crate::protocol::{cancel_span, CancelAnswer, CancelHead, Rpc, Target};
+use crate::request_body::RequestBody;
+use crate::retry::backoff;
+use crate::shared::Shared;
+
+/// Everything a detached cancel needs, taken from the response future.
+pub(crate) struct CancelJob<S> {
+    pub(crate) svc: S,
+    pub(crate) target: Target,
+    /// The original request's forwarded headers and the target's own.
+    pub(crate) headers: HeaderMap,
+    pub(crate) reason: Reason,
+    pub(crate) config: Arc<Config>,
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) runtime: Handle,
+    pub(crate) call_span: Span,
+}
+
+/// Counts a cancel that never ran (its task dropped by a shutting-down
+/// runtime), and keeps `pending` right.
+struct PendingGuard {
+    shared: Arc<Shared>,
+    armed: Option<String>,
+}
+
+impl Drop for PendingGuard {
+    fn drop(&mut self) {
+        self.shared
+            .pending
+            .fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+        if let Some(name) = self.armed.take() {
+            Counters::bump(&self.shared.counters.lost);
+            tracing::warn!(operation.name = %name, "cancel lost: the runtime shut down before it was sent");
+        }
+    }
+}
+
+/// Spawns one detached cancel. Called from the response future (possibly in
+/// its `Drop`): never blocks, never panics.
+pub(crate) fn spawn_cancel<S, ReqBody, ResBody>(job: CancelJob<S>)
+where
+    S: Client<ReqBody, ResBody>,
+    ReqBody: RequestBody + Send + 'static,
+    ResBody: Body<Data = Bytes, Error: Into<BoxError>> + Send + 'static,
+{
+    let shared = job.shared.clone();
+    Counters::bump(&shared.counters.fired);
+    let capacity = shared.capacity;
+    let admitted = shared
+        .pending
+        .fetch_update(
+            std::sync::atomic::Ordering::AcqRel,
+            std::sync::atomic::Ordering::Acquire,
+            |n| (n < capacity).then_some(n + 1),
+        )
+        .is_ok();
+    if !admitted {
+        Counters::bump(&shared.counters.shed);
+        tracing::warn!(
+            parent: &job.call_span,
+            operation.name = %job.target.name(),
+            reason = job.reason.as_str(),
+            "cancel shed: {capacity} cancels already in flight or queued"
+        );
+        return;
+    }
+    let guard = PendingGuard {
+        shared: shared.clone(),
+        armed: Some(job.target.name().to_string()),
+    };
+    let span = cancel_span(job.target.name(), job.reason.as_str(), &job.call_span);
+    let runtime = job.runtime.clone();
+    let tracker = shared.tracker.clone();
+    let task = async move {
+        let mut guard = guard;
+        let outcome = deliver::<S, ReqBody, ResBody>(job).await;
+        outcome.count(&shared.counters);
+        guard.armed = None;
+    }
+    .instrument(span);
+    tracker.spawn_on(task, &runtime);
+}
+
+/// How one cancel ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Outcome {
+    Accepted,
+    VerifiedCancelled,
+    CompletedAnyway,
+    NotFound,
+    Unimplemented,
+    UnimplementedSkipped,
+    Failed,
+}
+
+impl Outcome {
+    fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Accepted => "accepted",
+            Outcome::VerifiedCancelled => "verified_cancelled",
+            Outcome::CompletedAnyway => "completed_anyway",
+            Outcome::NotFound => "not_found",
+            Outcome::Unimplemented => "unimplemented",
+            Outcome::UnimplementedSkipped => "unimplemented_skipped",
+            Outcome::Failed => "failed",
+        }
+    }
+
+    fn count(self, c: &Counters) {
+        let counter = match self {
+            Outcome::Accepted => &c.accepted,
+            Outcome::VerifiedCancelled => {
+                Counters::bump(&c.accepted);
+                &c.verified_cancelled
+            }
+            Outcome::CompletedAnyway => {
+                Counters::bump(&c.accepted);
+                &c.completed_anyway
+            }
+            Outcome::NotFound => &c.not_found,
+            Outcome::Unimplemented | Outcome::UnimplementedSkipped => &c.unimplemented,
+            Outcome::Failed => &c.failed,
+        };
+        Counters::bump(counter);
+    }
+
+    fn log(self, started: Instant, authority: &str) {
+        let elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        match self {
+            Outcome::Accepted => {
+                tracing::info!(elapsed_ms, "operation cancelled (CancelOperation accepted)")
+            }
+            Outcome::VerifiedCancelled => tracing::info!(
+                elapsed_ms,
+                "operation cancelled: GetOperation shows it ended CANCELLED"
+            ),
+            Outcome::CompletedAnyway => tracing::warn!(
+                elapsed_ms,
+                "cancel accepted, but the operation ended without CANCELLED"
+            ),
+            Outcome::NotFound => tracing::info!(elapsed_ms, "cancel: operation not found"),
+            Outcome::Unimplemented | Outcome::UnimplementedSkipped => tracing::warn!(
+                authority,
+                "cancel not sent: the server does not implement CancelOperation (UNIMPLEMENTED)"
+            ),
+            Outcome::Failed => tracing::warn!(elapsed_ms, "cancel failed"),
+        }
+    }
+}
+
+async fn deliver<S, ReqBody, ResBody>(mut job: CancelJob<S>) -> Outcome
+where
+    S: Client<ReqBody, ResBody>,
+    ReqBody: RequestBody + Send + 'static,
+    ResBody: Body<Data = Bytes, Error: Into<BoxError>> + Send + 'static,
+{
+    let started = Instant::now();
+    let authority = job.target.authority().to_owned();
+    let outcome = if job.shared.unimplemented_at(&authority) {
+        Outcome::UnimplementedSkipped
+    } else {
+        let deadline = started + job.config.cancel.deadline;
+        attempts(&mut job, deadline).await
+    };
+    let outcome = match (outcome, job.config.cancel.verify) {
+        (Outcome::Accepted, Some(timeout)) => verify::<S, ReqBody, ResBody>(job, timeout)
+            .await
+            .unwrap_or(Outcome::Accepted),
+        (outcome, _) => outcome,
+    };
+    Span::current().record("outcome", outcome.as_str());
+    outcome.log(started, &authority);
+    outcome
+}
+
+/// Sends the cancel until an answer is final, the attempts run out or the
+/// deadline passes. A slot is held per attempt: a cancel backing off, or
+/// honouring a Retry-After, sends nothing and holds no slot.
+// `&mut`: a `&CancelJob` held across an await would need `S: Sync`.
+async fn attempts<S, ReqBody, ResBody>(job: &mut CancelJob<S>, deadline: Instant) -> Outcome
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
+    S::Error: Into<BoxError>,
+    ReqBody: RequestBody,
+    ResBody: Body<Data = Bytes>,
+    ResBody::Error: Into<BoxError>,
+{
+    let (config, shared) = (job.config.clone(), job.shared.clone());
+    let policy = &config.cancel;
+    let span = Span::current();
+    let mut attempt = 0;
+    loop {
+        let Ok(Ok(slot)) = tokio::time::timeout_at(deadline, shared.slots.acquire()).await else {
+            tracing::warn!(attempt, "no cancel slot free before the cancel deadline");
+            return Outcome::Failed;
+        };
+        if attempt > 0 {
+            Counters::bump(&shared.counters.retried);
+        }
+        attempt += 1;
+        span.record("attempt", attempt);
+        let budget = policy
+            .attempt_timeout
+            .min(deadline.saturating_duration_since(Instant::now()));
+        let after = match attempt_once(job, budget, attempt).await {
+            CancelAnswer::Accepted => return Outcome::Accepted,
+            CancelAnswer::NotFound => return Outcome::NotFound,
+            CancelAnswer::Failed(_) => return Outcome::Failed,
+            CancelAnswer::Unimplemented => {
+                shared
+                    .remember_unimplemented(job.target.authority(), policy.remember_unimplemented);
+                return Outcome::Unimplemented;
+            }
+            CancelAnswer::Retry(after) => after,
+        };
+        let delay = backoff(
+            policy.initial_backoff,
+            2.0,
+            policy.max_backoff,
+            attempt - 1,
+            true,
+        )
+        .max(after.unwrap_or_default());
+        let next = Instant::now() + delay;
+        if attempt >= policy.attempts || next >= deadline {
+            return Outcome::Failed;
+        }
+        drop(slot);
+        tokio::time::sleep_until(next).await;
+    }
+}
+
+/// One attempt within `budget`, reading the answer included: a server that
+/// sends a head and then a body that never ends must not hold the cancel
+/// (and its slot) forever. A timeout or transport error is retried.
+async fn attempt_once<S, ReqBody, ResBody>(
+    job: &mut CancelJob<S>,
+    budget: Duration,
+    attempt: u32,
+) -> CancelAnswer
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone,
+    S::Error: Into<BoxError>,
+    ReqBody: RequestBody,
+    ResBody: Body<Data = Bytes>,
+    ResBody::Error: Into<BoxError>,
+{
+    let Some(request) = job.target.request::<ReqBody>(Rpc::Cancel, &job.headers) else {
+        debug_assert!(false, "every protocol can build a CancelOperation request");
+        return CancelAnswer::Failed(None);
+    };
+    let svc = job.svc.clone();
+    let result = tokio::time::timeout(budget, async move {
+        let response = svc.oneshot(request).await.map_err(Into::<BoxError>::into)?;
+        Ok::<_, BoxError>(classify(&job.target, response).await)
+    })
+    .await;
+    match result {
+        Err(_) => {
+            tracing::debug!(attempt, "cancel attempt timed out");
+            CancelAnswer::Retry(None)
+        }
+        Ok(Err(e)) => {
+            tracing::debug!(attempt, error = %e, "cancel attempt failed in transport");
+            CancelAnswer::Retry(None)
+        }
+        Ok(Ok(answer)) => answer,
+    }
+}
+
+/// Classifies a cancel answer: the head, then if the protocol asks, the
+/// body (bounded) and trailers.
+async fn classify<B>(target: &Target, response: Response<B>) -> CancelAnswer
+where
+    B: Body<Data = Bytes>,
+{
+    let (parts, body) = response.into_parts();
+    let head = Response::from_parts(parts, ());
+    let limit = match target.cancel_head(&head) {
+        CancelHead::Answer(answer) => return answer,
+        CancelHead::Read(limit) => limit,
+    };
+    let (data, trailers) = read_to_end(body, limit).await.unwrap_or_default();
+    target.cancel_body(&head, &data, trailers.as_ref())
+}

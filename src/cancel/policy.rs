@@ -1,0 +1,141 @@
+//! [`CancelPolicy`]: how a CancelOperation is delivered, and why one is fired.
+
+use std::time::Duration;
+
+/// How a `CancelOperation` request is delivered (AIP-151 `POST {prefix}{name}:cancel`).
+///
+/// Each attempt is a fresh request through a clone of the inner service.
+/// Answers are classified (see the README's "Failure handling"):
+///
+/// | answer | outcome | retried |
+/// |---|---|---|
+/// | 2xx | accepted | no |
+/// | 404 | not found (nothing to cancel) | no |
+/// | 501, or an AIP-193 error body whose `status` is `UNIMPLEMENTED` | unimplemented; the authority is remembered for [`remember_unimplemented`](Self::remember_unimplemented) and later cancels there are skipped | no |
+/// | 429, 502, 503, 504, a transport error, an attempt past [`attempt_timeout`](Self::attempt_timeout) | retried, honouring `Retry-After` (RFC 9110 §10.2.3) | yes, up to [`attempts`](Self::attempts) within [`deadline`](Self::deadline) |
+/// | anything else | failed | no |
+///
+/// Defaults: 3 attempts, backoff 250 ms ×2 up to 2 s with full jitter, 3 s
+/// per attempt, 10 s overall, UNIMPLEMENTED remembered for 10 min, 64 cancels
+/// in flight per layer and 16,384 queued behind them (a queued cancel is a parked task of about
+/// 1–3 KB, so a full queue costs some 16–48 MB).
+#[derive(Clone, Debug, PartialEq)]
+pub struct CancelPolicy {
+    pub(crate) attempts: u32,
+    pub(crate) initial_backoff: Duration,
+    pub(crate) max_backoff: Duration,
+    pub(crate) attempt_timeout: Duration,
+    pub(crate) deadline: Duration,
+    pub(crate) remember_unimplemented: Duration,
+    pub(crate) max_in_flight: usize,
+    pub(crate) max_queued: usize,
+    pub(crate) verify: Option<Duration>,
+}
+
+impl Default for CancelPolicy {
+    fn default() -> Self {
+        CancelPolicy {
+            attempts: 3,
+            initial_backoff: Duration::from_millis(250),
+            max_backoff: Duration::from_secs(2),
+            attempt_timeout: Duration::from_secs(3),
+            deadline: Duration::from_secs(10),
+            remember_unimplemented: Duration::from_secs(600),
+            max_in_flight: 64,
+            max_queued: 16_384,
+            verify: None,
+        }
+    }
+}
+
+impl CancelPolicy {
+    /// The default policy (see the type's docs).
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// How many requests one cancel may send, the first included (default 3; at least 1).
+    pub fn attempts(mut self, attempts: u32) -> Self {
+        self.attempts = attempts.max(1);
+        self
+    }
+
+    /// The backoff before the first retry, doubled for each further one
+    /// up to `max` (defaults 250 ms and 2 s; full jitter).
+    pub fn backoff(mut self, initial: Duration, max: Duration) -> Self {
+        self.initial_backoff = initial;
+        self.max_backoff = max.max(initial);
+        self
+    }
+
+    /// How long one attempt may take before it counts as failed and is retried (default 3 s).
+    pub fn attempt_timeout(mut self, timeout: Duration) -> Self {
+        self.attempt_timeout = timeout;
+        self
+    }
+
+    /// How long one cancel may take in all, from the moment it is fired,
+    /// waiting for a free slot included (default 10 s).
+    pub fn deadline(mut self, deadline: Duration) -> Self {
+        self.deadline = deadline;
+        self
+    }
+
+    /// How long an authority that answered UNIMPLEMENTED is remembered, so
+    /// that cancels to it are skipped (default 10 min; zero turns it off).
+    pub fn remember_unimplemented(mut self, duration: Duration) -> Self {
+        self.remember_unimplemented = duration;
+        self
+    }
+
+    /// How many cancels of one layer may be sending at once (default 64; at
+    /// least 1), and how many more may wait for a slot (default 16,384). A cancel
+    /// fired while both are full is shed: counted in
+    /// [`CancelStats::shed`] and logged at `warn` with the operation's name.
+    pub fn concurrency(mut self, max_in_flight: usize, max_queued: usize) -> Self {
+        self.max_in_flight = max_in_flight.max(1);
+        self.max_queued = max_queued;
+        self
+    }
+}
+
+impl CancelPolicy {
+    /// After an accepted cancel, poll `GetOperation` on the layer's
+    /// [`PollPolicy`](crate::PollPolicy) — its schedule, transient-failure
+    /// retries and `max_inspect_bytes` — until the operation is done or
+    /// `timeout` passes, and record
+    /// whether it ended CANCELLED (`error.code == 1`, AIP-151) or completed
+    /// anyway: [`CancelStats::verified_cancelled`] and
+    /// [`CancelStats::completed_anyway`], and the `lro.cancel` span's
+    /// `outcome`. Off by default: it costs requests, and CancelOperation
+    /// is asynchronous, so an accepted cancel says nothing about the end.
+    pub fn verify(mut self, timeout: Duration) -> Self {
+        self.verify = Some(timeout);
+        self
+    }
+}
+
+/// Why the layer fired a cancel; the `reason` field of the `lro.cancel` span.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Reason {
+    /// The response future was dropped before the operation was done.
+    Dropped,
+    /// The layer's deadline passed.
+    Deadline,
+    /// Polling gave up.
+    PollFailed,
+    /// The response future was dropped while the original request was in
+    /// flight; a detached task read the answer and found an operation.
+    DroppedInFlight,
+}
+
+impl Reason {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Reason::Dropped => "dropped",
+            Reason::Deadline => "deadline",
+            Reason::PollFailed => "poll_failed",
+            Reason::DroppedInFlight => "dropped_in_flight",
+        }
+    }
+}

@@ -1,0 +1,62 @@
+//! Verifying an accepted cancel: wait on the operation with the same state
+//! machine as a call — the layer's poll schedule, transient-failure retries
+//! and `max_inspect_bytes` — and see whether it ended CANCELLED.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body::Body;
+use tracing::Span;
+
+use super::bounds::Client;
+use super::deliver::{spawn_cancel, CancelJob, Outcome};
+use crate::error::BoxError;
+use crate::future::{CallContext, ResponseFuture, Track};
+use crate::inspect::read_to_end;
+use crate::protocol::PollBody;
+use crate::request_body::RequestBody;
+
+/// Polls the cancelled operation until it is done; `None` if it is not done
+/// within `timeout` or its polling fails.
+pub(crate) async fn verify<S, ReqBody, ResBody>(
+    job: CancelJob<S>,
+    timeout: Duration,
+) -> Option<Outcome>
+where
+    S: Client<ReqBody, ResBody>,
+    ReqBody: RequestBody + Send + 'static,
+    ResBody: Body<Data = Bytes, Error: Into<BoxError>> + Send + 'static,
+{
+    let CancelJob {
+        svc,
+        target,
+        mut headers,
+        config,
+        shared,
+        runtime,
+        ..
+    } = job;
+    headers.remove(http::header::CONTENT_LENGTH);
+    let max_bytes = config.max_inspect_bytes;
+    let call = CallContext {
+        svc,
+        protocol: target.protocol(),
+        origin: http::Uri::default(),
+        headers,
+        config,
+        shared,
+        runtime,
+        span: Span::current(),
+        fire: spawn_cancel::<S, ReqBody, ResBody>,
+        // Never cancel again: this only watches.
+        detached: true,
+    };
+    let future = ResponseFuture::<S, ReqBody, ResBody>::polling(Track::new(call), target.clone());
+    let response = tokio::time::timeout(timeout, future).await.ok()?.ok()?;
+    let (data, trailers) = read_to_end(response.into_body(), max_bytes).await?;
+    match target.poll_body(&data, trailers.as_ref()) {
+        PollBody::Done { cancelled: true } => Some(Outcome::VerifiedCancelled),
+        PollBody::Done { cancelled: false } => Some(Outcome::CompletedAnyway),
+        _ => None,
+    }
+}

@@ -1,0 +1,141 @@
+//! [`Track`]: what a call the layer inspects carries — the call's context
+//! (everything needed to poll and to cancel), its poll schedule, its
+//! deadline, and the operation once known.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use http::{HeaderMap, Uri};
+use tokio::runtime::Handle;
+use tokio::time::{Instant, Sleep};
+use tracing::{field, Span};
+
+use crate::cancel::{CancelJob, Reason};
+use crate::config::Config;
+use crate::poll::{next_rpc, Schedule};
+use crate::protocol::{Protocol, Rpc, Target};
+use crate::shared::Shared;
+
+/// What a tracked call keeps from `call`: the inner service's clone, the
+/// protocol and original request's URI, the forwarded headers, the layer's
+/// settings and shared state, the runtime, the `lro.call` span.
+pub(crate) struct CallContext<S> {
+    pub(crate) svc: S,
+    pub(crate) protocol: Protocol,
+    pub(crate) origin: Uri,
+    /// The original request's allowlisted headers; the target's own are
+    /// added once the operation is known.
+    pub(crate) headers: HeaderMap,
+    pub(crate) config: Arc<Config>,
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) runtime: Handle,
+    pub(crate) span: Span,
+    /// `spawn_cancel` for this service's types, chosen in `call` where its
+    /// bounds hold, so that `Drop` (which may not add bounds) can use it.
+    pub(crate) fire: fn(CancelJob<S>),
+    /// The request carried [`Detached`](crate::Detached): wait, never cancel.
+    pub(crate) detached: bool,
+}
+
+/// A call the layer inspects. Boxed, so that calls the layer does not
+/// inspect pay nothing for it.
+pub(crate) struct Track<S> {
+    pub(crate) call: CallContext<S>,
+    pub(crate) schedule: Schedule,
+    deadline: Option<Pin<Box<Sleep>>>,
+    pub(crate) target: Option<Target>,
+    pub(crate) poll_span: Span,
+}
+
+impl<S> Track<S> {
+    pub(crate) fn new(call: CallContext<S>) -> Self {
+        let deadline = call
+            .config
+            .deadline
+            .map(|d| Box::pin(tokio::time::sleep_until(far_instant(d))));
+        Track {
+            call,
+            schedule: Schedule::new(),
+            deadline,
+            target: None,
+            poll_span: Span::none(),
+        }
+    }
+
+    /// Ready when the layer's deadline has passed.
+    pub(crate) fn poll_deadline(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        match self.deadline.as_mut() {
+            Some(deadline) => deadline.as_mut().poll(cx),
+            None => Poll::Pending,
+        }
+    }
+
+    /// Records the operation the call now waits on, and schedules the first
+    /// poll. `announce`: log "operation started" (not when verifying a cancel).
+    pub(crate) fn start(&mut self, target: Target, announce: bool) {
+        self.adopt(target, announce);
+        let long_poll = self.target.as_ref().is_some_and(|t| {
+            matches!(
+                next_rpc(&self.call.config.poll, t, &self.call.shared),
+                Rpc::Wait(_)
+            )
+        });
+        self.schedule.first(&self.call.config.poll, long_poll);
+    }
+
+    /// Records the operation the call now waits on: the span's
+    /// `operation.name`, the target's headers.
+    pub(crate) fn adopt(&mut self, target: Target, announce: bool) {
+        self.call
+            .span
+            .record("operation.name", field::display(target.name()));
+        target.add_headers(&mut self.call.headers);
+        if announce {
+            tracing::info!(parent: &self.call.span, operation.name = %target.name(), "operation started");
+        }
+        self.target = Some(target);
+    }
+
+    /// Stops watching: fires a cancel if an operation was known (it is not
+    /// done, or this would not be called) and the call is not detached.
+    pub(crate) fn give_up(self, reason: Reason) {
+        let Track { call, target, .. } = self;
+        let Some(target) = target else { return };
+        if call.detached {
+            tracing::info!(
+                parent: &call.span,
+                operation.name = %target.name(),
+                reason = reason.as_str(),
+                "stopped waiting on a Detached operation; not cancelling it"
+            );
+            return;
+        }
+        tracing::info!(
+            parent: &call.span,
+            operation.name = %target.name(),
+            reason = reason.as_str(),
+            "gave up on operation before it was done; cancelling"
+        );
+        let fire = call.fire;
+        fire(CancelJob {
+            svc: call.svc,
+            target,
+            headers: call.headers,
+            reason,
+            config: call.config,
+            shared: call.shared,
+            runtime: call.runtime,
+            call_span: call.span,
+        });
+    }
+}
+
+/// `Instant::now() + d`, saturating far in the future.
+fn far_instant(d: Duration) -> Instant {
+    let now = Instant::now();
+    now.checked_add(d)
+        .unwrap_or_else(|| now + Duration::from_secs(86400 * 365 * 30))
+}

@@ -1,0 +1,110 @@
+//! [`Operation`] and [`Status`]: the AIP-151 `google.longrunning.Operation`
+//! and its `google.rpc.Status` error, as the caller reads them.
+
+use serde_json::value::RawValue;
+
+use super::json::OperationVisitor;
+
+/// The fields of an AIP-151 `google.longrunning.Operation` the layer uses,
+/// decoded from its JSON form.
+///
+/// Decoding follows the proto3 JSON mapping: absent fields and `null` take the
+/// default value (`""`, `false`, `None`), unknown fields are ignored,
+/// duplicate fields are an error. `metadata` and `response` (`Any` messages)
+/// stay raw JSON text.
+///
+/// `PartialEq` compares `metadata` and `response` as JSON text, byte for byte.
+#[non_exhaustive]
+#[derive(Clone, Debug)]
+pub struct Operation {
+    /// The operation's name (`projects/p/locations/l/operations/o`), as sent;
+    /// not validated (see [`OperationName::parse`]).
+    pub name: String,
+    /// Whether the operation is done: `error` or `response` is then set.
+    pub done: bool,
+    /// The operation's error, if it failed or was cancelled.
+    pub error: Option<Status>,
+    /// Service-specific metadata (a JSON `Any`), unparsed.
+    pub metadata: Option<Box<RawValue>>,
+    /// The operation's result (a JSON `Any`), unparsed.
+    pub response: Option<Box<RawValue>>,
+}
+
+impl Operation {
+    /// Decodes an `Operation` from its JSON form.
+    ///
+    /// # Errors
+    ///
+    /// A [`serde_json::Error`] if the bytes are not a single JSON object, a
+    /// known field has the wrong type (`"done": "yes"`), or a known field
+    /// appears twice.
+    ///
+    /// ```
+    /// use tower_lro::{Operation, Status};
+    ///
+    /// let op = Operation::from_json(
+    ///     br#"{"name": "operations/o", "done": true, "error": {"code": 1, "message": "Cancelled."}}"#,
+    /// )?;
+    /// assert_eq!(op.name, "operations/o");
+    /// assert_eq!(op.error.as_ref().map(|e| e.code), Some(Status::CANCELLED));
+    /// assert!(op.is_cancelled());
+    /// # Ok::<(), serde_json::Error>(())
+    /// ```
+    pub fn from_json(bytes: &[u8]) -> Result<Operation, serde_json::Error> {
+        let mut de = serde_json::Deserializer::from_slice(bytes);
+        let operation = serde::Deserializer::deserialize_map(&mut de, OperationVisitor)?;
+        de.end()?;
+        Ok(operation)
+    }
+
+    /// Whether the operation ended by being cancelled: `done` with
+    /// `error.code == 1` ([`Status::CANCELLED`], AIP-151).
+    pub fn is_cancelled(&self) -> bool {
+        self.done
+            && self
+                .error
+                .as_ref()
+                .is_some_and(|e| e.code == Status::CANCELLED)
+    }
+}
+
+impl PartialEq for Operation {
+    fn eq(&self, other: &Operation) -> bool {
+        fn raw(value: &Option<Box<RawValue>>) -> Option<&str> {
+            value.as_deref().map(RawValue::get)
+        }
+        self.name == other.name
+            && self.done == other.done
+            && self.error == other.error
+            && raw(&self.metadata) == raw(&other.metadata)
+            && raw(&self.response) == raw(&other.response)
+    }
+}
+
+/// A `google.rpc.Status`: the `error` of a failed or cancelled operation.
+///
+/// `code` is a `google.rpc.Code` (the associated constants name the ones the
+/// layer acts on); `details` is ignored. Absent or `null` fields default to
+/// `0` and `""`; `code` is accepted as a JSON number or, as the proto3 JSON
+/// mapping allows, a string of digits.
+#[non_exhaustive]
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Status {
+    /// The `google.rpc.Code` value.
+    pub code: i32,
+    /// The developer-facing error message.
+    pub message: String,
+}
+
+impl Status {
+    /// `google.rpc.Code.CANCELLED`: the operation was cancelled.
+    pub const CANCELLED: i32 = 1;
+    /// `google.rpc.Code.NOT_FOUND`.
+    pub const NOT_FOUND: i32 = 5;
+    /// `google.rpc.Code.UNIMPLEMENTED`.
+    pub const UNIMPLEMENTED: i32 = 12;
+    /// `google.rpc.Code.UNAVAILABLE`.
+    pub const UNAVAILABLE: i32 = 14;
+}
+
+// ===== the borrowed view =====

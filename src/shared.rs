@@ -1,0 +1,111 @@
+//! [`Shared`]: the state one layer shares with every service it builds and
+//! their clones — cancel limits and counters, and the per-server memos.
+
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, PoisonError};
+use std::time::Duration;
+
+use tokio::sync::Semaphore;
+use tokio::time::Instant;
+use tokio_util::task::TaskTracker;
+
+use crate::cancel::{CancelPolicy, CancelStats, Counters};
+
+/// State shared by every clone of one layer and its services. The limits are
+/// fixed at creation: a policy with others gets a new `Shared`.
+pub(crate) struct Shared {
+    pub(crate) counters: Counters,
+    pub(crate) tracker: TaskTracker,
+    /// Cancels sending at once.
+    pub(crate) slots: Semaphore,
+    max_in_flight: usize,
+    /// Cancels fired and not finished: in flight, backing off or queued.
+    pub(crate) pending: AtomicUsize,
+    /// In flight plus queued: more are shed.
+    pub(crate) capacity: usize,
+    unimplemented: Mutex<HashMap<String, Instant>>,
+    no_wait: Mutex<HashSet<String>>,
+}
+
+impl fmt::Debug for Shared {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Shared")
+            .field("pending", &self.pending.load(Ordering::Relaxed))
+            .field("capacity", &self.capacity)
+            .field("stats", &self.stats())
+            .finish()
+    }
+}
+
+impl Shared {
+    pub(crate) fn new(policy: &CancelPolicy) -> Self {
+        Shared {
+            counters: Counters::default(),
+            tracker: TaskTracker::new(),
+            slots: Semaphore::new(policy.max_in_flight),
+            max_in_flight: policy.max_in_flight,
+            pending: AtomicUsize::new(0),
+            capacity: policy.max_in_flight.saturating_add(policy.max_queued),
+            unimplemented: Mutex::new(HashMap::new()),
+            no_wait: Mutex::new(HashSet::new()),
+        }
+    }
+
+    /// Whether these limits are `policy`'s.
+    pub(crate) fn fits(&self, policy: &CancelPolicy) -> bool {
+        self.max_in_flight == policy.max_in_flight
+            && self.capacity == policy.max_in_flight.saturating_add(policy.max_queued)
+    }
+
+    pub(crate) fn stats(&self) -> CancelStats {
+        self.counters.stats()
+    }
+
+    /// Whether `authority` answered WaitOperation as not implemented before.
+    pub(crate) fn wait_unsupported(&self, authority: &str) -> bool {
+        self.no_wait
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .contains(authority)
+    }
+
+    /// Remembers, for the layer's lifetime, that `authority` does not
+    /// implement WaitOperation.
+    pub(crate) fn remember_no_wait(&self, authority: &str) {
+        self.no_wait
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(authority.to_owned());
+    }
+
+    /// Whether `authority` answered CancelOperation as not implemented
+    /// within the remembered time.
+    pub(crate) fn unimplemented_at(&self, authority: &str) -> bool {
+        let mut map = self
+            .unimplemented
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        match map.get(authority) {
+            Some(until) if *until > Instant::now() => true,
+            Some(_) => {
+                map.remove(authority);
+                false
+            }
+            None => false,
+        }
+    }
+
+    pub(crate) fn remember_unimplemented(&self, authority: &str, for_: Duration) {
+        if for_.is_zero() {
+            return;
+        }
+        if let Some(until) = Instant::now().checked_add(for_) {
+            self.unimplemented
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .insert(authority.to_owned(), until);
+        }
+    }
+}
