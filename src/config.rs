@@ -45,6 +45,8 @@ pub(crate) struct Config {
     pub(crate) route: Option<Arc<RouteFn>>,
     /// Cancel slots, counters and per-server memos, sized by `cancel`.
     pub(crate) shared: Arc<Shared>,
+    /// Where tracked operations are journaled, if anywhere.
+    pub(crate) journal: crate::journal_hook::Writer,
 }
 
 impl fmt::Debug for Config {
@@ -59,6 +61,7 @@ impl fmt::Debug for Config {
             .field("inspect", &self.inspect.as_ref().map(|_| "custom"))
             .field("on_progress", &self.on_progress.as_ref().map(|_| "set"))
             .field("route", &self.route.as_ref().map(|_| "custom"))
+            .field("journal", &self.journal)
             .finish()
     }
 }
@@ -80,6 +83,7 @@ impl Default for Config {
             inspect: None,
             on_progress: None,
             route: None,
+            journal: Default::default(),
         }
     }
 }

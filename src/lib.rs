@@ -80,6 +80,7 @@ mod future;
 mod inspect;
 #[cfg(feature = "journal")]
 pub mod journal;
+mod journal_hook;
 mod layer;
 mod operation;
 mod poll;

@@ -21,6 +21,7 @@ use super::verify::verify;
 use crate::config::Config;
 use crate::error::BoxError;
 use crate::inspect::read_to_end;
+use crate::journal_hook::JournalSlot;
 use crate::protocol::{cancel_span, CancelAnswer, CancelHead, Rpc, Target};
 use crate::request_body::RequestBody;
 use crate::retry::backoff;
@@ -37,6 +38,8 @@ pub(crate) struct CancelJob<S> {
     pub(crate) shared: Arc<Shared>,
     pub(crate) runtime: Handle,
     pub(crate) call_span: Span,
+    /// The operation's journal entry: removed once the cancel settles.
+    pub(crate) journal: JournalSlot,
 }
 
 /// Counts a cancel that never ran (its task dropped by a shutting-down
@@ -60,7 +63,7 @@ impl Drop for PendingGuard {
 
 /// Spawns one detached cancel. Called from the response future (possibly in
 /// its `Drop`): never blocks, never panics.
-pub(crate) fn spawn_cancel<S, ReqBody, ResBody>(job: CancelJob<S>)
+pub(crate) fn spawn_cancel<S, ReqBody, ResBody>(mut job: CancelJob<S>)
 where
     S: Client<ReqBody, ResBody>,
     ReqBody: RequestBody + Send + 'static,
@@ -96,8 +99,14 @@ where
     let tracker = shared.tracker.clone();
     let task = async move {
         let mut guard = guard;
+        let mut journal = std::mem::take(&mut job.journal);
         let outcome = deliver::<S, ReqBody, ResBody>(job).await;
         outcome.count(&shared.counters);
+        // Settled: nothing left to reap. A failed cancel's entry stays, for
+        // a reaper once this process's lease ends.
+        if outcome != Outcome::Failed {
+            journal.remove();
+        }
         guard.armed = None;
     }
     .instrument(span);
