@@ -94,7 +94,7 @@ mod shared;
 pub mod testing;
 
 pub use body::ResponseBody;
-pub use cancel::{CancelHandle, CancelPolicy, CancelStats, DrainReport};
+pub use cancel::{CancelHandle, CancelOutcome, CancelPolicy, CancelStats, DrainReport};
 pub use config::{DEFAULT_MAX_INSPECT_BYTES, FORWARDED_HEADERS};
 pub use error::{BoxError, Error};
 pub use extensions::{Detached, Resume, ReturnImmediately};

@@ -138,6 +138,11 @@ pub(crate) enum Reason {
     /// The response future was dropped while the original request was in
     /// flight; a detached task read the answer and found an operation.
     DroppedInFlight,
+    /// [`CancelOnDrop::cancel`](crate::CancelOnDrop::cancel) was called.
+    Explicit,
+    /// A journal reaper cancels an operation a dead process left running.
+    #[cfg_attr(not(feature = "journal"), allow(dead_code))]
+    Reaped,
 }
 
 impl Reason {
@@ -147,6 +152,8 @@ impl Reason {
             Reason::Deadline => "deadline",
             Reason::PollFailed => "poll_failed",
             Reason::DroppedInFlight => "dropped_in_flight",
+            Reason::Explicit => "explicit",
+            Reason::Reaped => "reaped",
         }
     }
 }

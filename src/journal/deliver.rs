@@ -1,115 +1,94 @@
-//! Sending one journaled operation's CancelOperation.
+//! Sending one journaled operation's CancelOperation through the layer's
+//! shared delivery (`reason = "reaped"`).
 
-use std::time::Duration;
+use std::sync::Arc;
 
 use bytes::Bytes;
-use http::{HeaderValue, Request, Response, StatusCode};
+use http::Response;
 use http_body::Body;
-use tower::ServiceExt;
+use tokio::runtime::Handle;
 use tower_service::Service;
-use tracing::{field, Instrument, Span};
+use tracing::Span;
 
 use super::{Entry, Protocol};
+use crate::cancel::{deliver_now, CancelJob, CancelOutcome, Reason};
+use crate::config::Config;
 use crate::error::BoxError;
+use crate::journal_hook::JournalSlot;
+use crate::operation::OperationName;
+use crate::protocol::rest::routes::Route;
+use crate::protocol::Target;
 use crate::request_body::RequestBody;
 
-/// How a reaped cancel ended.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Settled {
-    Accepted,
-    NotFound,
-    Unimplemented,
-    Failed,
-}
-
-impl Settled {
-    fn as_str(self) -> &'static str {
-        match self {
-            Settled::Accepted => "accepted",
-            Settled::NotFound => "not_found",
-            Settled::Unimplemented => "unimplemented",
-            Settled::Failed => "failed",
-        }
-    }
-}
-
-/// Sends `entry`'s CancelOperation through `svc`: the route's method to its
-/// URI (same origin as the request that started the operation), the
-/// journaled headers, an empty body with `content-length: 0` (AIP-151).
-pub(crate) async fn cancel_entry<S, B, ResBody>(svc: S, entry: &Entry, timeout: Duration) -> Settled
+/// Sends `entry`'s CancelOperation through `svc` with `config`'s cancel
+/// policy: to the journaled route (the origin the operation was started
+/// on), with the journaled non-secret headers; `svc` adds credentials.
+/// `Failed` without sending if the entry cannot be read back as a target.
+pub(crate) async fn cancel_entry<S, B, ResBody>(
+    svc: S,
+    config: Arc<Config>,
+    entry: &Entry,
+) -> CancelOutcome
 where
-    S: Service<Request<B>, Response = Response<ResBody>> + Send + 'static,
+    S: Service<http::Request<B>, Response = Response<ResBody>> + Clone + Send + 'static,
     S::Error: Into<BoxError>,
     S::Future: Send + 'static,
     B: RequestBody + Send + 'static,
     ResBody: Body<Data = Bytes> + Send + 'static,
+    ResBody::Error: Into<BoxError>,
 {
-    let span = tracing::info_span!(
-        parent: None,
-        "lro.cancel",
-        operation.name = %entry.name(),
-        reason = "reaped",
-        attempt = 1,
-        http.response.status_code = field::Empty,
-        outcome = field::Empty,
-    );
-    let settled = attempt(svc, entry, timeout).instrument(span.clone()).await;
-    span.record("outcome", settled.as_str());
-    settled
-}
-
-async fn attempt<S, B, ResBody>(svc: S, entry: &Entry, timeout: Duration) -> Settled
-where
-    S: Service<Request<B>, Response = Response<ResBody>> + Send + 'static,
-    S::Error: Into<BoxError>,
-    S::Future: Send + 'static,
-    B: RequestBody + Send + 'static,
-    ResBody: Body<Data = Bytes> + Send + 'static,
-{
-    if entry.protocol() == Protocol::Grpc {
-        tracing::warn!("reaped gRPC cancel not sent: no gRPC delivery in this build");
-        return Settled::Failed;
-    }
-    let (Ok(uri), Ok(method)) = (entry.route().uri(), entry.route().method()) else {
-        tracing::warn!("journaled route unreadable; entry kept");
-        return Settled::Failed;
+    let Some(target) = target(entry) else {
+        return CancelOutcome::Failed;
     };
-    let mut request = Request::new(B::empty());
-    *request.method_mut() = method;
-    *request.uri_mut() = uri;
-    *request.headers_mut() = entry.header_map();
-    request
-        .headers_mut()
-        .insert(http::header::CONTENT_LENGTH, HeaderValue::from_static("0"));
-    match tokio::time::timeout(timeout, svc.oneshot(request)).await {
-        Ok(Ok(response)) => {
-            let status = response.status();
-            Span::current().record("http.response.status_code", status.as_u16());
-            classify(status)
-        }
-        Ok(Err(e)) => {
-            let e: BoxError = e.into();
-            tracing::warn!(error = %e, "reaped cancel failed in transport");
-            Settled::Failed
-        }
-        Err(_) => {
-            tracing::warn!(
-                timeout_ms = timeout.as_millis() as u64,
-                "reaped cancel timed out"
-            );
-            Settled::Failed
-        }
-    }
+    let Ok(runtime) = Handle::try_current() else {
+        return CancelOutcome::Failed;
+    };
+    let mut headers = entry.header_map();
+    target.add_headers(&mut headers);
+    let job = CancelJob {
+        svc,
+        target,
+        headers,
+        reason: Reason::Reaped,
+        shared: config.shared.clone(),
+        config,
+        runtime,
+        call_span: Span::current(),
+        journal: JournalSlot::default(),
+    };
+    deliver_now::<S, B, ResBody>(job).await
 }
 
-fn classify(status: StatusCode) -> Settled {
-    if status.is_success() {
-        Settled::Accepted
-    } else if status == StatusCode::NOT_FOUND {
-        Settled::NotFound
-    } else if status == StatusCode::NOT_IMPLEMENTED {
-        Settled::Unimplemented
-    } else {
-        Settled::Failed
+/// The entry as a cancel target; `None` (with a `warn` event) if its name
+/// is not a valid operation name or its route cannot be rebuilt — the
+/// journal is read back as untrusted input.
+fn target(entry: &Entry) -> Option<Target> {
+    let name = match OperationName::parse(entry.name()) {
+        Ok(name) => name,
+        Err(e) => {
+            tracing::warn!(entry = %entry.id(), error = %e, "journaled name invalid; entry kept");
+            return None;
+        }
+    };
+    match entry.protocol() {
+        Protocol::Rest => {
+            let (Ok(cancel), Ok(cancel_method)) = (entry.route().uri(), entry.route().method())
+            else {
+                tracing::warn!(entry = %entry.id(), "journaled route unreadable; entry kept");
+                return None;
+            };
+            let route = Route {
+                // Read only to verify a cancel; the reaper does not.
+                get: cancel.clone(),
+                cancel,
+                cancel_method,
+                wait: None,
+            };
+            Some(Target::rest(name, route))
+        }
+        Protocol::Grpc => {
+            tracing::warn!(entry = %entry.id(), "no gRPC cancel delivery in this build; entry kept");
+            None
+        }
     }
 }

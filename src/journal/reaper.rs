@@ -9,22 +9,25 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::{Request, Response};
 use http_body::Body;
-use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tower_service::Service;
 use tracing::{field, Instrument};
 
-use super::deliver::{cancel_entry, Settled};
+use super::deliver::cancel_entry;
 use super::{Entry, EntryId, Journal, JournalError, OwnerId};
+use crate::cancel::{CancelOutcome, CancelPolicy};
+use crate::config::Config;
 use crate::error::BoxError;
 use crate::request_body::RequestBody;
+use crate::shared::Shared;
 
 /// Cancels orphaned operations: entries of a [`Journal`] whose owner's lease
 /// expired (a crashed or stopped process).
 ///
 /// Each round ([`reap_once`](Self::reap_once); [`run`](Self::run) repeats it
 /// every [`interval`](Self::interval), starting at once) claims orphans in
-/// batches, sends each one's AIP-151 CancelOperation through `service` —
+/// batches, sends each one's AIP-151 CancelOperation through `service` with
+/// the layer's cancel delivery (policy, retries, UNIMPLEMENTED memo) —
 /// the caller's own stack, which adds credentials: the journal holds none —
 /// to the origin the operation was started on, and classifies the answer:
 ///
@@ -33,7 +36,7 @@ use crate::request_body::RequestBody;
 /// | 2xx | accepted | removed |
 /// | 404 | not found (already gone) | removed |
 /// | 501 / `UNIMPLEMENTED` | unimplemented (nothing more can be done) | removed |
-/// | anything else, a transport error, no answer within the attempt timeout | failed | claim released; a later round retries |
+/// | failed: a non-retried error, or retries ran out of time ([`CancelPolicy`]'s deadline) | failed | claim released; a later round retries |
 ///
 /// Every round is an `lro.reap` span (`claimed`, `accepted`, `not_found`,
 /// `unimplemented`, `failed`), every cancel an `lro.cancel` span with
@@ -45,7 +48,7 @@ pub struct Reaper<S, B> {
     interval: Duration,
     claim_for: Duration,
     batch: usize,
-    attempt_timeout: Duration,
+    config: Arc<Config>,
     counters: Arc<Counters>,
     _body: PhantomData<fn(B)>,
 }
@@ -104,7 +107,7 @@ impl Counters {
 impl<S, B> Reaper<S, B> {
     /// A reaper of `journal`'s orphans that cancels through `service`, with
     /// a fresh claimer id, a 30 s interval, claims of 256 entries held for
-    /// 5 min, and a 10 s attempt timeout.
+    /// 5 min, and the default [`CancelPolicy`].
     pub fn new(journal: impl Journal, service: S) -> Self {
         Reaper {
             journal: Arc::new(journal),
@@ -113,7 +116,7 @@ impl<S, B> Reaper<S, B> {
             interval: Duration::from_secs(30),
             claim_for: Duration::from_secs(300),
             batch: 256,
-            attempt_timeout: Duration::from_secs(10),
+            config: Arc::new(config(CancelPolicy::default())),
             counters: Arc::default(),
             _body: PhantomData,
         }
@@ -139,9 +142,11 @@ impl<S, B> Reaper<S, B> {
         self
     }
 
-    /// How long one CancelOperation may take before it counts as failed (default 10 s).
-    pub fn attempt_timeout(mut self, timeout: Duration) -> Self {
-        self.attempt_timeout = timeout;
+    /// How each cancel is delivered (default [`CancelPolicy::default`]:
+    /// retries until a 60 s deadline). Its concurrency bounds this reaper's
+    /// cancels in flight.
+    pub fn cancel_policy(mut self, policy: CancelPolicy) -> Self {
+        self.config = Arc::new(config(policy));
         self
     }
 
@@ -169,7 +174,8 @@ where
     S::Error: Into<BoxError>,
     S::Future: Send + 'static,
     B: RequestBody + Send + 'static,
-    ResBody: Body<Data = Bytes> + Unpin + Send + 'static,
+    ResBody: Body<Data = Bytes> + Send + 'static,
+    ResBody::Error: Into<BoxError>,
 {
     /// One round: claims and cancels orphans until none is left.
     ///
@@ -226,15 +232,17 @@ where
             claimed: entries.len() as u64,
             ..ReapReport::default()
         };
-        let slots = Arc::new(Semaphore::new(64));
+        // The policy's slots bound the attempts in flight.
         let mut tasks = JoinSet::new();
         for entry in entries {
-            let (svc, slots, timeout) = (self.service.clone(), slots.clone(), self.attempt_timeout);
-            tasks.spawn(async move {
-                let _slot = slots.acquire_owned().await;
-                let settled = cancel_entry::<S, B, ResBody>(svc, &entry, timeout).await;
-                (entry.id().clone(), settled)
-            });
+            let (svc, config) = (self.service.clone(), self.config.clone());
+            tasks.spawn(
+                async move {
+                    let outcome = cancel_entry::<S, B, ResBody>(svc, config, &entry).await;
+                    (entry.id().clone(), outcome)
+                }
+                .in_current_span(),
+            );
         }
         let (mut settled, mut released) = (Vec::<EntryId>::new(), Vec::<EntryId>::new());
         while let Some(joined) = tasks.join_next().await {
@@ -243,10 +251,14 @@ where
                 continue;
             };
             match outcome {
-                Settled::Accepted => report.accepted += 1,
-                Settled::NotFound => report.not_found += 1,
-                Settled::Unimplemented => report.unimplemented += 1,
-                Settled::Failed => {
+                CancelOutcome::Accepted
+                | CancelOutcome::VerifiedCancelled
+                | CancelOutcome::CompletedAnyway => report.accepted += 1,
+                CancelOutcome::NotFound => report.not_found += 1,
+                CancelOutcome::Unimplemented | CancelOutcome::UnimplementedSkipped => {
+                    report.unimplemented += 1
+                }
+                CancelOutcome::Failed => {
                     report.failed += 1;
                     released.push(id);
                     continue;
@@ -276,5 +288,15 @@ where
             }
             tokio::time::sleep(self.interval).await;
         }
+    }
+}
+
+/// The layer settings a reaper's cancels use: `policy`, and its own slots,
+/// counters and memos.
+fn config(policy: CancelPolicy) -> Config {
+    Config {
+        shared: Arc::new(Shared::new(&policy)),
+        cancel: policy,
+        ..Config::default()
     }
 }
