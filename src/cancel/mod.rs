@@ -10,7 +10,9 @@ mod stats;
 mod verify;
 
 pub use deliver::CancelOutcome;
-pub(crate) use deliver::{deliver_now, spawn_cancel, CancelJob};
+#[cfg(feature = "journal")]
+pub(crate) use deliver::deliver_now;
+pub(crate) use deliver::{spawn_cancel, CancelJob};
 mod explicit;
 pub(crate) use in_flight::spawn_in_flight;
 pub use policy::CancelPolicy;
