@@ -55,17 +55,25 @@ async fn backends() -> Result<Vec<(&'static str, Arc<dyn Journal>)>, BoxError> {
     for suffix in ["", "-wal", "-shm"] {
         let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
     }
-    let mut out: Vec<(&'static str, Arc<dyn Journal>)> =
-        vec![("SQLite (WAL, synchronous=FULL)", Arc::new(SqliteJournal::open(&path)?))];
+    let mut out: Vec<(&'static str, Arc<dyn Journal>)> = vec![(
+        "SQLite (WAL, synchronous=FULL)",
+        Arc::new(SqliteJournal::open(&path)?),
+    )];
     match std::env::var("TOWER_LRO_PG") {
-        Ok(config) => out.push(("PostgreSQL 15 (unix socket)", Arc::new(PostgresJournal::connect(&config).await?))),
+        Ok(config) => out.push((
+            "PostgreSQL 15 (unix socket)",
+            Arc::new(PostgresJournal::connect(&config).await?),
+        )),
         Err(_) => eprintln!("TOWER_LRO_PG not set: PostgreSQL rows left out"),
     }
     Ok(out)
 }
 
 fn entry(writer: &JournalWriter, cancel: &Uri) -> Entry {
-    let name = format!("projects/p/locations/l/operations/bench-{}", fastrand::u64(..));
+    let name = format!(
+        "projects/p/locations/l/operations/bench-{}",
+        fastrand::u64(..)
+    );
     Entry::new(
         writer.next_id(),
         name,
@@ -78,7 +86,11 @@ fn entry(writer: &JournalWriter, cancel: &Uri) -> Entry {
 }
 
 /// `calls` tasks, each record → committed → remove, for `run` in all.
-async fn throughput(journal: Arc<dyn Journal>, calls: usize, run: Duration) -> Result<String, BoxError> {
+async fn throughput(
+    journal: Arc<dyn Journal>,
+    calls: usize,
+    run: Duration,
+) -> Result<String, BoxError> {
     let writer = JournalWriter::start(journal, WriterOptions::new())?;
     let cancel: Uri = "https://api.test/v1/projects/p/locations/l/operations/x:cancel".parse()?;
     let end = Instant::now() + run;
@@ -129,7 +141,11 @@ fn block_on<F: Future>(f: F) -> F::Output {
 
 fn main() -> Result<(), BoxError> {
     let short = std::env::args().any(|a| a == "--short");
-    let run = if short { Duration::from_millis(300) } else { Duration::from_secs(3) };
+    let run = if short {
+        Duration::from_millis(300)
+    } else {
+        Duration::from_secs(3)
+    };
     let rounds = if short { 20 } else { 300 };
     block_on(async {
         let backends = backends().await?;

@@ -9,6 +9,8 @@
 mod common;
 #[path = "common/crash.rs"]
 mod crash;
+#[path = "common/pg.rs"]
+mod pg;
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -24,35 +26,14 @@ const OPS_PER_REPLICA: usize = 100;
 #[test]
 #[ignore = "the crash tests' child process; started by them"]
 fn crash_child() {
-    if std::env::var("CRASH_CHILD").is_err() {
-        return;
-    }
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    rt.block_on(crash::child_main(|| async {
+    crash::run_child(|| async {
         let config = std::env::var("CRASH_JOURNAL").unwrap();
         Arc::new(PostgresJournal::connect(&config).await.unwrap()) as Arc<dyn Journal>
-    }));
+    });
 }
 
 async fn database() -> Option<String> {
-    let Ok(base) = std::env::var("TOWER_LRO_PG") else {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "TOWER_LRO_PG is not set: CI must run the PostgreSQL crash test (.ci/run starts a server)"
-        );
-        eprintln!("SKIPPED: set TOWER_LRO_PG to a PostgreSQL connection string to run this test");
-        return None;
-    };
-    let (client, connection) = tokio_postgres::connect(&base, tokio_postgres::NoTls)
-        .await
-        .expect("connect to TOWER_LRO_PG");
-    tokio::spawn(connection);
-    let db = format!("tower_lro_crash_{:x}", fastrand::u64(..));
-    client
-        .batch_execute(&format!("CREATE DATABASE {db}"))
-        .await
-        .unwrap();
-    Some(format!("{base} dbname={db}"))
+    pg::fresh_database("tower_lro_crash").await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -22,14 +22,10 @@ const OPS: usize = 200;
 #[test]
 #[ignore = "the crash tests' child process; started by them"]
 fn crash_child() {
-    if std::env::var("CRASH_CHILD").is_err() {
-        return;
-    }
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    rt.block_on(crash::child_main(|| async {
+    crash::run_child(|| async {
         let path = std::env::var("CRASH_JOURNAL").unwrap();
         Arc::new(SqliteJournal::open(path).unwrap()) as Arc<dyn Journal>
-    }));
+    });
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

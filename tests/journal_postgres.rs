@@ -5,6 +5,8 @@
 //! fail under `CI=true` and are skipped, saying so, elsewhere.
 
 mod common;
+#[path = "common/pg.rs"]
+mod pg;
 #[path = "common/journal.rs"]
 mod scenarios;
 
@@ -12,26 +14,8 @@ use std::sync::Arc;
 
 use tower_lro::journal::{Journal, PostgresJournal};
 
-/// A fresh schema-less database per test, so tests can run in parallel.
 async fn database() -> Option<String> {
-    let Ok(base) = std::env::var("TOWER_LRO_PG") else {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "TOWER_LRO_PG is not set: CI must run the PostgreSQL journal tests (.ci/run starts a server)"
-        );
-        eprintln!("SKIPPED: set TOWER_LRO_PG to a PostgreSQL connection string to run this test");
-        return None;
-    };
-    let (client, connection) = tokio_postgres::connect(&base, tokio_postgres::NoTls)
-        .await
-        .expect("connect to TOWER_LRO_PG");
-    tokio::spawn(connection);
-    let db = format!("tower_lro_{:x}", fastrand::u64(..));
-    client
-        .batch_execute(&format!("CREATE DATABASE {db}"))
-        .await
-        .unwrap();
-    Some(format!("{base} dbname={db}"))
+    pg::fresh_database("tower_lro").await
 }
 
 async fn connect(config: &str) -> Arc<dyn Journal> {

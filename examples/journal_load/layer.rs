@@ -35,7 +35,15 @@ fn start(base: &str) -> Request<Full<Bytes>> {
 async fn tracked(
     mut svc: Svc,
     request: Request<Full<Bytes>>,
-) -> Result<(std::pin::Pin<Box<tower_lro::ResponseFuture<HttpClient, Full<Bytes>, hyper::body::Incoming>>>, Duration), BoxError> {
+) -> Result<
+    (
+        std::pin::Pin<
+            Box<tower_lro::ResponseFuture<HttpClient, Full<Bytes>, hyper::body::Incoming>>,
+        >,
+        Duration,
+    ),
+    BoxError,
+> {
     let t0 = Instant::now();
     ServiceExt::<Request<Full<Bytes>>>::ready(&mut svc).await?;
     let mut future = Box::pin(svc.call(request));
@@ -70,9 +78,14 @@ async fn run(journal: Option<Arc<dyn Journal>>, rounds: usize) -> Result<String,
         let dropped = Instant::now();
         drop(future);
         let log = server
-            .wait_for(Duration::from_secs(10), |log| log.iter().any(|r| r.endpoint == Endpoint::Cancel))
+            .wait_for(Duration::from_secs(10), |log| {
+                log.iter().any(|r| r.endpoint == Endpoint::Cancel)
+            })
             .await?;
-        let arrival = log.iter().find(|r| r.endpoint == Endpoint::Cancel).map(|r| r.received_at);
+        let arrival = log
+            .iter()
+            .find(|r| r.endpoint == Endpoint::Cancel)
+            .map(|r| r.received_at);
         if i >= 5 {
             starts.push(took);
             drops.push(arrival.map_or(Duration::ZERO, |a| a.saturating_duration_since(dropped)));

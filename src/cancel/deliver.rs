@@ -42,6 +42,31 @@ pub(crate) struct CancelJob<S> {
     pub(crate) journal: JournalSlot,
 }
 
+impl<S> CancelJob<S> {
+    /// A cancel fired by request (explicit or reaped) rather than by a
+    /// tracked call: the layer's `config`, no journal entry of its own.
+    pub(crate) fn direct(
+        svc: S,
+        target: Target,
+        headers: HeaderMap,
+        reason: Reason,
+        config: Arc<Config>,
+        runtime: Handle,
+    ) -> Self {
+        CancelJob {
+            svc,
+            target,
+            headers,
+            reason,
+            shared: config.shared.clone(),
+            config,
+            runtime,
+            call_span: Span::current(),
+            journal: JournalSlot::default(),
+        }
+    }
+}
+
 /// Counts a cancel that never ran (its task dropped by a shutting-down
 /// runtime), and keeps `pending` right.
 struct PendingGuard {
@@ -63,7 +88,7 @@ impl Drop for PendingGuard {
 
 /// Spawns one detached cancel. Called from the response future (possibly in
 /// its `Drop`): never blocks, never panics.
-pub(crate) fn spawn_cancel<S, ReqBody, ResBody>(mut job: CancelJob<S>)
+pub(crate) fn spawn_cancel<S, ReqBody, ResBody>(job: CancelJob<S>)
 where
     S: Client<ReqBody, ResBody>,
     ReqBody: RequestBody + Send + 'static,
@@ -99,14 +124,7 @@ where
     let tracker = shared.tracker.clone();
     let task = async move {
         let mut guard = guard;
-        let mut journal = std::mem::take(&mut job.journal);
-        let outcome = deliver::<S, ReqBody, ResBody>(job).await;
-        outcome.count(&shared.counters);
-        // Settled: nothing left to reap. A failed cancel's entry stays, for
-        // a reaper once this process's lease ends.
-        if outcome != CancelOutcome::Failed {
-            journal.remove();
-        }
+        settle::<S, ReqBody, ResBody>(job).await;
         guard.armed = None;
     }
     .instrument(span);
@@ -197,17 +215,29 @@ impl CancelOutcome {
 /// Delivers one cancel now, in the caller's task (an explicit or reaped
 /// cancel): the same policy, slots, memo, counters and `lro.cancel` span as
 /// a detached one; resolves to its outcome.
-pub(crate) async fn deliver_now<S, ReqBody, ResBody>(mut job: CancelJob<S>) -> CancelOutcome
+pub(crate) async fn deliver_now<S, ReqBody, ResBody>(job: CancelJob<S>) -> CancelOutcome
+where
+    S: Client<ReqBody, ResBody>,
+    ReqBody: RequestBody + Send + 'static,
+    ResBody: Body<Data = Bytes, Error: Into<BoxError>> + Send + 'static,
+{
+    Counters::bump(&job.shared.counters.fired);
+    let span = cancel_span(job.target.name(), job.reason.as_str(), &job.call_span);
+    settle::<S, ReqBody, ResBody>(job).instrument(span).await
+}
+
+/// Delivers, counts the outcome, and removes the operation's journal entry
+/// once the cancel settled (a failed cancel's entry stays, for a reaper once
+/// this process's lease ends).
+async fn settle<S, ReqBody, ResBody>(mut job: CancelJob<S>) -> CancelOutcome
 where
     S: Client<ReqBody, ResBody>,
     ReqBody: RequestBody + Send + 'static,
     ResBody: Body<Data = Bytes, Error: Into<BoxError>> + Send + 'static,
 {
     let shared = job.shared.clone();
-    Counters::bump(&shared.counters.fired);
-    let span = cancel_span(job.target.name(), job.reason.as_str(), &job.call_span);
     let mut journal = std::mem::take(&mut job.journal);
-    let outcome = deliver::<S, ReqBody, ResBody>(job).instrument(span).await;
+    let outcome = deliver::<S, ReqBody, ResBody>(job).await;
     outcome.count(&shared.counters);
     if outcome != CancelOutcome::Failed {
         journal.remove();

@@ -7,13 +7,11 @@ use http::{HeaderMap, Request, Response, Uri};
 use http_body::Body;
 use tokio::runtime::Handle;
 use tower_service::Service;
-use tracing::Span;
 
 use super::deliver::{deliver_now, CancelJob, CancelOutcome};
 use super::policy::Reason;
 use crate::config::Config;
 use crate::error::BoxError;
-use crate::journal_hook::JournalSlot;
 use crate::operation::{OperationName, RouteError};
 use crate::protocol::rest::routes::{default_route, user_route, Route};
 use crate::protocol::Target;
@@ -54,7 +52,6 @@ impl<S> CancelOnDrop<S> {
     {
         let route = route(&self.config, name, request_uri);
         let (svc, config, name) = (self.inner.clone(), self.config.clone(), name.clone());
-        let call_span = Span::current();
         async move {
             let target = Target::rest(name, route?);
             let Ok(runtime) = Handle::try_current() else {
@@ -63,17 +60,7 @@ impl<S> CancelOnDrop<S> {
             };
             let mut headers = HeaderMap::new();
             target.add_headers(&mut headers);
-            let job = CancelJob {
-                svc,
-                target,
-                headers,
-                reason: Reason::Explicit,
-                shared: config.shared.clone(),
-                config,
-                runtime,
-                call_span,
-                journal: JournalSlot::default(),
-            };
+            let job = CancelJob::direct(svc, target, headers, Reason::Explicit, config, runtime);
             Ok(deliver_now::<S, ReqBody, ResBody>(job).await)
         }
     }

@@ -9,9 +9,9 @@ mod policy;
 mod stats;
 mod verify;
 
-pub use deliver::CancelOutcome;
 #[cfg(feature = "journal")]
 pub(crate) use deliver::deliver_now;
+pub use deliver::CancelOutcome;
 pub(crate) use deliver::{spawn_cancel, CancelJob};
 mod explicit;
 pub(crate) use in_flight::spawn_in_flight;

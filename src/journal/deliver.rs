@@ -8,13 +8,11 @@ use http::Response;
 use http_body::Body;
 use tokio::runtime::Handle;
 use tower_service::Service;
-use tracing::Span;
 
 use super::{Entry, Protocol};
 use crate::cancel::{deliver_now, CancelJob, CancelOutcome, Reason};
 use crate::config::Config;
 use crate::error::BoxError;
-use crate::journal_hook::JournalSlot;
 use crate::operation::OperationName;
 use crate::protocol::rest::routes::Route;
 use crate::protocol::Target;
@@ -45,17 +43,7 @@ where
     };
     let mut headers = entry.header_map();
     target.add_headers(&mut headers);
-    let job = CancelJob {
-        svc,
-        target,
-        headers,
-        reason: Reason::Reaped,
-        shared: config.shared.clone(),
-        config,
-        runtime,
-        call_span: Span::current(),
-        journal: JournalSlot::default(),
-    };
+    let job = CancelJob::direct(svc, target, headers, Reason::Reaped, config, runtime);
     deliver_now::<S, B, ResBody>(job).await
 }
 

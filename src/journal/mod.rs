@@ -22,6 +22,7 @@
 mod deliver;
 mod entry;
 mod reaper;
+mod route;
 mod schema;
 mod writer;
 

@@ -102,6 +102,20 @@ fn env(name: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| panic!("{name} not set for the crash child"))
 }
 
+/// The child test's body: runs [`child_main`] if this process is a crash
+/// child (`CRASH_CHILD` set); a no-op otherwise.
+pub fn run_child<F, Fut>(open: F)
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Arc<dyn Journal>>,
+{
+    if std::env::var("CRASH_CHILD").is_err() {
+        return;
+    }
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(child_main(open));
+}
+
 /// The child's body: `open` opens a connection to the journal.
 pub async fn child_main<F, Fut>(open: F)
 where
