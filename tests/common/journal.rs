@@ -279,6 +279,8 @@ pub async fn reaper_cancels_orphans(journal: Arc<dyn Journal>) {
         // Final, not retried: that entry is released for the next round.
         Fault::Script(vec![http::StatusCode::INTERNAL_SERVER_ERROR]),
     );
+    let recorder = crate::common::SpanRecorder::default();
+    let guard = recorder.install();
     let first = reaper.reap_once().await.unwrap();
     assert_eq!(
         (first.claimed, first.accepted, first.failed),
@@ -306,5 +308,21 @@ pub async fn reaper_cancels_orphans(journal: Arc<dyn Journal>) {
         assert!(last.headers.get("x-goog-api-key").is_none());
     }
     assert_eq!(reaper.stats().accepted, 5);
+    drop(guard);
+    let reaps = recorder.named("lro.reap");
+    assert_eq!(reaps.len(), 2);
+    assert_eq!(
+        (
+            reaps[0].fields["claimed"].as_str(),
+            reaps[0].fields["failed"].as_str()
+        ),
+        ("5", "1")
+    );
+    let cancels = recorder.named("lro.cancel");
+    assert_eq!(cancels.len(), 6);
+    assert!(
+        cancels.iter().all(|c| c.fields["reason"] == "reaped"),
+        "{cancels:?}"
+    );
     handle.shutdown().await;
 }
