@@ -47,6 +47,8 @@ pub(crate) struct Config {
     pub(crate) grpc_methods: GrpcLroMethods,
     /// Cancel slots, counters and per-server memos, sized by `cancel`.
     pub(crate) shared: Arc<Shared>,
+    /// Where tracked operations are journaled, if anywhere.
+    pub(crate) journal: crate::journal_hook::Writer,
 }
 
 impl fmt::Debug for Config {
@@ -62,6 +64,7 @@ impl fmt::Debug for Config {
             .field("on_progress", &self.on_progress.as_ref().map(|_| "set"))
             .field("route", &self.route.as_ref().map(|_| "custom"))
             .field("grpc_methods", &self.grpc_methods)
+            .field("journal", &self.journal)
             .finish()
     }
 }
@@ -84,6 +87,7 @@ impl Default for Config {
             on_progress: None,
             route: None,
             grpc_methods: GrpcLroMethods::googleapis(),
+            journal: Default::default(),
         }
     }
 }

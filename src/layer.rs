@@ -60,6 +60,21 @@ impl CancelOnDropLayer {
         }
     }
 
+    /// Journals every operation this layer's services track, so that a
+    /// [`Reaper`](crate::journal::Reaper) cancels what a crash leaves
+    /// running: an entry is enqueued on `writer` when an operation's name
+    /// becomes known, and its removal when the operation is done or its
+    /// cancel settles (accepted, not found, UNIMPLEMENTED). The entry of a
+    /// cancel that failed, was shed or lost stays, for a reaper once this
+    /// process's lease ends. Calls marked [`Detached`](crate::Detached) are
+    /// not journaled: they are never cancelled. Enqueueing never blocks the
+    /// call (see [`JournalWriter`](crate::journal::JournalWriter)).
+    #[cfg(feature = "journal")]
+    pub fn journal(mut self, writer: crate::journal::JournalWriter) -> Self {
+        self.config_mut().journal = Some(writer);
+        self
+    }
+
     fn config_mut(&mut self) -> &mut Config {
         Arc::make_mut(&mut self.config)
     }

@@ -68,6 +68,10 @@
 //!   a `tonic::transport::Channel` under a generated client. gRPC support
 //!   itself (recognition, polling, cancelling: [`GrpcLroMethods`]) is always
 //!   built and needs only `prost`.
+//! - `journal`: [`journal`], a durable record of tracked operations and a
+//!   reaper that cancels what a crashed process left running;
+//!   `journal-sqlite` adds the one-file SQLite backend, `journal-postgres`
+//!   the PostgreSQL backend for fleets.
 #![forbid(unsafe_code)]
 #![warn(missing_docs, missing_debug_implementations, rust_2018_idioms)]
 // docs.rs (`--cfg docsrs`, nightly): mark feature-gated items. `doc_cfg` has
@@ -83,6 +87,9 @@ mod error;
 mod extensions;
 mod future;
 mod inspect;
+#[cfg(feature = "journal")]
+pub mod journal;
+mod journal_hook;
 mod layer;
 mod operation;
 mod poll;
@@ -97,7 +104,7 @@ mod shared;
 pub mod testing;
 
 pub use body::ResponseBody;
-pub use cancel::{CancelHandle, CancelPolicy, CancelStats, DrainReport};
+pub use cancel::{CancelHandle, CancelOutcome, CancelPolicy, CancelStats, DrainReport};
 pub use config::{DEFAULT_MAX_INSPECT_BYTES, FORWARDED_HEADERS};
 pub use error::{BoxError, Error};
 pub use extensions::{Detached, Resume, ReturnImmediately};

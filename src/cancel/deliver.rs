@@ -21,6 +21,7 @@ use super::verify::verify;
 use crate::config::Config;
 use crate::error::BoxError;
 use crate::inspect::read_to_end;
+use crate::journal_hook::JournalSlot;
 use crate::protocol::{cancel_span, CancelAnswer, CancelHead, Rpc, Target};
 use crate::request_body::RequestBody;
 use crate::retry::backoff;
@@ -37,6 +38,33 @@ pub(crate) struct CancelJob<S> {
     pub(crate) shared: Arc<Shared>,
     pub(crate) runtime: Handle,
     pub(crate) call_span: Span,
+    /// The operation's journal entry: removed once the cancel settles.
+    pub(crate) journal: JournalSlot,
+}
+
+impl<S> CancelJob<S> {
+    /// A cancel fired by request (explicit or reaped) rather than by a
+    /// tracked call: the layer's `config`, no journal entry of its own.
+    pub(crate) fn direct(
+        svc: S,
+        target: Target,
+        headers: HeaderMap,
+        reason: Reason,
+        config: Arc<Config>,
+        runtime: Handle,
+    ) -> Self {
+        CancelJob {
+            svc,
+            target,
+            headers,
+            reason,
+            shared: config.shared.clone(),
+            config,
+            runtime,
+            call_span: Span::current(),
+            journal: JournalSlot::default(),
+        }
+    }
 }
 
 /// Counts a cancel that never ran (its task dropped by a shutting-down
@@ -97,53 +125,66 @@ where
     let tracker = shared.tracker.clone();
     let task = async move {
         let mut guard = guard;
-        let outcome = deliver::<S, ReqBody, ResBody>(job).await;
-        outcome.count(&shared.counters);
+        settle::<S, ReqBody, ResBody>(job).await;
         guard.armed = None;
     }
     .instrument(span);
     tracker.spawn_on(task, &runtime);
 }
 
-/// How one cancel ended.
+/// How one CancelOperation ended: what
+/// [`CancelOnDrop::cancel`](crate::CancelOnDrop::cancel) resolves to, and the
+/// `outcome` of its `lro.cancel` span.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Outcome {
+#[non_exhaustive]
+pub enum CancelOutcome {
+    /// Accepted (2xx; gRPC OK). AIP-151: cancellation is asynchronous, the
+    /// operation may still finish.
     Accepted,
+    /// Accepted, and with [`CancelPolicy::verify`](crate::CancelPolicy::verify)
+    /// GetOperation then showed it ended CANCELLED.
     VerifiedCancelled,
+    /// Accepted, but with `verify` the operation was seen to end otherwise.
     CompletedAnyway,
+    /// The operation does not exist (404; gRPC NOT_FOUND).
     NotFound,
+    /// The server does not implement CancelOperation (501 or an AIP-193
+    /// `UNIMPLEMENTED`; gRPC 12).
     Unimplemented,
+    /// Not sent: the server answered UNIMPLEMENTED recently.
     UnimplementedSkipped,
+    /// A non-retried error, or retries ran out of time (the policy's deadline).
     Failed,
 }
 
-impl Outcome {
-    fn as_str(self) -> &'static str {
+impl CancelOutcome {
+    /// The outcome's name, as recorded on the `lro.cancel` span.
+    pub fn as_str(self) -> &'static str {
         match self {
-            Outcome::Accepted => "accepted",
-            Outcome::VerifiedCancelled => "verified_cancelled",
-            Outcome::CompletedAnyway => "completed_anyway",
-            Outcome::NotFound => "not_found",
-            Outcome::Unimplemented => "unimplemented",
-            Outcome::UnimplementedSkipped => "unimplemented_skipped",
-            Outcome::Failed => "failed",
+            CancelOutcome::Accepted => "accepted",
+            CancelOutcome::VerifiedCancelled => "verified_cancelled",
+            CancelOutcome::CompletedAnyway => "completed_anyway",
+            CancelOutcome::NotFound => "not_found",
+            CancelOutcome::Unimplemented => "unimplemented",
+            CancelOutcome::UnimplementedSkipped => "unimplemented_skipped",
+            CancelOutcome::Failed => "failed",
         }
     }
 
     fn count(self, c: &Counters) {
         let counter = match self {
-            Outcome::Accepted => &c.accepted,
-            Outcome::VerifiedCancelled => {
+            CancelOutcome::Accepted => &c.accepted,
+            CancelOutcome::VerifiedCancelled => {
                 Counters::bump(&c.accepted);
                 &c.verified_cancelled
             }
-            Outcome::CompletedAnyway => {
+            CancelOutcome::CompletedAnyway => {
                 Counters::bump(&c.accepted);
                 &c.completed_anyway
             }
-            Outcome::NotFound => &c.not_found,
-            Outcome::Unimplemented | Outcome::UnimplementedSkipped => &c.unimplemented,
-            Outcome::Failed => &c.failed,
+            CancelOutcome::NotFound => &c.not_found,
+            CancelOutcome::Unimplemented | CancelOutcome::UnimplementedSkipped => &c.unimplemented,
+            CancelOutcome::Failed => &c.failed,
         };
         Counters::bump(counter);
     }
@@ -151,28 +192,61 @@ impl Outcome {
     fn log(self, started: Instant, authority: &str) {
         let elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
         match self {
-            Outcome::Accepted => {
+            CancelOutcome::Accepted => {
                 tracing::info!(elapsed_ms, "operation cancelled (CancelOperation accepted)")
             }
-            Outcome::VerifiedCancelled => tracing::info!(
+            CancelOutcome::VerifiedCancelled => tracing::info!(
                 elapsed_ms,
                 "operation cancelled: GetOperation shows it ended CANCELLED"
             ),
-            Outcome::CompletedAnyway => tracing::warn!(
+            CancelOutcome::CompletedAnyway => tracing::warn!(
                 elapsed_ms,
                 "cancel accepted, but the operation ended without CANCELLED"
             ),
-            Outcome::NotFound => tracing::info!(elapsed_ms, "cancel: operation not found"),
-            Outcome::Unimplemented | Outcome::UnimplementedSkipped => tracing::warn!(
+            CancelOutcome::NotFound => tracing::info!(elapsed_ms, "cancel: operation not found"),
+            CancelOutcome::Unimplemented | CancelOutcome::UnimplementedSkipped => tracing::warn!(
                 authority,
                 "cancel not sent: the server does not implement CancelOperation (UNIMPLEMENTED)"
             ),
-            Outcome::Failed => tracing::warn!(elapsed_ms, "cancel failed"),
+            CancelOutcome::Failed => tracing::warn!(elapsed_ms, "cancel failed"),
         }
     }
 }
 
-async fn deliver<S, ReqBody, ResBody>(mut job: CancelJob<S>) -> Outcome
+/// Delivers one cancel now, in the caller's task (an explicit or reaped
+/// cancel): the same policy, slots, memo, counters and `lro.cancel` span as
+/// a detached one; resolves to its outcome.
+pub(crate) async fn deliver_now<S, ReqBody, ResBody>(job: CancelJob<S>) -> CancelOutcome
+where
+    S: Client<ReqBody, ResBody>,
+    ReqBody: RequestBody + Send + 'static,
+    ResBody: Body<Data = Bytes, Error: Into<BoxError>> + Send + 'static,
+{
+    Counters::bump(&job.shared.counters.fired);
+    let span = cancel_span(job.target.name(), job.reason.as_str(), &job.call_span);
+    settle::<S, ReqBody, ResBody>(job).instrument(span).await
+}
+
+/// Delivers, counts the outcome, and removes the operation's journal entry
+/// once the cancel settled (a failed cancel's entry stays, for a reaper once
+/// this process's lease ends).
+async fn settle<S, ReqBody, ResBody>(mut job: CancelJob<S>) -> CancelOutcome
+where
+    S: Client<ReqBody, ResBody>,
+    ReqBody: RequestBody + Send + 'static,
+    ResBody: Body<Data = Bytes, Error: Into<BoxError>> + Send + 'static,
+{
+    let shared = job.shared.clone();
+    let mut journal = std::mem::take(&mut job.journal);
+    let outcome = deliver::<S, ReqBody, ResBody>(job).await;
+    outcome.count(&shared.counters);
+    if outcome != CancelOutcome::Failed {
+        journal.remove();
+    }
+    outcome
+}
+
+async fn deliver<S, ReqBody, ResBody>(mut job: CancelJob<S>) -> CancelOutcome
 where
     S: Client<ReqBody, ResBody>,
     ReqBody: RequestBody + Send + 'static,
@@ -181,15 +255,15 @@ where
     let started = Instant::now();
     let authority = job.target.authority().to_owned();
     let outcome = if job.shared.unimplemented_at(&authority) {
-        Outcome::UnimplementedSkipped
+        CancelOutcome::UnimplementedSkipped
     } else {
         let deadline = started + job.config.cancel.deadline;
         attempts(&mut job, deadline).await
     };
     let outcome = match (outcome, job.config.cancel.verify) {
-        (Outcome::Accepted, Some(timeout)) => verify::<S, ReqBody, ResBody>(job, timeout)
+        (CancelOutcome::Accepted, Some(timeout)) => verify::<S, ReqBody, ResBody>(job, timeout)
             .await
-            .unwrap_or(Outcome::Accepted),
+            .unwrap_or(CancelOutcome::Accepted),
         (outcome, _) => outcome,
     };
     Span::current().record("outcome", outcome.as_str());
@@ -201,7 +275,7 @@ where
 /// deadline passes. A slot is held per attempt: a cancel backing off, or
 /// honouring a Retry-After, sends nothing and holds no slot.
 // `&mut`: a `&CancelJob` held across an await would need `S: Sync`.
-async fn attempts<S, ReqBody, ResBody>(job: &mut CancelJob<S>, deadline: Instant) -> Outcome
+async fn attempts<S, ReqBody, ResBody>(job: &mut CancelJob<S>, deadline: Instant) -> CancelOutcome
 where
     S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
     S::Error: Into<BoxError>,
@@ -216,7 +290,7 @@ where
     loop {
         let Ok(Ok(slot)) = tokio::time::timeout_at(deadline, shared.slots.acquire()).await else {
             tracing::warn!(attempt, "no cancel slot free before the cancel deadline");
-            return Outcome::Failed;
+            return CancelOutcome::Failed;
         };
         if attempt > 0 {
             Counters::bump(&shared.counters.retried);
@@ -227,13 +301,13 @@ where
             .attempt_timeout
             .min(deadline.saturating_duration_since(Instant::now()));
         let after = match attempt_once(job, budget, attempt).await {
-            CancelAnswer::Accepted => return Outcome::Accepted,
-            CancelAnswer::NotFound => return Outcome::NotFound,
-            CancelAnswer::Failed(_) => return Outcome::Failed,
+            CancelAnswer::Accepted => return CancelOutcome::Accepted,
+            CancelAnswer::NotFound => return CancelOutcome::NotFound,
+            CancelAnswer::Failed(_) => return CancelOutcome::Failed,
             CancelAnswer::Unimplemented => {
                 shared
                     .remember_unimplemented(job.target.authority(), policy.remember_unimplemented);
-                return Outcome::Unimplemented;
+                return CancelOutcome::Unimplemented;
             }
             CancelAnswer::Retry(after) => after,
         };
@@ -247,7 +321,7 @@ where
         .max(after.unwrap_or_default());
         let next = Instant::now() + delay;
         if attempt >= policy.attempts || next >= deadline {
-            return Outcome::Failed;
+            return CancelOutcome::Failed;
         }
         drop(slot);
         tokio::time::sleep_until(next).await;

@@ -9,7 +9,11 @@ mod policy;
 mod stats;
 mod verify;
 
+#[cfg(feature = "journal")]
+pub(crate) use deliver::deliver_now;
+pub use deliver::CancelOutcome;
 pub(crate) use deliver::{spawn_cancel, CancelJob};
+mod explicit;
 pub(crate) use in_flight::spawn_in_flight;
 pub use policy::CancelPolicy;
 pub(crate) use policy::Reason;

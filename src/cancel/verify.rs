@@ -9,7 +9,7 @@ use http_body::Body;
 use tracing::Span;
 
 use super::bounds::Client;
-use super::deliver::{spawn_cancel, CancelJob, Outcome};
+use super::deliver::{spawn_cancel, CancelJob, CancelOutcome};
 use crate::error::BoxError;
 use crate::future::{CallContext, ResponseFuture, Track};
 use crate::inspect::read_to_end;
@@ -21,7 +21,7 @@ use crate::request_body::RequestBody;
 pub(crate) async fn verify<S, ReqBody, ResBody>(
     job: CancelJob<S>,
     timeout: Duration,
-) -> Option<Outcome>
+) -> Option<CancelOutcome>
 where
     S: Client<ReqBody, ResBody>,
     ReqBody: RequestBody + Send + 'static,
@@ -55,8 +55,8 @@ where
     let response = tokio::time::timeout(timeout, future).await.ok()?.ok()?;
     let (data, trailers) = read_to_end(response.into_body(), max_bytes).await?;
     match target.poll_body(&data, trailers.as_ref()) {
-        PollBody::Done { cancelled: true } => Some(Outcome::VerifiedCancelled),
-        PollBody::Done { cancelled: false } => Some(Outcome::CompletedAnyway),
+        PollBody::Done { cancelled: true } => Some(CancelOutcome::VerifiedCancelled),
+        PollBody::Done { cancelled: false } => Some(CancelOutcome::CompletedAnyway),
         _ => None,
     }
 }

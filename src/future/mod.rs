@@ -199,9 +199,11 @@ where
             Some(finish) => finish,
             None => ready!(drive(this.state.as_mut(), track, cx)),
         };
-        if let Some(track) = this.track.take() {
-            if let Some(reason) = finish.give_up {
-                guard::abandon(this.state.as_mut(), track, *this.detach, reason);
+        if let Some(mut track) = this.track.take() {
+            match finish.give_up {
+                Some(reason) => guard::abandon(this.state.as_mut(), track, *this.detach, reason),
+                // Done (or ended without a cancel to send): nothing to reap.
+                None => track.journal.remove(),
             }
         }
         this.state.set(State::Done);

@@ -15,6 +15,7 @@ use tracing::{field, Span};
 
 use crate::cancel::{CancelJob, Reason};
 use crate::config::Config;
+use crate::journal_hook::JournalSlot;
 use crate::poll::{next_rpc, Schedule};
 use crate::protocol::{Protocol, Rpc, Target};
 use crate::shared::Shared;
@@ -48,6 +49,8 @@ pub(crate) struct Track<S> {
     deadline: Option<Pin<Box<Sleep>>>,
     pub(crate) target: Option<Target>,
     pub(crate) poll_span: Span,
+    /// The operation's journal entry, once recorded.
+    pub(crate) journal: JournalSlot,
 }
 
 impl<S> Track<S> {
@@ -62,6 +65,7 @@ impl<S> Track<S> {
             deadline,
             target: None,
             poll_span: Span::none(),
+            journal: JournalSlot::default(),
         }
     }
 
@@ -95,6 +99,12 @@ impl<S> Track<S> {
         target.add_headers(&mut self.call.headers);
         if announce {
             tracing::info!(parent: &self.call.span, operation.name = %target.name(), "operation started");
+            // Not when verifying a cancel (already journaled), nor for a
+            // Detached call (never cancelled).
+            if !self.call.detached {
+                self.journal =
+                    JournalSlot::record(&self.call.config.journal, &target, &self.call.headers);
+            }
         }
         self.target = Some(target);
     }
@@ -102,7 +112,12 @@ impl<S> Track<S> {
     /// Stops watching: fires a cancel if an operation was known (it is not
     /// done, or this would not be called) and the call is not detached.
     pub(crate) fn give_up(self, reason: Reason) {
-        let Track { call, target, .. } = self;
+        let Track {
+            call,
+            target,
+            journal,
+            ..
+        } = self;
         let Some(target) = target else { return };
         if call.detached {
             tracing::info!(
@@ -129,6 +144,7 @@ impl<S> Track<S> {
             shared: call.shared,
             runtime: call.runtime,
             call_span: call.span,
+            journal,
         });
     }
 }

@@ -21,6 +21,7 @@ enum RouteErrorKind {
     NoPrefix { path: Box<str> },
     InvalidPrefix { prefix: Box<str> },
     InvalidUri(http::Error),
+    OtherOrigin,
 }
 
 impl RouteError {
@@ -48,6 +49,9 @@ impl fmt::Display for RouteError {
                 prefix.escape_debug()
             ),
             RouteErrorKind::InvalidUri(e) => write!(f, "invalid operation URI: {e}"),
+            RouteErrorKind::OtherOrigin => {
+                f.write_str("the route function's URIs leave the request's scheme and authority")
+            }
         }
     }
 }
@@ -66,6 +70,13 @@ impl RouteError {
     pub(crate) fn no_prefix(path: &str) -> RouteError {
         RouteError {
             kind: RouteErrorKind::NoPrefix { path: path.into() },
+        }
+    }
+
+    /// A route function answered URIs on another origin than the request's.
+    pub(crate) fn other_origin() -> RouteError {
+        RouteError {
+            kind: RouteErrorKind::OtherOrigin,
         }
     }
 

@@ -170,8 +170,8 @@
 
 mod fault;
 mod filter;
-mod json;
 pub mod grpc;
+mod json;
 mod log;
 mod ops;
 mod route;

@@ -1,0 +1,72 @@
+//! The journal's tables, the same text for SQLite and PostgreSQL.
+// Row decoding is used by the backends only.
+#![cfg_attr(
+    not(any(feature = "journal-sqlite", feature = "journal-postgres")),
+    allow(dead_code)
+)]
+
+use super::{Entry, EntryId, JournalError, OwnerId, Protocol, Route};
+
+/// The schema both backends create on open (idempotent). Times are
+/// milliseconds since the Unix epoch.
+///
+/// - `tower_lro_owners`: one row per writing process, `lease_until_ms` moved
+///   forward by each renewal.
+/// - `tower_lro_operations`: one row per tracked operation. `route_*` say
+///   where its CancelOperation goes; `headers` is a JSON array of
+///   `[name, value]` pairs from the non-secret allowlist only;
+///   `claimed_by`/`claim_until_ms` are set by a reaper's claim.
+pub const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS tower_lro_owners (
+    owner          TEXT PRIMARY KEY,
+    lease_until_ms BIGINT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS tower_lro_operations (
+    id              TEXT PRIMARY KEY,
+    owner           TEXT NOT NULL,
+    name            TEXT NOT NULL,
+    protocol        TEXT NOT NULL,
+    route_scheme    TEXT NOT NULL,
+    route_authority TEXT NOT NULL,
+    route_method    TEXT NOT NULL,
+    route_path      TEXT NOT NULL,
+    headers         TEXT NOT NULL,
+    created_ms      BIGINT NOT NULL,
+    claimed_by      TEXT,
+    claim_until_ms  BIGINT
+);
+CREATE INDEX IF NOT EXISTS tower_lro_operations_owner ON tower_lro_operations (owner);
+";
+
+/// The columns read back, in order (`SELECT {COLUMNS} FROM ...`).
+pub(crate) const COLUMNS: &str = "id, owner, name, protocol, route_scheme, route_authority, \
+     route_method, route_path, headers, created_ms";
+
+/// One row of `tower_lro_operations` as read back ([`COLUMNS`] order).
+pub(crate) struct Row {
+    pub(crate) id: String,
+    pub(crate) owner: String,
+    pub(crate) name: String,
+    pub(crate) protocol: String,
+    pub(crate) scheme: String,
+    pub(crate) authority: String,
+    pub(crate) method: String,
+    pub(crate) path: String,
+    pub(crate) headers: String,
+    pub(crate) created_ms: i64,
+}
+
+impl Row {
+    /// The entry, checked: protocol, route and headers must parse.
+    pub(crate) fn into_entry(self) -> Result<Entry, JournalError> {
+        Ok(Entry::from_stored(
+            EntryId::from_stored(self.id),
+            self.name,
+            Protocol::parse(&self.protocol)?,
+            Route::from_parts(self.scheme, self.authority, self.method, self.path)?,
+            Entry::parse_headers(&self.headers)?,
+            OwnerId::new(self.owner),
+            self.created_ms,
+        ))
+    }
+}

@@ -1,0 +1,211 @@
+//! The embedded journal: one local SQLite file.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use rusqlite::{params, Connection, TransactionBehavior};
+
+use super::schema::{Row, COLUMNS, SCHEMA};
+use super::{millis, Batch, BoxFuture, Entry, EntryId, Journal, JournalError, OwnerId};
+
+/// A [`Journal`] in one SQLite file (SQLite compiled in by `rusqlite`'s
+/// `bundled` feature: nothing to install).
+///
+/// The file is opened in WAL mode with `synchronous = FULL`: a committed
+/// batch survives a process crash and a power loss. Several processes on
+/// one machine may share the file (writers take turns, waiting up to 5 s
+/// for the lock); a fleet on several machines shares a
+/// [`PostgresJournal`](super::PostgresJournal) instead. Calls run on tokio's
+/// blocking pool.
+#[derive(Clone, Debug)]
+pub struct SqliteJournal {
+    conn: Arc<Mutex<Connection>>,
+}
+
+impl SqliteJournal {
+    /// Opens (or creates) the journal file at `path` and its tables.
+    ///
+    /// # Errors
+    /// [`JournalError::Store`] if the file cannot be opened or is not a
+    /// SQLite database, or the schema cannot be created.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self, JournalError> {
+        let conn = Connection::open(path).map_err(JournalError::store)?;
+        conn.busy_timeout(Duration::from_secs(5))
+            .map_err(JournalError::store)?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(JournalError::store)?;
+        conn.pragma_update(None, "synchronous", "FULL")
+            .map_err(JournalError::store)?;
+        conn.execute_batch(SCHEMA).map_err(JournalError::store)?;
+        Ok(SqliteJournal {
+            conn: Arc::new(Mutex::new(conn)),
+        })
+    }
+
+    /// Runs `f` on the connection on the blocking pool.
+    fn run<T, F>(&self, f: F) -> BoxFuture<'static, Result<T, JournalError>>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T, JournalError> + Send + 'static,
+    {
+        let conn = self.conn.clone();
+        Box::pin(async move {
+            tokio::task::spawn_blocking(move || {
+                let mut conn = conn.lock().unwrap_or_else(PoisonError::into_inner);
+                f(&mut conn)
+            })
+            .await
+            .map_err(|_| JournalError::Closed)?
+        })
+    }
+}
+
+fn now_ms() -> i64 {
+    millis(
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default(),
+    )
+}
+
+fn read_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Row> {
+    Ok(Row {
+        id: row.get(0)?,
+        owner: row.get(1)?,
+        name: row.get(2)?,
+        protocol: row.get(3)?,
+        scheme: row.get(4)?,
+        authority: row.get(5)?,
+        method: row.get(6)?,
+        path: row.get(7)?,
+        headers: row.get(8)?,
+        created_ms: row.get(9)?,
+    })
+}
+
+fn write_batch(conn: &mut Connection, batch: &Batch) -> rusqlite::Result<()> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    {
+        let mut insert = tx.prepare_cached(
+            "INSERT INTO tower_lro_operations (id, owner, name, protocol, route_scheme, \
+             route_authority, route_method, route_path, headers, created_ms) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) ON CONFLICT (id) DO NOTHING",
+        )?;
+        for e in &batch.records {
+            let r = e.route();
+            insert.execute(params![
+                e.id().as_str(),
+                e.owner().as_str(),
+                e.name(),
+                e.protocol().as_str(),
+                r.scheme(),
+                r.authority(),
+                r.method_str(),
+                r.path(),
+                e.headers_json(),
+                e.created_ms(),
+            ])?;
+        }
+        let mut delete = tx.prepare_cached("DELETE FROM tower_lro_operations WHERE id = ?1")?;
+        for id in &batch.removes {
+            delete.execute([id.as_str()])?;
+        }
+    }
+    tx.commit()
+}
+
+impl Journal for SqliteJournal {
+    fn commit<'a>(&'a self, batch: &'a Batch) -> BoxFuture<'a, Result<(), JournalError>> {
+        let batch = batch.clone();
+        self.run(move |conn| write_batch(conn, &batch).map_err(JournalError::store))
+    }
+
+    fn renew<'a>(
+        &'a self,
+        owner: &'a OwnerId,
+        lease: Duration,
+    ) -> BoxFuture<'a, Result<(), JournalError>> {
+        let owner = owner.as_str().to_owned();
+        self.run(move |conn| {
+            conn.execute(
+                "INSERT INTO tower_lro_owners (owner, lease_until_ms) VALUES (?1, ?2) \
+                 ON CONFLICT (owner) DO UPDATE SET lease_until_ms = excluded.lease_until_ms",
+                params![owner, now_ms().saturating_add(millis(lease))],
+            )
+            .map(drop)
+            .map_err(JournalError::store)
+        })
+    }
+
+    fn retire<'a>(&'a self, owner: &'a OwnerId) -> BoxFuture<'a, Result<(), JournalError>> {
+        let owner = owner.as_str().to_owned();
+        self.run(move |conn| {
+            conn.execute("DELETE FROM tower_lro_owners WHERE owner = ?1", [owner])
+                .map(drop)
+                .map_err(JournalError::store)
+        })
+    }
+
+    fn claim<'a>(
+        &'a self,
+        claimer: &'a OwnerId,
+        limit: usize,
+        claim_for: Duration,
+    ) -> BoxFuture<'a, Result<Vec<Entry>, JournalError>> {
+        let claimer = claimer.as_str().to_owned();
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.run(move |conn| {
+            let now = now_ms();
+            // One statement, and SQLite has one writer at a time: exclusive.
+            let sql = format!(
+                "UPDATE tower_lro_operations SET claimed_by = ?1, claim_until_ms = ?2 \
+                 WHERE id IN (SELECT o.id FROM tower_lro_operations o \
+                   WHERE (o.claim_until_ms IS NULL OR o.claim_until_ms < ?3) \
+                   AND NOT EXISTS (SELECT 1 FROM tower_lro_owners w \
+                     WHERE w.owner = o.owner AND w.lease_until_ms >= ?3) \
+                   ORDER BY o.created_ms LIMIT ?4) \
+                 RETURNING {COLUMNS}"
+            );
+            let mut stmt = conn.prepare_cached(&sql).map_err(JournalError::store)?;
+            let rows = stmt
+                .query_map(
+                    params![claimer, now.saturating_add(millis(claim_for)), now, limit],
+                    read_row,
+                )
+                .map_err(JournalError::store)?
+                .collect::<rusqlite::Result<Vec<Row>>>()
+                .map_err(JournalError::store)?;
+            rows.into_iter().map(Row::into_entry).collect()
+        })
+    }
+
+    fn release<'a>(&'a self, ids: &'a [EntryId]) -> BoxFuture<'a, Result<(), JournalError>> {
+        let ids = ids.to_vec();
+        self.run(move |conn| {
+            let tx = conn.transaction().map_err(JournalError::store)?;
+            for id in &ids {
+                tx.execute(
+                    "UPDATE tower_lro_operations SET claimed_by = NULL, claim_until_ms = NULL \
+                     WHERE id = ?1",
+                    [id.as_str()],
+                )
+                .map_err(JournalError::store)?;
+            }
+            tx.commit().map_err(JournalError::store)
+        })
+    }
+
+    fn entries(&self) -> BoxFuture<'_, Result<Vec<Entry>, JournalError>> {
+        self.run(|conn| {
+            let sql = format!("SELECT {COLUMNS} FROM tower_lro_operations ORDER BY created_ms");
+            let mut stmt = conn.prepare(&sql).map_err(JournalError::store)?;
+            let rows = stmt
+                .query_map([], read_row)
+                .map_err(JournalError::store)?
+                .collect::<rusqlite::Result<Vec<Row>>>()
+                .map_err(JournalError::store)?;
+            rows.into_iter().map(Row::into_entry).collect()
+        })
+    }
+}

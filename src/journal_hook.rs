@@ -1,0 +1,99 @@
+//! The layer's side of the crash journal: one tracked call's entry.
+//! Compiled to nothing without the `journal` feature.
+
+#[cfg(feature = "journal")]
+mod enabled {
+    use std::time::SystemTime;
+
+    use http::HeaderMap;
+
+    use crate::journal::{Entry, EntryId, JournalWriter, Protocol, Route};
+    use crate::protocol::{self, Target};
+
+    /// The writer a layer journals to (set with `CancelOnDropLayer::journal`).
+    pub(crate) type Writer = Option<JournalWriter>;
+
+    /// A tracked operation's journal entry, if it has one: recorded when
+    /// the name became known, removed when the operation is done or its
+    /// cancel settles.
+    #[derive(Debug, Default)]
+    pub(crate) struct JournalSlot(Option<(JournalWriter, EntryId)>);
+
+    impl JournalSlot {
+        /// Enqueues an entry for `target`'s operation, with the allowlisted
+        /// part of `headers` (the entry drops credentials).
+        pub(crate) fn record(writer: &Writer, target: &Target, headers: &HeaderMap) -> Self {
+            let Some(writer) = writer else {
+                return JournalSlot(None);
+            };
+            let name = target.name().as_str();
+            let (protocol, route) = match target.protocol() {
+                protocol::Protocol::Rest => {
+                    let Some(rest) = target.rest_route() else {
+                        return JournalSlot(None);
+                    };
+                    (
+                        Protocol::Rest,
+                        Route::rest(&rest.cancel_method, &rest.cancel),
+                    )
+                }
+                protocol::Protocol::Grpc => {
+                    // A tonic `Channel` adds its own origin below the layer,
+                    // so the call carries none a reaper could go back to.
+                    tracing::debug!(operation.name = name, "gRPC operations are not journaled");
+                    return JournalSlot(None);
+                }
+            };
+            let route = match route {
+                Ok(route) => route,
+                Err(e) => {
+                    tracing::warn!(operation.name = name, error = %e, "not journaled");
+                    return JournalSlot(None);
+                }
+            };
+            let id = writer.next_id();
+            writer.record(Entry::new(
+                id.clone(),
+                name,
+                protocol,
+                route,
+                headers,
+                writer.owner().clone(),
+                SystemTime::now(),
+            ));
+            JournalSlot(Some((writer.clone(), id)))
+        }
+
+        /// Enqueues the entry's removal: the operation is done, or its
+        /// cancel settled.
+        pub(crate) fn remove(&mut self) {
+            if let Some((writer, id)) = self.0.take() {
+                writer.remove(id);
+            }
+        }
+    }
+}
+
+#[cfg(not(feature = "journal"))]
+mod enabled {
+    use http::HeaderMap;
+
+    use crate::protocol::Target;
+
+    /// No journal in this build.
+    pub(crate) type Writer = ();
+
+    /// No journal in this build: nothing is recorded.
+    #[derive(Debug, Default)]
+    pub(crate) struct JournalSlot(());
+
+    impl JournalSlot {
+        pub(crate) fn record(_: &Writer, _: &Target, _: &HeaderMap) -> Self {
+            JournalSlot(())
+        }
+
+        pub(crate) fn remove(&mut self) {}
+    }
+}
+
+pub(crate) use enabled::{JournalSlot, Writer};
