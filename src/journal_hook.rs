@@ -16,8 +16,10 @@ mod enabled {
     /// A tracked operation's journal entry, if it has one: recorded when
     /// the name became known, removed when the operation is done or its
     /// cancel settles.
+    // Boxed: a pointer in every tracked call and queued cancel, the entry
+    // only where there is one.
     #[derive(Debug, Default)]
-    pub(crate) struct JournalSlot(Option<(JournalWriter, EntryId)>);
+    pub(crate) struct JournalSlot(Option<Box<(JournalWriter, EntryId)>>);
 
     impl JournalSlot {
         /// Enqueues an entry for `target`'s operation, with the allowlisted
@@ -61,13 +63,14 @@ mod enabled {
                 writer.owner().clone(),
                 SystemTime::now(),
             ));
-            JournalSlot(Some((writer.clone(), id)))
+            JournalSlot(Some(Box::new((writer.clone(), id))))
         }
 
         /// Enqueues the entry's removal: the operation is done, or its
         /// cancel settled.
         pub(crate) fn remove(&mut self) {
-            if let Some((writer, id)) = self.0.take() {
+            if let Some(entry) = self.0.take() {
+                let (writer, id) = *entry;
                 writer.remove(id);
             }
         }

@@ -34,7 +34,8 @@ use crate::request_body::RequestBody;
 ///   `S::Error: Into<BoxError>`: a clone of the inner service is kept per
 ///   tracked call and sends its `GetOperation`, `WaitOperation` and
 ///   `CancelOperation` requests (through [`tower::ServiceExt::oneshot`]),
-///   the cancel from a task spawned on the tokio runtime current at `call`;
+///   the cancel from the layer's delivery task, spawned on the tokio
+///   runtime current at `call` if it is not running;
 /// - `ReqBody: RequestBody + Send + 'static`: the layer builds the bodies of
 ///   those requests itself (see [`RequestBody`] for the types it is
 ///   implemented for — `Full<Bytes>`, `Empty<Bytes>`, `BoxBody`,

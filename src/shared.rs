@@ -7,21 +7,24 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
-use tokio::sync::Semaphore;
 use tokio::time::Instant;
 use tokio_util::task::TaskTracker;
 
-use crate::cancel::{CancelPolicy, CancelStats, Counters};
+use crate::cancel::{CancelPolicy, CancelStats, Counters, Pool};
 
 /// State shared by every clone of one layer and its services. The limits are
 /// fixed at creation: a policy with others gets a new `Shared`.
 pub(crate) struct Shared {
     pub(crate) counters: Counters,
+    /// The delivery task (and tasks waiting on calls abandoned in flight),
+    /// for `drain`.
     pub(crate) tracker: TaskTracker,
-    /// Cancels sending at once.
-    pub(crate) slots: Semaphore,
-    max_in_flight: usize,
-    /// Cancels fired and not finished: in flight, backing off or queued.
+    /// Fired cancels waiting to be sent.
+    pub(crate) pool: Pool,
+    /// Cancel attempts sending at once.
+    pub(crate) max_in_flight: usize,
+    /// Cancels fired and not finished: sending, verifying, backing off or
+    /// queued.
     pub(crate) pending: AtomicUsize,
     /// In flight plus queued: more are shed.
     pub(crate) capacity: usize,
@@ -44,7 +47,7 @@ impl Shared {
         Shared {
             counters: Counters::default(),
             tracker: TaskTracker::new(),
-            slots: Semaphore::new(policy.max_in_flight),
+            pool: Pool::default(),
             max_in_flight: policy.max_in_flight,
             pending: AtomicUsize::new(0),
             capacity: policy.max_in_flight.saturating_add(policy.max_queued),

@@ -231,20 +231,39 @@ fn tracking_dropping_and_draining_leaves_no_memory_behind() {
                 futures.push(future);
             }
             let tracking = live_bytes();
+            // Every drop fires a cancel; none has run yet (nothing has
+            // yielded to the runtime), so they are all queued.
             drop(futures);
+            let queued = live_bytes();
+            assert_eq!(cancels.pending(), OPERATIONS);
             let report = cancels.drain(Duration::from_secs(30)).await;
             assert!(report.is_complete());
-            tracking
+            (tracking, queued)
         })
     };
     let mut after = Vec::new();
     let mut peak = Vec::new();
+    let mut queued = Vec::new();
     for _ in 0..4 {
-        peak.push(round());
+        let (tracking, all_queued) = round();
+        peak.push(tracking);
+        queued.push(all_queued);
         after.push(live_bytes());
     }
     let stats = cancels.stats();
-    println!("live bytes while tracking {peak:?}; after each drain {after:?}; {stats:?}");
+    let per_queued: Vec<i64> = (0..4)
+        .map(|i| (queued[i] - after[i]) / OPERATIONS as i64)
+        .collect();
+    println!(
+        "live bytes while tracking {peak:?}; with {OPERATIONS} cancels queued {queued:?} \
+         ({per_queued:?} bytes per queued cancel); after each drain {after:?}; {stats:?}"
+    );
+    // A queued cancel is its job (the operation's name and route, its
+    // headers, the service clone): a few hundred bytes, not a parked task.
+    assert!(
+        per_queued.iter().all(|&b| b < 1024),
+        "bytes per queued cancel: {per_queued:?}"
+    );
     assert_eq!(stats.accepted, 4 * OPERATIONS as u64);
     assert_eq!(stats.shed, 0);
     // The first round may grow runtime structures (task lists, timer wheel

@@ -8,7 +8,9 @@ use http_body::Body;
 use tokio::runtime::Handle;
 use tower_service::Service;
 
-use super::deliver::{deliver_now, CancelJob, CancelOutcome};
+use super::deliver::deliver_now;
+use super::job::CancelJob;
+use super::outcome::CancelOutcome;
 use super::policy::Reason;
 use crate::config::Config;
 use crate::error::BoxError;
@@ -31,6 +33,9 @@ impl<S> CancelOnDrop<S> {
     /// `lro.cancel` span with `reason = "explicit"`. Resolves when the
     /// cancel has an outcome (within the policy's deadline); await it on a
     /// tokio runtime (elsewhere it resolves to `Failed` without sending).
+    /// Once awaited, dropping the future does not stop the cancel: the
+    /// layer's delivery task sends it like one fired by a dropped call. It
+    /// is never shed: the caller waiting on it bounds how many there are.
     ///
     /// # Errors
     /// [`RouteError`] before anything is sent if no route can be built: no

@@ -1,21 +1,29 @@
 //! Cancelling operations the caller gave up on (AIP-151 `CancelOperation`):
-//! the policy, the counters and handle, detached delivery with bounded
-//! concurrency, optional verification, and calls abandoned in flight.
+//! the policy, the counters and handle, delivery through one pool per layer
+//! with bounded concurrency, optional verification, and calls abandoned in
+//! flight.
 
+mod attempt;
 mod bounds;
 mod deliver;
+mod dispatch;
+mod explicit;
 mod in_flight;
+mod job;
+mod outcome;
 mod policy;
+mod pool;
 mod stats;
 mod verify;
 
 #[cfg(feature = "journal")]
 pub(crate) use deliver::deliver_now;
-pub use deliver::CancelOutcome;
-pub(crate) use deliver::{spawn_cancel, CancelJob};
-mod explicit;
+pub(crate) use deliver::spawn_cancel;
 pub(crate) use in_flight::spawn_in_flight;
+pub(crate) use job::CancelJob;
+pub use outcome::CancelOutcome;
 pub use policy::CancelPolicy;
 pub(crate) use policy::Reason;
+pub(crate) use pool::Pool;
 pub(crate) use stats::Counters;
 pub use stats::{CancelHandle, CancelStats, DrainReport};

@@ -18,9 +18,13 @@ use std::time::Duration;
 /// Defaults: retries bounded by a 60 s overall deadline rather than a count,
 /// backoff 200 ms ×2 capped at 5 s with full jitter (never shorter than a
 /// `Retry-After`), 3 s per attempt, UNIMPLEMENTED remembered for 10 min, 64
-/// cancels in flight per layer and 16,384 queued behind them (a queued
-/// cancel is a parked task of about 1–3 KB, so a full queue costs some
-/// 16–48 MB). A cancel backing off holds no in-flight slot.
+/// cancels in flight per layer and 16,384 queued behind them. A layer's
+/// cancels are sent by one delivery task, started by the first cancel and
+/// ended when none is left: a queued cancel is a job of some 650 bytes (its
+/// operation's name and route, the forwarded headers, a clone of the inner
+/// service), not a task, so a full queue costs about 10 MB. A cancel backing
+/// off waits in a timer queue and holds no in-flight slot; once due it goes
+/// before the cancels queued since.
 ///
 /// Why a deadline and not a count: with a share `f` of attempts failing
 /// independently, `k` attempts lose `f^k` of the cancels — 2.7 % for 3
@@ -100,7 +104,8 @@ impl CancelPolicy {
     }
 
     /// How many cancels of one layer may be sending at once (default 64; at
-    /// least 1), and how many more may wait for a slot (default 16,384). A cancel
+    /// least 1), and how many more may wait for a slot, backing off
+    /// included (default 16,384). A cancel
     /// fired while both are full is shed: counted in
     /// [`CancelStats::shed`](crate::CancelStats::shed) and logged at `warn` with the operation's name.
     pub fn concurrency(mut self, max_in_flight: usize, max_queued: usize) -> Self {

@@ -2,24 +2,32 @@
 //! machine as a call — the layer's poll schedule, transient-failure retries
 //! and `max_inspect_bytes` — and see whether it ended CANCELLED.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use http::HeaderMap;
 use http_body::Body;
+use tokio::runtime::Handle;
 use tracing::Span;
 
 use super::bounds::Client;
-use super::deliver::{spawn_cancel, CancelJob, CancelOutcome};
+use super::deliver::spawn_cancel;
+use super::outcome::CancelOutcome;
+use crate::config::Config;
 use crate::error::BoxError;
 use crate::future::{CallContext, ResponseFuture, Track};
 use crate::inspect::read_to_end;
-use crate::protocol::PollBody;
+use crate::protocol::{PollBody, Target};
 use crate::request_body::RequestBody;
 
 /// Polls the cancelled operation until it is done; `None` if it is not done
-/// within `timeout` or its polling fails.
+/// within `timeout` or its polling fails, or outside a tokio runtime.
 pub(crate) async fn verify<S, ReqBody, ResBody>(
-    job: CancelJob<S>,
+    svc: S,
+    target: Target,
+    mut headers: HeaderMap,
+    config: Arc<Config>,
     timeout: Duration,
 ) -> Option<CancelOutcome>
 where
@@ -27,15 +35,6 @@ where
     ReqBody: RequestBody + Send + 'static,
     ResBody: Body<Data = Bytes, Error: Into<BoxError>> + Send + 'static,
 {
-    let CancelJob {
-        svc,
-        target,
-        mut headers,
-        config,
-        shared,
-        runtime,
-        ..
-    } = job;
     headers.remove(http::header::CONTENT_LENGTH);
     let max_bytes = config.max_inspect_bytes;
     let call = CallContext {
@@ -43,9 +42,9 @@ where
         protocol: target.protocol(),
         origin: http::Uri::default(),
         headers,
+        shared: config.shared.clone(),
         config,
-        shared,
-        runtime,
+        runtime: Handle::try_current().ok()?,
         span: Span::current(),
         fire: spawn_cancel::<S, ReqBody, ResBody>,
         // Never cancel again: this only watches.

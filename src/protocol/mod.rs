@@ -30,6 +30,10 @@ use spans::record_grpc;
 pub(crate) use spans::{call_span, cancel_span, poll_span};
 pub use status::WireStatus;
 
+/// The header every request about an operation carries: its name, for
+/// routing (`x-goog-request-params: name=…`).
+pub(crate) const REQUEST_PARAMS: &str = "x-goog-request-params";
+
 /// A wire protocol the layer understands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Protocol {
@@ -74,6 +78,29 @@ impl Protocol {
         match self {
             Protocol::Rest => rest::recognise::target(origin, config, body),
             Protocol::Grpc => grpc::recognise::target(origin, config, body, trailers),
+        }
+    }
+
+    /// Reads a cancel answer's head. Records the status on the current
+    /// (`lro.cancel`) span.
+    pub(crate) fn cancel_head(self, head: &Response<()>) -> CancelHead {
+        match self {
+            Protocol::Rest => rest::answers::cancel_head(head),
+            Protocol::Grpc => grpc::answers::cancel_head(head),
+        }
+    }
+
+    /// Reads a cancel answer's body (at most the limit [`CancelHead::Read`]
+    /// asked for) and trailers.
+    pub(crate) fn cancel_body(
+        self,
+        head: &Response<()>,
+        body: &[u8],
+        trailers: Option<&HeaderMap>,
+    ) -> CancelAnswer {
+        match self {
+            Protocol::Rest => rest::answers::cancel_body(head, body),
+            Protocol::Grpc => grpc::answers::cancel_body(trailers),
         }
     }
 }
@@ -140,7 +167,7 @@ pub(crate) enum CancelHead {
     /// Final, or to retry, from the head alone.
     Answer(CancelAnswer),
     /// Read at most this many bytes of the body (and the trailers), then
-    /// [`Target::cancel_body`].
+    /// [`Protocol::cancel_body`].
     Read(usize),
 }
 
@@ -227,7 +254,7 @@ impl Target {
     /// Adds what every request about this operation carries to the
     /// original request's forwarded headers (`x-goog-request-params`).
     pub(crate) fn add_headers(&self, headers: &mut HeaderMap) {
-        headers.insert("x-goog-request-params", self.name.request_params());
+        headers.insert(REQUEST_PARAMS, self.name.request_params());
     }
 
     /// Records the protocol's RPC attributes on a poll or cancel span for
@@ -236,6 +263,15 @@ impl Target {
         if let Wire::Grpc(_) = self.wire {
             record_grpc(span, rpc);
         }
+    }
+
+    /// Forgets what only polling needs (the WaitOperation route), so that a
+    /// queued cancel keeps no more than it sends.
+    pub(crate) fn for_cancel(mut self) -> Self {
+        if let Wire::Rest(route) = &mut self.wire {
+            route.wait = None;
+        }
+        self
     }
 
     /// Whether this target can long-poll with WaitOperation.
@@ -282,29 +318,6 @@ impl Target {
         match &self.wire {
             Wire::Rest(_) => Operation::from_json(body).ok(),
             Wire::Grpc(_) => grpc::answers::operation(body),
-        }
-    }
-
-    /// Reads a cancel answer's head. Records the status on the current
-    /// (`lro.cancel`) span.
-    pub(crate) fn cancel_head(&self, head: &Response<()>) -> CancelHead {
-        match &self.wire {
-            Wire::Rest(_) => rest::answers::cancel_head(head),
-            Wire::Grpc(_) => grpc::answers::cancel_head(head),
-        }
-    }
-
-    /// Reads a cancel answer's body (at most the limit [`CancelHead::Read`]
-    /// asked for) and trailers.
-    pub(crate) fn cancel_body(
-        &self,
-        head: &Response<()>,
-        body: &[u8],
-        trailers: Option<&HeaderMap>,
-    ) -> CancelAnswer {
-        match &self.wire {
-            Wire::Rest(_) => rest::answers::cancel_body(head, body),
-            Wire::Grpc(_) => grpc::answers::cancel_body(trailers),
         }
     }
 }

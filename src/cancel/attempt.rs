@@ -1,0 +1,67 @@
+//! One CancelOperation attempt: the request through a clone of the inner
+//! service, its answer read and classified, all within a time budget.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Request, Response};
+use http_body::Body;
+use tower::ServiceExt;
+use tower_service::Service;
+
+use crate::error::BoxError;
+use crate::inspect::read_to_end;
+use crate::protocol::{CancelAnswer, CancelHead, Protocol};
+
+/// Sends `request` (`None`: it could not be built) and classifies the
+/// answer, the body included: a server that sends a head and then a body
+/// that never ends must not hold the attempt (and its slot) forever. A
+/// timeout or transport error is to be retried.
+pub(crate) async fn send<S, ReqBody, ResBody>(
+    svc: S,
+    request: Option<Request<ReqBody>>,
+    protocol: Protocol,
+    budget: Duration,
+) -> CancelAnswer
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+    S::Error: Into<BoxError>,
+    ResBody: Body<Data = Bytes>,
+{
+    let Some(request) = request else {
+        debug_assert!(false, "every protocol can build a CancelOperation request");
+        return CancelAnswer::Failed(None);
+    };
+    let result = tokio::time::timeout(budget, async move {
+        let response = svc.oneshot(request).await.map_err(Into::<BoxError>::into)?;
+        Ok::<_, BoxError>(classify(protocol, response).await)
+    })
+    .await;
+    match result {
+        Err(_) => {
+            tracing::debug!("cancel attempt timed out");
+            CancelAnswer::Retry(None)
+        }
+        Ok(Err(e)) => {
+            tracing::debug!(error = %e, "cancel attempt failed in transport");
+            CancelAnswer::Retry(None)
+        }
+        Ok(Ok(answer)) => answer,
+    }
+}
+
+/// Classifies a cancel answer: the head, then if the protocol asks, the
+/// body (bounded) and trailers.
+async fn classify<B>(protocol: Protocol, response: Response<B>) -> CancelAnswer
+where
+    B: Body<Data = Bytes>,
+{
+    let (parts, body) = response.into_parts();
+    let head = Response::from_parts(parts, ());
+    let limit = match protocol.cancel_head(&head) {
+        CancelHead::Answer(answer) => return answer,
+        CancelHead::Read(limit) => limit,
+    };
+    let (data, trailers) = read_to_end(body, limit).await.unwrap_or_default();
+    protocol.cancel_body(&head, &data, trailers.as_ref())
+}

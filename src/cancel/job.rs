@@ -1,0 +1,249 @@
+//! A cancel on its way. [`CancelJob`] is what a call hands over when it
+//! gives up; [`Job`] is what the delivery pool queues: a [`Cancel`] (the
+//! operation, its route and headers, its span and clock) with the inner
+//! service, its types erased so that one pool serves every service a layer
+//! builds.
+
+use std::future::Future;
+use std::marker::PhantomData;
+use std::pin::Pin;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{HeaderMap, HeaderName, HeaderValue};
+use http_body::Body;
+use tokio::runtime::Handle;
+use tokio::sync::oneshot;
+use tokio::time::Instant;
+use tracing::{Instrument, Span};
+
+use super::attempt::send;
+use super::bounds::Client;
+use super::outcome::CancelOutcome;
+use super::policy::Reason;
+use super::stats::Counters;
+use super::verify::verify;
+use crate::config::Config;
+use crate::error::BoxError;
+use crate::journal_hook::JournalSlot;
+use crate::protocol::{CancelAnswer, Rpc, Target, REQUEST_PARAMS};
+use crate::request_body::RequestBody;
+use crate::shared::Shared;
+
+/// A boxed, `Send` future: one attempt or one verification.
+pub(crate) type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
+
+/// Everything a cancel needs, taken from the response future (or built for
+/// an explicit or reaped cancel).
+pub(crate) struct CancelJob<S> {
+    pub(crate) svc: S,
+    pub(crate) target: Target,
+    /// The original request's forwarded headers and the target's own.
+    pub(crate) headers: HeaderMap,
+    pub(crate) reason: Reason,
+    pub(crate) config: Arc<Config>,
+    pub(crate) shared: Arc<Shared>,
+    /// Where the delivery pool runs if it is not running yet.
+    pub(crate) runtime: Handle,
+    pub(crate) call_span: Span,
+    /// The operation's journal entry: removed once the cancel settles.
+    pub(crate) journal: JournalSlot,
+}
+
+impl<S> CancelJob<S> {
+    /// A cancel fired by request (explicit or reaped) rather than by a
+    /// tracked call: the layer's `config`, no journal entry of its own.
+    pub(crate) fn direct(
+        svc: S,
+        target: Target,
+        headers: HeaderMap,
+        reason: Reason,
+        config: Arc<Config>,
+        runtime: Handle,
+    ) -> Self {
+        CancelJob {
+            svc,
+            target,
+            headers,
+            reason,
+            shared: config.shared.clone(),
+            config,
+            runtime,
+            call_span: Span::current(),
+            journal: JournalSlot::default(),
+        }
+    }
+
+    /// The queued form, counted in `pending` (the caller admitted it), with
+    /// its `lro.cancel` span; `reply` receives the outcome.
+    pub(crate) fn into_job<ReqBody, ResBody>(
+        self,
+        span: Span,
+        reply: Option<oneshot::Sender<CancelOutcome>>,
+    ) -> Job
+    where
+        S: Client<ReqBody, ResBody>,
+        ReqBody: RequestBody + Send + 'static,
+        ResBody: Body<Data = Bytes, Error: Into<BoxError>> + Send + 'static,
+    {
+        let fired = Instant::now();
+        Box::new(Typed::<S, ReqBody, ResBody> {
+            svc: self.svc,
+            cancel: Cancel {
+                headers: Forwarded::new(&self.headers),
+                target: self.target.for_cancel(),
+                config: self.config,
+                span,
+                fired,
+                attempt: 0,
+                journal: self.journal,
+                reply,
+                settled: false,
+            },
+            types: PhantomData,
+        })
+    }
+}
+
+/// What every queued cancel carries, whatever its inner service. Dropped
+/// before it settles (its runtime shut down first), it counts as `lost`.
+pub(crate) struct Cancel {
+    pub(crate) target: Target,
+    headers: Forwarded,
+    pub(crate) config: Arc<Config>,
+    /// `lro.cancel`.
+    pub(crate) span: Span,
+    pub(crate) fired: Instant,
+    /// Attempts started so far.
+    pub(crate) attempt: u32,
+    journal: JournalSlot,
+    reply: Option<oneshot::Sender<CancelOutcome>>,
+    settled: bool,
+}
+
+impl Cancel {
+    /// `fired` plus the policy's deadline: no attempt starts after it.
+    pub(crate) fn deadline(&self) -> Instant {
+        let deadline = self.config.cancel.deadline;
+        self.fired
+            .checked_add(deadline)
+            .or_else(|| self.fired.checked_add(Duration::from_secs(86400 * 365)))
+            .unwrap_or(self.fired)
+    }
+
+    /// The headers of a request about the operation: the forwarded ones
+    /// and the target's own.
+    fn headers(&self) -> HeaderMap {
+        self.headers.to_map(&self.target)
+    }
+
+    /// Ends the cancel with `outcome`: recorded on its span, logged, counted;
+    /// the journal entry removed unless it failed (a reaper retries it once
+    /// this process's lease ends); the waiting caller, if any, answered.
+    pub(crate) fn settle(&mut self, outcome: CancelOutcome) {
+        self.span.record("outcome", outcome.as_str());
+        self.span
+            .in_scope(|| outcome.log(self.fired, self.target.authority()));
+        outcome.count(&self.config.shared.counters);
+        if outcome != CancelOutcome::Failed {
+            self.journal.remove();
+        }
+        self.settled = true;
+        if let Some(reply) = self.reply.take() {
+            let _ = reply.send(outcome);
+        }
+    }
+}
+
+impl Drop for Cancel {
+    fn drop(&mut self) {
+        let shared = &self.config.shared;
+        if !self.settled {
+            Counters::bump(&shared.counters.lost);
+            tracing::warn!(
+                parent: &self.span,
+                operation.name = %self.target.name(),
+                "cancel lost: the runtime shut down before it was sent"
+            );
+        }
+        shared.pending.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// The original request's forwarded headers, kept as a slice: a map holds
+/// room for more, and `x-goog-request-params` is rebuilt per request.
+struct Forwarded(Box<[(HeaderName, HeaderValue)]>);
+
+impl Forwarded {
+    fn new(headers: &HeaderMap) -> Self {
+        let kept = headers
+            .iter()
+            .filter(|(name, _)| *name != REQUEST_PARAMS)
+            .map(|(name, value)| (name.clone(), value.clone()));
+        Forwarded(kept.collect())
+    }
+
+    fn to_map(&self, target: &Target) -> HeaderMap {
+        let mut headers = HeaderMap::with_capacity(self.0.len() + 1);
+        for (name, value) in self.0.iter() {
+            headers.append(name.clone(), value.clone());
+        }
+        target.add_headers(&mut headers);
+        headers
+    }
+}
+
+/// A queued cancel: its [`Cancel`], and how to send it through its inner
+/// service.
+pub(crate) trait Deliver: Send {
+    fn cancel(&mut self) -> &mut Cancel;
+
+    /// One CancelOperation attempt through a clone of the inner service,
+    /// answered within `budget`, inside the cancel's span.
+    fn attempt(&self, budget: Duration) -> BoxFuture<CancelAnswer>;
+
+    /// Watches the operation after an accepted cancel (see
+    /// [`CancelPolicy::verify`](crate::CancelPolicy::verify)).
+    fn verify(&self, timeout: Duration) -> BoxFuture<Option<CancelOutcome>>;
+}
+
+/// A queued cancel, boxed: one allocation each.
+pub(crate) type Job = Box<dyn Deliver>;
+
+struct Typed<S, ReqBody, ResBody> {
+    svc: S,
+    cancel: Cancel,
+    types: PhantomData<fn(ReqBody) -> ResBody>,
+}
+
+impl<S, ReqBody, ResBody> Deliver for Typed<S, ReqBody, ResBody>
+where
+    S: Client<ReqBody, ResBody>,
+    ReqBody: RequestBody + Send + 'static,
+    ResBody: Body<Data = Bytes, Error: Into<BoxError>> + Send + 'static,
+{
+    fn cancel(&mut self) -> &mut Cancel {
+        &mut self.cancel
+    }
+
+    fn attempt(&self, budget: Duration) -> BoxFuture<CancelAnswer> {
+        let c = &self.cancel;
+        let request = c.target.request::<ReqBody>(Rpc::Cancel, &c.headers());
+        let future = send(self.svc.clone(), request, c.target.protocol(), budget);
+        Box::pin(future.instrument(c.span.clone()))
+    }
+
+    fn verify(&self, timeout: Duration) -> BoxFuture<Option<CancelOutcome>> {
+        let c = &self.cancel;
+        let future = verify::<S, ReqBody, ResBody>(
+            self.svc.clone(),
+            c.target.clone(),
+            c.headers(),
+            c.config.clone(),
+            timeout,
+        );
+        Box::pin(future.instrument(c.span.clone()))
+    }
+}

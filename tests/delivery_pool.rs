@@ -1,0 +1,240 @@
+//! Cancel delivery through the layer's pool, in memory under paused tokio
+//! time: a fired cancel is a queued job, not a task of its own; a cancel
+//! backing off holds no in-flight slot; cancels queued or in flight when the
+//! runtime shuts down are counted lost; an inner service that panics while
+//! sending one cancel fails that cancel only.
+
+mod common;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::Poll;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::StatusCode;
+use http_body_util::Full;
+use tower::{Layer, Service, ServiceExt};
+use tower_lro::testing::{Endpoint, Fault, FaultKind, OperationsServer};
+use tower_lro::{CancelOnDropLayer, CancelPolicy, CancelStats, PollPolicy};
+
+const BASE: &str = "https://ops.example.test";
+
+type Req = http::Request<Full<Bytes>>;
+type Tracking<S> = Pin<Box<<S as Service<Req>>::Future>>;
+
+fn start() -> Req {
+    http::Request::post(format!("{BASE}/v1/projects/p/locations/l/jobs"))
+        .header("content-type", "application/json")
+        .header("authorization", "Bearer t")
+        .body(Full::from(r#"{"durationMs": 3600000}"#))
+        .unwrap()
+}
+
+/// A layer that polls only after an hour: a started call sits tracking its
+/// operation until it is dropped.
+fn layer(cancel: CancelPolicy) -> CancelOnDropLayer {
+    CancelOnDropLayer::new()
+        .poll_policy(PollPolicy::new().initial_delay(Duration::from_secs(3600)))
+        .cancel_policy(cancel)
+}
+
+/// Starts `n` calls through `svc` and polls each until it is tracking its
+/// operation.
+async fn tracking<S>(svc: &S, n: usize) -> Vec<Tracking<S>>
+where
+    S: Service<Req> + Clone,
+    S::Error: std::fmt::Debug,
+{
+    let mut calls = Vec::with_capacity(n);
+    for _ in 0..n {
+        let mut svc = svc.clone();
+        let mut call = Box::pin(svc.ready().await.unwrap().call(start()));
+        std::future::poll_fn(|cx| {
+            assert!(call.as_mut().poll(cx).is_pending(), "the call is tracking");
+            Poll::Ready(())
+        })
+        .await;
+        calls.push(call);
+    }
+    calls
+}
+
+/// Whether GetOperation would show `name` done with `error.code` 1 (CANCELLED).
+fn cancelled(server: &OperationsServer, name: &str) -> bool {
+    let op = server.operation(name).unwrap();
+    op["done"] == true && op["error"]["code"] == 1
+}
+
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn a_thousand_dropped_calls_queue_their_cancels_without_a_task_each() {
+    let server = OperationsServer::new();
+    let layer = layer(CancelPolicy::new());
+    let cancels = layer.handle();
+    let svc = layer.layer(server.clone());
+    let calls = tracking(&svc, 1_000).await;
+    let metrics = tokio::runtime::Handle::current().metrics();
+    let tasks_before = metrics.num_alive_tasks();
+
+    drop(calls);
+
+    // One delivery task for the layer, whatever the number of cancels.
+    assert_eq!(metrics.num_alive_tasks(), tasks_before + 1);
+    assert_eq!(cancels.pending(), 1_000);
+    let report = cancels.drain(Duration::from_secs(60)).await;
+    assert!(report.is_complete(), "{report:?}");
+    assert_eq!((report.stats.fired, report.stats.accepted), (1_000, 1_000));
+    // The task ends with the work: nothing stays behind.
+    assert_eq!(metrics.num_alive_tasks(), tasks_before);
+    let names = server.operation_names();
+    assert_eq!(names.len(), 1_000);
+    for name in &names {
+        assert_eq!(server.cancels_for(name).len(), 1, "{name}");
+        assert!(cancelled(&server, name), "{name}");
+    }
+}
+
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn a_cancel_backing_off_holds_no_slot() {
+    let server = OperationsServer::new();
+    // The first cancel is told to come back in 30 s.
+    server.inject(
+        Endpoint::Cancel,
+        Fault::Sequence(vec![FaultKind::RetryAfter(
+            StatusCode::SERVICE_UNAVAILABLE,
+            Duration::from_secs(30),
+        )]),
+    );
+    // One cancel in flight at a time.
+    let layer = layer(CancelPolicy::new().concurrency(1, 16));
+    let cancels = layer.handle();
+    let svc = layer.layer(server.clone());
+    let mut calls = tracking(&svc, 2).await;
+    let (first, second) = {
+        let names = server.operation_names();
+        (names[0].clone(), names[1].clone())
+    };
+
+    drop(calls.remove(0));
+    let log = server
+        .wait_for(Duration::from_secs(1), |log| {
+            log.iter().any(|r| r.endpoint == Endpoint::Cancel)
+        })
+        .await
+        .unwrap();
+    let refused = log.iter().find(|r| r.endpoint == Endpoint::Cancel).unwrap();
+    assert_eq!(refused.operation.as_deref(), Some(first.as_str()));
+
+    // While the first waits out its 30 s, the only slot is free.
+    drop(calls);
+    server
+        .wait_for(Duration::from_secs(5), |log| {
+            log.iter().any(|r| {
+                r.endpoint == Endpoint::Cancel
+                    && r.operation.as_deref() == Some(second.as_str())
+                    && r.status == StatusCode::OK
+            })
+        })
+        .await
+        .expect("the second cancel is sent while the first backs off");
+    assert!(cancelled(&server, &second));
+
+    let report = cancels.drain(Duration::from_secs(120)).await;
+    assert!(report.is_complete(), "{report:?}");
+    assert_eq!(
+        (report.stats.accepted, report.stats.retried),
+        (2, 1),
+        "{report:?}"
+    );
+    let retries = server.cancels_for(&first);
+    assert_eq!(retries.len(), 2);
+    assert!(retries[1].received_at - retries[0].received_at >= Duration::from_secs(30));
+    assert!(cancelled(&server, &first));
+}
+
+#[test]
+fn cancels_queued_or_in_flight_when_the_runtime_shuts_down_are_counted_lost() {
+    let server = OperationsServer::new();
+    server.inject(Endpoint::Cancel, Fault::Hang);
+    let layer = layer(CancelPolicy::new().concurrency(2, 100));
+    let cancels = layer.handle();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .start_paused(true)
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let svc = layer.layer(server.clone());
+        drop(tracking(&svc, 10).await);
+        // Two are sent (and hang); eight wait in the queue.
+        server
+            .wait_for(Duration::from_secs(1), |log| {
+                log.iter()
+                    .filter(|r| r.endpoint == Endpoint::Cancel)
+                    .count()
+                    == 2
+            })
+            .await
+            .unwrap();
+    });
+    drop(runtime);
+
+    let stats = cancels.stats();
+    let mut expected = CancelStats::default();
+    expected.fired = 10;
+    expected.lost = 10;
+    assert_eq!(stats, expected);
+    assert_eq!(cancels.pending(), 0);
+    assert_eq!(server.requests_to(Endpoint::Cancel).len(), 2);
+}
+
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn an_inner_service_panicking_on_one_cancel_fails_that_cancel_only() {
+    let server = OperationsServer::new();
+    let layer = layer(CancelPolicy::new());
+    let cancels = layer.handle();
+    // The inner service panics on a cancel of the first operation started.
+    let inner = {
+        let server = server.clone();
+        tower::service_fn(move |request: Req| {
+            let mut server = server.clone();
+            async move {
+                let first = server.operation_names().into_iter().next();
+                let path = request.uri().path().to_owned();
+                if first.is_some_and(|first| path == format!("/v1/{first}:cancel")) {
+                    panic!("the inner service fails on {path}");
+                }
+                ServiceExt::<Req>::ready(&mut server)
+                    .await?
+                    .call(request)
+                    .await
+            }
+        })
+    };
+    let svc = layer.layer(inner);
+    let calls = tracking(&svc, 3).await;
+    let names = server.operation_names();
+
+    drop(calls);
+    let report = cancels.drain(Duration::from_secs(60)).await;
+    assert!(report.is_complete(), "{report:?}");
+    assert_eq!(
+        (
+            report.stats.fired,
+            report.stats.accepted,
+            report.stats.failed,
+            report.stats.lost
+        ),
+        (3, 2, 1, 0),
+        "{report:?}"
+    );
+    assert!(!cancelled(&server, &names[0]));
+    assert!(cancelled(&server, &names[1]) && cancelled(&server, &names[2]));
+
+    // The pool still delivers afterwards.
+    drop(tracking(&svc, 1).await);
+    let report = cancels.drain(Duration::from_secs(60)).await;
+    assert_eq!(report.stats.accepted, 3, "{report:?}");
+    let last = server.operation_names().pop().unwrap();
+    assert!(cancelled(&server, &last));
+}
