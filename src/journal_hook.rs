@@ -5,8 +5,7 @@
 mod enabled {
     use std::time::SystemTime;
 
-    use http::HeaderMap;
-
+    use crate::forwarded::Forwarded;
     use crate::journal::{Entry, EntryId, JournalWriter, Protocol, Route};
     use crate::protocol::{self, Target};
 
@@ -24,7 +23,7 @@ mod enabled {
     impl JournalSlot {
         /// Enqueues an entry for `target`'s operation, with the allowlisted
         /// part of `headers` (the entry drops credentials).
-        pub(crate) fn record(writer: &Writer, target: &Target, headers: &HeaderMap) -> Self {
+        pub(crate) fn record(writer: &Writer, target: &Target, headers: &Forwarded) -> Self {
             let Some(writer) = writer else {
                 return JournalSlot(None);
             };
@@ -59,7 +58,7 @@ mod enabled {
                 name,
                 protocol,
                 route,
-                headers,
+                &target.headers(headers, 0),
                 writer.owner().clone(),
                 SystemTime::now(),
             ));
@@ -79,7 +78,7 @@ mod enabled {
 
 #[cfg(not(feature = "journal"))]
 mod enabled {
-    use http::HeaderMap;
+    use crate::forwarded::Forwarded;
 
     use crate::protocol::Target;
 
@@ -91,7 +90,7 @@ mod enabled {
     pub(crate) struct JournalSlot(());
 
     impl JournalSlot {
-        pub(crate) fn record(_: &Writer, _: &Target, _: &HeaderMap) -> Self {
+        pub(crate) fn record(_: &Writer, _: &Target, _: &Forwarded) -> Self {
             JournalSlot(())
         }
 

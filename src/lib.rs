@@ -85,6 +85,7 @@ mod cancel;
 mod config;
 mod error;
 mod extensions;
+mod forwarded;
 mod future;
 mod inspect;
 #[cfg(feature = "journal")]

@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
-use http::{HeaderMap, Request, Response};
+use http::{Request, Response};
 use http_body::Body;
 use tokio::runtime::Handle;
 use tower_service::Service;
@@ -14,6 +14,7 @@ use crate::cancel::{spawn_cancel, spawn_in_flight};
 use crate::config::Config;
 use crate::error::{BoxError, Error};
 use crate::extensions::{Detached, ReturnImmediately};
+use crate::forwarded::Forwarded;
 use crate::future::{CallContext, ResponseFuture, Track};
 use crate::layer::CancelOnDropLayer;
 use crate::protocol::{call_span, Protocol};
@@ -82,18 +83,6 @@ impl<S> CancelOnDrop<S> {
     }
 }
 
-/// Copies the allowlisted headers of the original request: poll and cancel
-/// requests carry the caller's credentials and quota project, nothing else.
-fn forwarded(headers: &HeaderMap, allow: &[http::HeaderName]) -> HeaderMap {
-    let mut out = HeaderMap::new();
-    for name in allow {
-        for value in headers.get_all(name) {
-            out.append(name.clone(), value.clone());
-        }
-    }
-    out
-}
-
 impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for CancelOnDrop<S>
 where
     S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
@@ -128,7 +117,9 @@ where
             svc: self.inner.clone(),
             protocol,
             origin: req.uri().clone(),
-            headers: forwarded(req.headers(), &self.config.forward_headers),
+            // Poll and cancel requests carry the caller's credentials and
+            // quota project, nothing else.
+            headers: Forwarded::from_request(req.headers(), &self.config.forward_headers),
             config: self.config.clone(),
             shared: self.config.shared.clone(),
             runtime,

@@ -3,7 +3,7 @@
 use std::future::Future;
 
 use bytes::Bytes;
-use http::{HeaderMap, Request, Response, Uri};
+use http::{Request, Response, Uri};
 use http_body::Body;
 use tokio::runtime::Handle;
 use tower_service::Service;
@@ -14,6 +14,7 @@ use super::outcome::CancelOutcome;
 use super::policy::Reason;
 use crate::config::Config;
 use crate::error::BoxError;
+use crate::forwarded::Forwarded;
 use crate::operation::{OperationName, RouteError};
 use crate::protocol::rest::routes::{default_route, user_route, Route};
 use crate::protocol::Target;
@@ -63,8 +64,7 @@ impl<S> CancelOnDrop<S> {
                 tracing::warn!(operation.name = %target.name(), "explicit cancel awaited outside a tokio runtime: not sent");
                 return Ok(CancelOutcome::Failed);
             };
-            let mut headers = HeaderMap::new();
-            target.add_headers(&mut headers);
+            let headers = Forwarded::default();
             let job = CancelJob::direct(svc, target, headers, Reason::Explicit, config, runtime);
             Ok(deliver_now::<S, ReqBody, ResBody>(job).await)
         }

@@ -12,7 +12,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::{HeaderMap, HeaderName, HeaderValue};
 use http_body::Body;
 use tokio::runtime::Handle;
 use tokio::sync::oneshot;
@@ -27,8 +26,9 @@ use super::stats::Counters;
 use super::verify::verify;
 use crate::config::Config;
 use crate::error::BoxError;
+use crate::forwarded::Forwarded;
 use crate::journal_hook::JournalSlot;
-use crate::protocol::{CancelAnswer, Rpc, Target, REQUEST_PARAMS};
+use crate::protocol::{CancelAnswer, Rpc, Target};
 use crate::request_body::RequestBody;
 use crate::shared::Shared;
 
@@ -40,8 +40,8 @@ pub(crate) type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 pub(crate) struct CancelJob<S> {
     pub(crate) svc: S,
     pub(crate) target: Target,
-    /// The original request's forwarded headers and the target's own.
-    pub(crate) headers: HeaderMap,
+    /// The original request's forwarded headers.
+    pub(crate) headers: Forwarded,
     pub(crate) reason: Reason,
     pub(crate) config: Arc<Config>,
     pub(crate) shared: Arc<Shared>,
@@ -58,7 +58,7 @@ impl<S> CancelJob<S> {
     pub(crate) fn direct(
         svc: S,
         target: Target,
-        headers: HeaderMap,
+        headers: Forwarded,
         reason: Reason,
         config: Arc<Config>,
         runtime: Handle,
@@ -92,7 +92,7 @@ impl<S> CancelJob<S> {
         Box::new(Typed::<S, ReqBody, ResBody> {
             svc: self.svc,
             cancel: Cancel {
-                headers: Forwarded::new(&self.headers),
+                headers: self.headers,
                 target: self.target.for_cancel(),
                 config: self.config,
                 span,
@@ -133,12 +133,6 @@ impl Cancel {
             .unwrap_or(self.fired)
     }
 
-    /// The headers of a request about the operation: the forwarded ones
-    /// and the target's own.
-    fn headers(&self) -> HeaderMap {
-        self.headers.to_map(&self.target)
-    }
-
     /// Ends the cancel with `outcome`: recorded on its span, logged, counted;
     /// the journal entry removed unless it failed (a reaper retries it once
     /// this process's lease ends); the waiting caller, if any, answered.
@@ -169,29 +163,6 @@ impl Drop for Cancel {
             );
         }
         shared.pending.fetch_sub(1, Ordering::AcqRel);
-    }
-}
-
-/// The original request's forwarded headers, kept as a slice: a map holds
-/// room for more, and `x-goog-request-params` is rebuilt per request.
-struct Forwarded(Box<[(HeaderName, HeaderValue)]>);
-
-impl Forwarded {
-    fn new(headers: &HeaderMap) -> Self {
-        let kept = headers
-            .iter()
-            .filter(|(name, _)| *name != REQUEST_PARAMS)
-            .map(|(name, value)| (name.clone(), value.clone()));
-        Forwarded(kept.collect())
-    }
-
-    fn to_map(&self, target: &Target) -> HeaderMap {
-        let mut headers = HeaderMap::with_capacity(self.0.len() + 1);
-        for (name, value) in self.0.iter() {
-            headers.append(name.clone(), value.clone());
-        }
-        target.add_headers(&mut headers);
-        headers
     }
 }
 
@@ -230,7 +201,7 @@ where
 
     fn attempt(&self, budget: Duration) -> BoxFuture<CancelAnswer> {
         let c = &self.cancel;
-        let request = c.target.request::<ReqBody>(Rpc::Cancel, &c.headers());
+        let request = c.target.request::<ReqBody>(Rpc::Cancel, &c.headers);
         let future = send(self.svc.clone(), request, c.target.protocol(), budget);
         Box::pin(future.instrument(c.span.clone()))
     }
@@ -240,7 +211,7 @@ where
         let future = verify::<S, ReqBody, ResBody>(
             self.svc.clone(),
             c.target.clone(),
-            c.headers(),
+            c.headers.clone(),
             c.config.clone(),
             timeout,
         );

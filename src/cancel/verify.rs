@@ -6,7 +6,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::HeaderMap;
 use http_body::Body;
 use tokio::runtime::Handle;
 use tracing::Span;
@@ -16,6 +15,7 @@ use super::deliver::spawn_cancel;
 use super::outcome::CancelOutcome;
 use crate::config::Config;
 use crate::error::BoxError;
+use crate::forwarded::Forwarded;
 use crate::future::{CallContext, ResponseFuture, Track};
 use crate::inspect::read_to_end;
 use crate::protocol::{PollBody, Target};
@@ -26,7 +26,7 @@ use crate::request_body::RequestBody;
 pub(crate) async fn verify<S, ReqBody, ResBody>(
     svc: S,
     target: Target,
-    mut headers: HeaderMap,
+    headers: Forwarded,
     config: Arc<Config>,
     timeout: Duration,
 ) -> Option<CancelOutcome>
@@ -35,7 +35,6 @@ where
     ReqBody: RequestBody + Send + 'static,
     ResBody: Body<Data = Bytes, Error: Into<BoxError>> + Send + 'static,
 {
-    headers.remove(http::header::CONTENT_LENGTH);
     let max_bytes = config.max_inspect_bytes;
     let call = CallContext {
         svc,

@@ -8,13 +8,14 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use http::{HeaderMap, Uri};
+use http::Uri;
 use tokio::runtime::Handle;
 use tokio::time::{Instant, Sleep};
 use tracing::{field, Span};
 
 use crate::cancel::{CancelJob, Reason};
 use crate::config::Config;
+use crate::forwarded::Forwarded;
 use crate::journal_hook::JournalSlot;
 use crate::poll::{next_rpc, Schedule};
 use crate::protocol::{Protocol, Rpc, Target};
@@ -27,9 +28,8 @@ pub(crate) struct CallContext<S> {
     pub(crate) svc: S,
     pub(crate) protocol: Protocol,
     pub(crate) origin: Uri,
-    /// The original request's allowlisted headers; the target's own are
-    /// added once the operation is known.
-    pub(crate) headers: HeaderMap,
+    /// The original request's allowlisted headers.
+    pub(crate) headers: Forwarded,
     pub(crate) config: Arc<Config>,
     pub(crate) shared: Arc<Shared>,
     pub(crate) runtime: Handle,
@@ -91,12 +91,11 @@ impl<S> Track<S> {
     }
 
     /// Records the operation the call now waits on: the span's
-    /// `operation.name`, the target's headers.
+    /// `operation.name`, the journal entry.
     pub(crate) fn adopt(&mut self, target: Target, announce: bool) {
         self.call
             .span
             .record("operation.name", field::display(target.name()));
-        target.add_headers(&mut self.call.headers);
         if announce {
             tracing::info!(parent: &self.call.span, operation.name = %target.name(), "operation started");
             // Not when verifying a cancel (already journaled), nor for a

@@ -13,6 +13,7 @@ use super::{Entry, Protocol};
 use crate::cancel::{deliver_now, CancelJob, CancelOutcome, Reason};
 use crate::config::Config;
 use crate::error::BoxError;
+use crate::forwarded::Forwarded;
 use crate::operation::OperationName;
 use crate::protocol::rest::routes::Route;
 use crate::protocol::Target;
@@ -41,8 +42,7 @@ where
     let Ok(runtime) = Handle::try_current() else {
         return CancelOutcome::Failed;
     };
-    let mut headers = entry.header_map();
-    target.add_headers(&mut headers);
+    let headers = Forwarded::from_map(&entry.header_map());
     let job = CancelJob::direct(svc, target, headers, Reason::Reaped, config, runtime);
     deliver_now::<S, B, ResBody>(job).await
 }

@@ -103,7 +103,7 @@ impl OperationName {
     pub fn get_request<B: RequestBody>(&self, base: &Uri) -> Result<Request<B>, RouteError> {
         let prefix = routes::normalise_prefix(base.path());
         let uri = routes::uri_with_prefix(self, base, &prefix, "")?;
-        let mut request = requests::get_operation(uri, &http::HeaderMap::new());
+        let mut request = requests::get_operation(uri, http::HeaderMap::new());
         request.extensions_mut().insert(crate::Resume);
         Ok(request)
     }

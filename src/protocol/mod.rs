@@ -20,9 +20,10 @@ mod status;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::{HeaderMap, Request, Response, Uri};
+use http::{HeaderMap, HeaderName, HeaderValue, Request, Response, Uri};
 
 use crate::config::Config;
+use crate::forwarded::Forwarded;
 use crate::operation::{Operation, OperationName};
 use crate::request_body::RequestBody;
 
@@ -32,7 +33,7 @@ pub use status::WireStatus;
 
 /// The header every request about an operation carries: its name, for
 /// routing (`x-goog-request-params: name=…`).
-pub(crate) const REQUEST_PARAMS: &str = "x-goog-request-params";
+const REQUEST_PARAMS: HeaderName = HeaderName::from_static("x-goog-request-params");
 
 /// A wire protocol the layer understands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -191,6 +192,8 @@ pub(crate) enum CancelAnswer {
 #[derive(Clone, Debug)]
 pub(crate) struct Target {
     name: OperationName,
+    /// `x-goog-request-params` for the name, encoded once.
+    params: HeaderValue,
     wire: Wire,
 }
 
@@ -207,6 +210,7 @@ enum Wire {
 impl Target {
     pub(crate) fn rest(name: OperationName, route: rest::routes::Route) -> Self {
         Target {
+            params: name.request_params(),
             name,
             wire: Wire::Rest(route),
         }
@@ -214,6 +218,7 @@ impl Target {
 
     pub(crate) fn grpc(name: OperationName, route: grpc::route::Route) -> Self {
         Target {
+            params: name.request_params(),
             name,
             wire: Wire::Grpc(route),
         }
@@ -251,10 +256,13 @@ impl Target {
         }
     }
 
-    /// Adds what every request about this operation carries to the
-    /// original request's forwarded headers (`x-goog-request-params`).
-    pub(crate) fn add_headers(&self, headers: &mut HeaderMap) {
-        headers.insert(REQUEST_PARAMS, self.name.request_params());
+    /// The headers of every request about this operation: the original
+    /// request's forwarded ones and `x-goog-request-params`, with room for
+    /// `extra` more.
+    pub(crate) fn headers(&self, forwarded: &Forwarded, extra: usize) -> HeaderMap {
+        let mut headers = forwarded.to_map(1 + extra);
+        headers.insert(REQUEST_PARAMS, self.params.clone());
+        headers
     }
 
     /// Records the protocol's RPC attributes on a poll or cancel span for
@@ -282,17 +290,19 @@ impl Target {
         }
     }
 
-    /// The request for `rpc`, carrying `headers` (forwarded and added ones);
-    /// `None` if this target or body type cannot send it (a WaitOperation
-    /// whose body the request body type cannot carry).
+    /// The request for `rpc`, carrying the `forwarded` headers and the
+    /// target's own; `None` if this target or body type cannot send it (a
+    /// WaitOperation whose body the request body type cannot carry).
     pub(crate) fn request<B: RequestBody>(
         &self,
         rpc: Rpc,
-        headers: &HeaderMap,
+        forwarded: &Forwarded,
     ) -> Option<Request<B>> {
         match &self.wire {
-            Wire::Rest(route) => rest::requests::build(route, rpc, headers),
-            Wire::Grpc(route) => grpc::requests::build(route, rpc, &self.name, headers),
+            Wire::Rest(route) => rest::requests::build(route, rpc, self.headers(forwarded, 2)),
+            Wire::Grpc(route) => {
+                grpc::requests::build(route, rpc, &self.name, self.headers(forwarded, 3))
+            }
         }
     }
 

@@ -64,7 +64,7 @@ pub(crate) fn build<B: RequestBody>(
     route: &Route,
     rpc: Rpc,
     name: &OperationName,
-    headers: &HeaderMap,
+    headers: HeaderMap,
 ) -> Option<Request<B>> {
     let name = name.as_str().to_owned();
     let (message, timeout) = match rpc {
@@ -92,7 +92,7 @@ pub(crate) fn build<B: RequestBody>(
     *request.uri_mut() = route.uri(path(rpc));
     *request.version_mut() = Version::HTTP_2;
     let out = request.headers_mut();
-    out.clone_from(headers);
+    *out = headers;
     out.insert(CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
     out.insert(TE, HeaderValue::from_static("trailers"));
     out.insert("grpc-timeout", grpc_timeout(timeout));
@@ -132,7 +132,7 @@ mod tests {
         let mut headers = HeaderMap::new();
         headers.insert("authorization", HeaderValue::from_static("Bearer t"));
         headers.insert("x-goog-request-params", name().request_params());
-        let request: Request<Bytes> = build(&route, Rpc::Cancel, &name(), &headers).unwrap();
+        let request: Request<Bytes> = build(&route, Rpc::Cancel, &name(), headers).unwrap();
         assert_eq!(request.method(), Method::POST);
         assert_eq!(
             request.uri(),
@@ -157,14 +157,14 @@ mod tests {
     fn builds_get_and_wait_on_a_path_only_uri() {
         let route = Route::new(&Uri::from_static("/a.b.v1.S/M"), Duration::from_secs(3));
         let headers = HeaderMap::new();
-        let get: Request<Bytes> = build(&route, Rpc::Get, &name(), &headers).unwrap();
+        let get: Request<Bytes> = build(&route, Rpc::Get, &name(), headers.clone()).unwrap();
         assert_eq!(get.uri(), "/google.longrunning.Operations/GetOperation");
         assert_eq!(get.headers()["grpc-timeout"], "30000000u");
         let wait: Request<Bytes> = build(
             &route,
             Rpc::Wait(Duration::from_millis(1500)),
             &name(),
-            &headers,
+            headers.clone(),
         )
         .unwrap();
         assert_eq!(wait.uri(), "/google.longrunning.Operations/WaitOperation");
@@ -179,7 +179,7 @@ mod tests {
         );
         // A body type that cannot carry a message: no request.
         let empty: Option<Request<http_body_util::Empty<Bytes>>> =
-            build(&route, Rpc::Get, &name(), &headers);
+            build(&route, Rpc::Get, &name(), headers);
         assert!(empty.is_none());
     }
 }

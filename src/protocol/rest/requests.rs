@@ -12,12 +12,12 @@ use super::routes::Route;
 use crate::protocol::Rpc;
 use crate::request_body::RequestBody;
 
-/// The request for `rpc` on `route`, carrying `headers`; `None` for a
+/// The request for `rpc` on `route`, with `headers`; `None` for a
 /// WaitOperation without a wait route or whose body `B` cannot carry.
 pub(crate) fn build<B: RequestBody>(
     route: &Route,
     rpc: Rpc,
-    headers: &HeaderMap,
+    headers: HeaderMap,
 ) -> Option<Request<B>> {
     match rpc {
         Rpc::Get => Some(get_operation(route.get.clone(), headers)),
@@ -49,15 +49,15 @@ pub(crate) fn build<B: RequestBody>(
 
 /// `GET uri` with an empty body and `headers`: the one GetOperation request,
 /// for polling, for verifying a cancel and for resuming by name.
-pub(crate) fn get_operation<B: RequestBody>(uri: Uri, headers: &HeaderMap) -> Request<B> {
+pub(crate) fn get_operation<B: RequestBody>(uri: Uri, headers: HeaderMap) -> Request<B> {
     request(Method::GET, uri, B::empty(), headers)
 }
 
-fn request<B>(method: Method, uri: Uri, body: B, headers: &HeaderMap) -> Request<B> {
+fn request<B>(method: Method, uri: Uri, body: B, headers: HeaderMap) -> Request<B> {
     let mut request = Request::new(body);
     *request.method_mut() = method;
     *request.uri_mut() = uri;
-    request.headers_mut().clone_from(headers);
+    *request.headers_mut() = headers;
     request
 }
 
