@@ -58,8 +58,12 @@ pub use crate::protocol::grpc::messages::{
 };
 
 pub(crate) use self::convert::Started;
-use super::{before_work, fault, Answering, BoxError, Endpoint, FaultKind, Inner, MAX_BODY_BYTES};
+use super::dispatch::before_work;
+use super::handlers::Answer;
+use super::log::Answering;
+use super::{fault, Endpoint, FaultKind, Inner, MAX_BODY_BYTES};
 use crate::protocol::grpc::{frame, methods, status as grpc_status};
+use crate::BoxError;
 
 const GET: &str = "/google.longrunning.Operations/GetOperation";
 const LIST: &str = "/google.longrunning.Operations/ListOperations";
@@ -164,10 +168,10 @@ fn fault_status(status: StatusCode, retry: Option<Duration>) -> tonic::Status {
 }
 
 /// A non-OK answer from the REST logic as a gRPC status.
-fn to_status(answer: super::Answer) -> tonic::Status {
+fn to_status(answer: Answer) -> tonic::Status {
     match answer {
-        super::Answer::Error(e) => tonic::Status::new(code_for(e.status), e.message),
-        super::Answer::NotAllowed { message, .. } => tonic::Status::unimplemented(message),
+        Answer::Error(e) => tonic::Status::new(code_for(e.status), e.message),
+        Answer::NotAllowed { message, .. } => tonic::Status::unimplemented(message),
     }
 }
 
