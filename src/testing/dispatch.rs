@@ -14,7 +14,6 @@ use http::{Request, Response, StatusCode, Uri};
 use http_body_util::{BodyExt, Full, Limited};
 
 use super::handlers::Answer;
-use super::log::Answering;
 use super::route::{self, Target};
 use super::{fault, FaultKind, Inner, OperationsServer, MAX_BODY_BYTES};
 use crate::BoxError;
@@ -63,17 +62,9 @@ impl Inner {
     {
         let (parts, body) = request.into_parts();
         let routed = route::classify(&parts.method, &parts.uri);
-        let body = Limited::new(body, MAX_BODY_BYTES)
-            .collect()
-            .await
-            .map(|collected| collected.to_bytes());
+        let body = read_body(body).await;
         let operation = routed.operation().map(str::to_owned);
-        let (index, fault) = self.record(&parts, routed.endpoint, operation, &body);
-        let answering = Answering {
-            inner: self,
-            index,
-            answered: false,
-        };
+        let (answering, fault) = self.record(&parts, routed.endpoint, operation, &body);
 
         let mut late = None;
         let (response, disconnect) = match fault {
@@ -90,7 +81,7 @@ impl Inner {
                 late = before_work(other).await;
                 let (response, created) = self.answer(routed.target, &parts.uri, body).await;
                 if let Some(name) = created {
-                    self.set_created(index, name);
+                    self.set_created(answering.index, name);
                 }
                 (response, false)
             }
@@ -135,6 +126,18 @@ impl Inner {
             }
         }
     }
+}
+
+/// Reads a request's body, at most [`MAX_BODY_BYTES`].
+pub(super) async fn read_body<B>(body: B) -> Result<Bytes, BoxError>
+where
+    B: http_body::Body,
+    B::Error: Into<BoxError>,
+{
+    Limited::new(body, MAX_BODY_BYTES)
+        .collect()
+        .await
+        .map(|collected| collected.to_bytes())
 }
 
 /// Sleeps a [`FaultKind::Latency`] delay before the work; returns a

@@ -280,9 +280,11 @@ impl OperationsServer {
 /// Fills in a logged request's status when answered, or `499` if dropped
 /// before that.
 pub(super) struct Answering<'a> {
-    pub(super) inner: &'a Inner,
+    inner: &'a Inner,
+    /// The request's index in the log (counting every request ever
+    /// recorded).
     pub(super) index: usize,
-    pub(super) answered: bool,
+    answered: bool,
 }
 
 impl Answering<'_> {
@@ -334,14 +336,15 @@ impl Inner {
     }
 
     /// Logs a request as it arrives (its body read) and decides its fault:
-    /// its index in the log, and the fault (`None`: answer normally).
+    /// the guard that fills its answer in (holding its index in the log),
+    /// and the fault (`None`: answer normally).
     pub(super) fn record(
         &self,
         parts: &http::request::Parts,
         endpoint: Endpoint,
         operation: Option<String>,
         body: &Result<Bytes, BoxError>,
-    ) -> (usize, Option<FaultKind>) {
+    ) -> (Answering<'_>, Option<FaultKind>) {
         let path = parts
             .uri
             .path_and_query()
@@ -369,6 +372,11 @@ impl Inner {
         if let Some((hook, recorded)) = hook {
             hook(&recorded);
         }
-        (index, fault)
+        let answering = Answering {
+            inner: self,
+            index,
+            answered: false,
+        };
+        (answering, fault)
     }
 }
