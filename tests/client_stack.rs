@@ -109,6 +109,24 @@ fn inner_stack(
         .service(http_client())
 }
 
+/// `CancelOnDrop` over [`inner_stack`], its layer sending each cancel once:
+/// any retry is the retry layer's. The layer (for its handle) and the client.
+fn one_cancel_attempt(
+    token: &Token,
+    retry: bool,
+) -> (
+    CancelOnDropLayer,
+    impl Service<Request<Full<Bytes>>, Response = Response<impl Sized>, Error = Error>,
+) {
+    let layer = CancelOnDropLayer::new()
+        .poll_policy(fast_polls())
+        .cancel_policy(CancelPolicy::new().attempts(1));
+    let client = ServiceBuilder::new()
+        .layer(layer.clone())
+        .service(inner_stack(token, retry));
+    (layer, client)
+}
+
 /// `POST {base}/v1/projects/p/locations/l/jobs`, *without* `authorization`:
 /// only the auth layer adds it.
 fn start_without_auth(base: &str, duration_ms: u64) -> Request<Full<Bytes>> {
@@ -210,13 +228,7 @@ async fn the_cancel_carries_the_auth_layers_current_token_and_its_503_is_retried
     let (server, handle) = server_failing_once(Endpoint::Cancel).await;
     let base = handle.base_url();
     let token = Token::new("token-1");
-    // The layer itself sends one attempt only: any retry is the retry layer's.
-    let layer = CancelOnDropLayer::new()
-        .poll_policy(fast_polls())
-        .cancel_policy(CancelPolicy::new().attempts(1));
-    let mut client = ServiceBuilder::new()
-        .layer(layer.clone())
-        .service(inner_stack(&token, true));
+    let (layer, mut client) = one_cancel_attempt(&token, true);
 
     // A token refresh while the operation runs; then the caller gives up.
     let name = abandon_after_polls(&mut client, &server, &base, 1, || token.set("token-2")).await;
@@ -265,12 +277,7 @@ async fn without_the_retry_layer_the_same_503_ends_the_cancel_after_one_attempt(
     let (server, handle) = server_failing_once(Endpoint::Cancel).await;
     let base = handle.base_url();
     let token = Token::new("token-1");
-    let layer = CancelOnDropLayer::new()
-        .poll_policy(fast_polls())
-        .cancel_policy(CancelPolicy::new().attempts(1));
-    let mut client = ServiceBuilder::new()
-        .layer(layer.clone())
-        .service(inner_stack(&token, false));
+    let (layer, mut client) = one_cancel_attempt(&token, false);
 
     let name = abandon_after_polls(&mut client, &server, &base, 1, || {}).await;
     let report = drain_once_settled(&server, &layer, RecordedRequest::is_answered).await;
