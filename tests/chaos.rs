@@ -45,41 +45,39 @@ mod callers;
 mod observe;
 #[path = "chaos/report.rs"]
 mod report;
+#[path = "chaos/setup.rs"]
+mod setup;
 #[path = "chaos/verdict.rs"]
 mod verdict;
 
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use http::StatusCode;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
 use tokio::time::Instant;
-use tower_lro::testing::{Endpoint, Fault, FaultKind, OperationsServer, RecordedRequest};
-use tower_lro::{CancelHandle, CancelOnDropLayer, CancelPolicy, CancelStats, PollPolicy};
+use tower_lro::CancelStats;
 
-use callers::{Arrivals, Stack};
-use observe::{Attempt, Observed, PANICS};
+use callers::Arrivals;
+use observe::PANICS;
 use report::{Figures, ServerCounts, Timings};
+use setup::{cancel_policy, chaos_server, client_stack, drain, policy_attempts};
 use verdict::{Checker, Evidence, Limits, Problems, Tally};
 
 /// Cancel attempts per operation in the suite's fast policy.
-const ATTEMPTS: u32 = 3;
+pub(crate) const ATTEMPTS: u32 = 3;
 /// How long the server holds every Start's answer after creating the
 /// operation ([`FaultKind::LateAnswer`]): the window in which a caller told
 /// that its Start reached the server is dropped with the Start in flight.
 /// Far above the time a notified task takes to run, even under this
 /// suite's load; a caller that misses it is reported (dropped in the wrong
 /// state), not silently counted elsewhere.
-const START_HOLD: Duration = Duration::from_secs(1);
+pub(crate) const START_HOLD: Duration = Duration::from_secs(1);
 /// The duration of abandoned operations: far longer than the test, so none
 /// finishes unless cancelled.
 pub(crate) const RUNNING_MS: u64 = 600_000;
 /// The share of cancel attempts the server faults.
 pub(crate) const FAULT_RATE: f64 = 0.3;
 /// `Retry-After` on injected 429s.
-const RETRY_AFTER: Duration = Duration::from_secs(1);
+pub(crate) const RETRY_AFTER: Duration = Duration::from_secs(1);
 
 /// One run's settings.
 pub(crate) struct Chaos {
@@ -96,25 +94,8 @@ pub(crate) struct Chaos {
     pub(crate) verify: bool,
 }
 
-/// Whether to run the default `CancelPolicy` rather than the suite's fast one.
-fn default_policy() -> bool {
-    std::env::var_os("CHAOS_FAST_CANCEL_POLICY").is_none()
-}
-
 /// The least share of abandoned operations the default policy must cancel.
 const DEFAULT_DELIVERY: f64 = 0.999;
-
-/// The number of requests one cancel may send under `policy` (its
-/// `attempts`), read from its `Debug`, so that every bound below follows
-/// the policy actually in use.
-fn policy_attempts(policy: &CancelPolicy) -> u32 {
-    let debug = format!("{policy:?}");
-    debug
-        .split_once("attempts: ")
-        .and_then(|(_, rest)| rest.split(|c: char| !c.is_ascii_digit()).next())
-        .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("no `attempts` in the policy's Debug: {debug}"))
-}
 
 /// The chance that one cancel is lost: all of its `attempts` faulted, each
 /// independently with probability `fault_rate` (every injected fault is a
@@ -128,98 +109,6 @@ fn seed() -> u64 {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(0x5eed_c4a05)
-}
-
-/// The server: every Start's answer held back [`START_HOLD`], a seeded
-/// [`FAULT_RATE`] of cancels faulted (503, 429 with `Retry-After`, a reset,
-/// a hang), and `arrivals` told of each Start as it is recorded.
-fn chaos_server(seed: u64, arrivals: &Arrivals) -> OperationsServer {
-    let server = OperationsServer::new();
-    server.inject(
-        Endpoint::Start,
-        Fault::Always(FaultKind::LateAnswer(START_HOLD)),
-    );
-    server.inject(
-        Endpoint::Cancel,
-        Fault::Random {
-            rate: FAULT_RATE,
-            faults: vec![
-                FaultKind::Status(StatusCode::SERVICE_UNAVAILABLE),
-                FaultKind::RetryAfter(StatusCode::TOO_MANY_REQUESTS, RETRY_AFTER),
-                FaultKind::Disconnect,
-                FaultKind::Hang,
-            ],
-            seed,
-        },
-    );
-    arrivals.notify_from(&server);
-    server
-}
-
-/// The default `CancelPolicy`, or (`CHAOS_FAST_CANCEL_POLICY`) the suite's
-/// fast one; with the run's concurrency and verification.
-fn cancel_policy(chaos: &Chaos) -> CancelPolicy {
-    let policy = if default_policy() {
-        // Retries until a 60 s deadline, 200 ms ×2 backoff (≤ 5 s), 3 s per attempt.
-        CancelPolicy::new()
-    } else {
-        CancelPolicy::new()
-            .attempts(ATTEMPTS)
-            .backoff(Duration::from_millis(20), Duration::from_millis(200))
-            // A hung attempt is abandoned after this; the next one is a retry.
-            .attempt_timeout(Duration::from_secs(1))
-            .deadline(Duration::from_secs(10))
-    }
-    .concurrency(chaos.concurrency.0, chaos.concurrency.1);
-    if chaos.verify {
-        policy.verify(Duration::from_secs(10))
-    } else {
-        policy
-    }
-}
-
-/// `CancelOnDropLayer` with `policy` over a hyper-util client (HTTP/2 only,
-/// or HTTP/1) that records each cancel attempt: the stack, its cancel
-/// handle, and the attempts.
-fn client_stack(
-    chaos: &Chaos,
-    policy: CancelPolicy,
-) -> (Stack, CancelHandle, Arc<Mutex<Vec<Attempt>>>) {
-    let layer = CancelOnDropLayer::new()
-        .poll_policy(
-            PollPolicy::new()
-                .initial_delay(Duration::from_millis(30))
-                .multiplier(1.5)
-                .max_delay(Duration::from_millis(150)),
-        )
-        .cancel_policy(policy);
-    let cancels = layer.handle();
-    let attempts = Arc::new(Mutex::new(Vec::new()));
-    let client = Observed {
-        client: Client::builder(TokioExecutor::new())
-            .http2_only(chaos.http2)
-            .build_http(),
-        attempts: Arc::clone(&attempts),
-    };
-    let svc = tower::ServiceBuilder::new().layer(layer).service(client);
-    (svc, cancels, attempts)
-}
-
-/// Waits until every cancel, and every call abandoned in flight, has
-/// finished, and every request has been answered: how long the drain took.
-async fn drain(server: &OperationsServer, cancels: &CancelHandle) -> Duration {
-    let drain_started = Instant::now();
-    let report = cancels.drain(Duration::from_secs(60)).await;
-    let drain_time = drain_started.elapsed();
-    assert!(report.is_complete(), "drain left work: {report:?}");
-    // Hung requests end when their client gives up (a stream reset).
-    server
-        .wait_for(Duration::from_secs(10), |log| {
-            log.iter().all(RecordedRequest::is_answered)
-        })
-        .await
-        .expect("every request answered, or given up on by the client");
-    drain_time
 }
 
 async fn run(chaos: Chaos) {
