@@ -92,8 +92,13 @@ impl Rig {
         }
     }
 
-    fn jobs_url(&self) -> String {
-        format!("http://{}/jobs", self.addr)
+    /// The caller's request to the server: `POST /jobs`, whose handler
+    /// starts a 60 s upstream operation.
+    fn start_request(&self) -> http::Request<Full<Bytes>> {
+        http::Request::post(format!("http://{}/jobs", self.addr))
+            .header(CONTENT_TYPE, "application/json")
+            .body(Full::from(START_BODY))
+            .unwrap()
     }
 
     /// Waits until the layer is polling an operation: the server's handler is
@@ -169,15 +174,7 @@ const START_BODY: &str = r#"{"durationMs": 60000}"#;
 async fn the_servers_own_timeout_cancels_the_upstream_operation() {
     let rig = Rig::start(Duration::from_millis(300)).await;
 
-    let response = http_client()
-        .oneshot(
-            http::Request::post(rig.jobs_url())
-                .header(CONTENT_TYPE, "application/json")
-                .body(Full::from(START_BODY))
-                .unwrap(),
-        )
-        .await
-        .unwrap();
+    let response = http_client().oneshot(rig.start_request()).await.unwrap();
     assert_eq!(
         response.status(),
         StatusCode::GATEWAY_TIMEOUT,
@@ -226,12 +223,7 @@ async fn a_client_closing_its_connection_mid_request_cancels_the_upstream_operat
 async fn a_hyper_client_dropping_its_request_mid_flight_cancels_the_upstream_operation() {
     let rig = Rig::start(Duration::from_secs(60)).await;
 
-    let call = http_client().oneshot(
-        http::Request::post(rig.jobs_url())
-            .header(CONTENT_TYPE, "application/json")
-            .body(Full::from(START_BODY))
-            .unwrap(),
-    );
+    let call = http_client().oneshot(rig.start_request());
     let mut call = Box::pin(call);
     let name = tokio::select! {
         response = &mut call => panic!("the server answered: {response:?}"),
@@ -256,12 +248,7 @@ async fn an_http2_client_resetting_its_stream_cancels_the_upstream_operation() {
             .http2_only(true)
             .build_http();
 
-    let call = h2.clone().oneshot(
-        http::Request::post(rig.jobs_url())
-            .header(CONTENT_TYPE, "application/json")
-            .body(Full::from(START_BODY))
-            .unwrap(),
-    );
+    let call = h2.clone().oneshot(rig.start_request());
     let mut call = Box::pin(call);
     let name = tokio::select! {
         response = &mut call => panic!("the server answered: {response:?}"),
@@ -283,15 +270,7 @@ async fn the_servers_timeout_firing_before_the_upstream_answered_the_start_still
     rig.upstream
         .inject(Endpoint::Start, Fault::Latency(Duration::from_secs(1)));
 
-    let response = http_client()
-        .oneshot(
-            http::Request::post(rig.jobs_url())
-                .header(CONTENT_TYPE, "application/json")
-                .body(Full::from(START_BODY))
-                .unwrap(),
-        )
-        .await
-        .unwrap();
+    let response = http_client().oneshot(rig.start_request()).await.unwrap();
     assert_eq!(response.status(), StatusCode::GATEWAY_TIMEOUT);
     let starts = rig.upstream.requests_to(Endpoint::Start);
     assert_eq!(starts.len(), 1);
