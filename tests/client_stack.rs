@@ -17,7 +17,7 @@ use http::{HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::Full;
 use tower::retry::{Policy, RetryLayer};
 use tower::timeout::TimeoutLayer;
-use tower::{Service, ServiceBuilder, ServiceExt};
+use tower::{Service, ServiceBuilder};
 use tower_http::set_header::{MakeHeaderValue, SetRequestHeaderLayer};
 use tower_http::trace::TraceLayer;
 use tower_lro::testing::{Endpoint, Fault, OperationsServer, RecordedRequest, ServerHandle};
@@ -215,13 +215,6 @@ where
     Operation::from_json(&body_bytes(response.into_body()).await).unwrap()
 }
 
-async fn operation_state(base: &str, name: &str) -> Operation {
-    let request = Request::get(format!("{base}/v1/{name}"))
-        .body(Full::default())
-        .unwrap();
-    operation_of(http_client().oneshot(request).await.unwrap()).await
-}
-
 #[tokio::test]
 async fn the_cancel_carries_the_auth_layers_current_token_and_its_503_is_retried_by_the_retry_layer(
 ) {
@@ -265,7 +258,7 @@ async fn the_cancel_carries_the_auth_layers_current_token_and_its_503_is_retried
     assert_eq!(report.stats.retried, 0);
     assert_eq!(report.stats.failed, 0);
 
-    let op = operation_state(&base, &name).await;
+    let op = get_operation(&base, &name).await;
     assert!(op.done);
     assert_eq!(op.error.map(|e| e.code), Some(1), "CANCELLED");
 }
@@ -287,7 +280,7 @@ async fn without_the_retry_layer_the_same_503_ends_the_cancel_after_one_attempt(
     assert_eq!(report.stats.fired, 1);
     assert_eq!(report.stats.failed, 1);
     assert_eq!(report.stats.accepted, 0);
-    let op = operation_state(&base, &name).await;
+    let op = get_operation(&base, &name).await;
     assert!(!op.done, "the operation was not cancelled");
 }
 

@@ -26,7 +26,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tower::ServiceExt;
 use tower_http::timeout::TimeoutLayer;
 use tower_lro::testing::{Endpoint, Fault, OperationsServer, RecordedRequest, ServerHandle};
-use tower_lro::{CancelOnDrop, CancelOnDropLayer, Operation};
+use tower_lro::{CancelOnDrop, CancelOnDropLayer};
 
 #[derive(Clone)]
 struct AppState {
@@ -144,15 +144,7 @@ impl Rig {
         assert_eq!(report.stats.fired, 1);
         assert_eq!(report.stats.accepted, 1);
 
-        let state = http_client()
-            .oneshot(
-                http::Request::get(format!("{}/v1/{name}", self.upstream_handle.base_url()))
-                    .body(Full::default())
-                    .unwrap(),
-            )
-            .await
-            .unwrap();
-        let op = Operation::from_json(&body_bytes(state.into_body()).await).unwrap();
+        let op = get_operation(&self.upstream_handle.base_url(), name).await;
         assert!(op.done);
         assert_eq!(
             op.error.map(|e| e.code),
