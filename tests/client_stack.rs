@@ -17,11 +17,11 @@ use http::{HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::Full;
 use tower::retry::{Policy, RetryLayer};
 use tower::timeout::TimeoutLayer;
-use tower::{Service, ServiceBuilder, ServiceExt};
+use tower::{Service, ServiceBuilder};
 use tower_http::set_header::{MakeHeaderValue, SetRequestHeaderLayer};
 use tower_http::trace::TraceLayer;
-use tower_lro::testing::{Endpoint, Fault, OperationsServer, RecordedRequest};
-use tower_lro::{BoxError, CancelOnDropLayer, CancelPolicy, Error, Operation};
+use tower_lro::testing::{Endpoint, Fault, OperationsServer, RecordedRequest, ServerHandle};
+use tower_lro::{BoxError, CancelOnDropLayer, CancelPolicy, DrainReport, Error, Operation};
 
 /// Retries a `503` answer up to `attempts` more times, after `backoff`.
 #[derive(Clone, Debug)]
@@ -109,6 +109,24 @@ fn inner_stack(
         .service(http_client())
 }
 
+/// `CancelOnDrop` over [`inner_stack`], its layer sending each cancel once:
+/// any retry is the retry layer's. The layer (for its handle) and the client.
+fn one_cancel_attempt(
+    token: &Token,
+    retry: bool,
+) -> (
+    CancelOnDropLayer,
+    impl Service<Request<Full<Bytes>>, Response = Response<impl Sized>, Error = Error>,
+) {
+    let layer = CancelOnDropLayer::new()
+        .poll_policy(fast_polls())
+        .cancel_policy(CancelPolicy::new().attempts(1));
+    let client = ServiceBuilder::new()
+        .layer(layer.clone())
+        .service(inner_stack(token, retry));
+    (layer, client)
+}
+
 /// `POST {base}/v1/projects/p/locations/l/jobs`, *without* `authorization`:
 /// only the auth layer adds it.
 fn start_without_auth(base: &str, duration_ms: u64) -> Request<Full<Bytes>> {
@@ -131,68 +149,86 @@ fn polls_of(server: &OperationsServer, name: &str) -> Vec<RecordedRequest> {
         .collect()
 }
 
-/// Waits until the layer has polled at least once; returns the operation.
-async fn wait_until_polling(server: &OperationsServer) -> String {
-    server
-        .wait_for(WAIT, |log| log.iter().any(|r| r.endpoint == Endpoint::Get))
-        .await
-        .unwrap();
+/// The embedded server on loopback, its first request to `endpoint`
+/// answered `503`.
+async fn server_failing_once(endpoint: Endpoint) -> (OperationsServer, ServerHandle) {
+    let server = OperationsServer::new();
+    let handle = server.serve().await.unwrap();
+    server.inject(
+        endpoint,
+        Fault::Script(vec![StatusCode::SERVICE_UNAVAILABLE]),
+    );
+    (server, handle)
+}
+
+/// Starts a long operation at `base` through `client`, waits until the server has
+/// answered `polls` of its polls, runs `meanwhile`, then drops the call (the
+/// caller gives up). Returns the operation's name.
+async fn abandon_after_polls<S, B>(
+    client: &mut S,
+    server: &OperationsServer,
+    base: &str,
+    polls: usize,
+    meanwhile: impl FnOnce(),
+) -> String
+where
+    S: Service<Request<Full<Bytes>>, Response = Response<B>>,
+    S::Error: std::fmt::Debug,
+{
+    let mut call = Box::pin(send(client, start_without_auth(base, 60_000)));
+    tokio::select! {
+        result = &mut call => panic!("the call ended: {:?}", result.map(|r| r.status())),
+        log = server.wait_for(WAIT, |log| {
+            log.iter().filter(|r| r.endpoint == Endpoint::Get && r.is_answered()).count() >= polls
+        }) => { log.unwrap(); }
+    }
+    meanwhile();
+    drop(call);
     only_operation(server)
 }
 
-async fn operation_state(base: &str, name: &str) -> Operation {
-    let response = http_client()
-        .oneshot(
-            Request::get(format!("{base}/v1/{name}"))
-                .body(Full::default())
-                .unwrap(),
-        )
+/// Waits until the server has a cancel `settled` accepts, then drains the
+/// layer's cancels; asserts the drain completed and returns its report.
+async fn drain_once_settled(
+    server: &OperationsServer,
+    layer: &CancelOnDropLayer,
+    settled: impl Fn(&RecordedRequest) -> bool,
+) -> DrainReport {
+    server
+        .wait_for(WAIT, |log| {
+            log.iter()
+                .any(|r| r.endpoint == Endpoint::Cancel && settled(r))
+        })
         .await
         .unwrap();
+    let report = layer.handle().drain(WAIT).await;
+    assert!(report.is_complete(), "{report:?}");
+    report
+}
+
+/// The Operation in a response's body.
+async fn operation_of<B>(response: Response<B>) -> Operation
+where
+    B: http_body::Body,
+    B::Error: std::fmt::Debug,
+{
     Operation::from_json(&body_bytes(response.into_body()).await).unwrap()
 }
 
 #[tokio::test]
 async fn the_cancel_carries_the_auth_layers_current_token_and_its_503_is_retried_by_the_retry_layer(
 ) {
-    let server = OperationsServer::new();
-    let handle = server.serve().await.unwrap();
+    let (server, handle) = server_failing_once(Endpoint::Cancel).await;
     let base = handle.base_url();
-    server.inject(
-        Endpoint::Cancel,
-        Fault::Script(vec![StatusCode::SERVICE_UNAVAILABLE]),
-    );
     let token = Token::new("token-1");
-    // The layer itself sends one attempt only: any retry is the retry layer's.
-    let layer = CancelOnDropLayer::new()
-        .poll_policy(fast_polls())
-        .cancel_policy(CancelPolicy::new().attempts(1));
-    let mut client = ServiceBuilder::new()
-        .layer(layer.clone())
-        .service(inner_stack(&token, true));
+    let (layer, mut client) = one_cancel_attempt(&token, true);
 
-    let call = send(&mut client, start_without_auth(&base, 60_000));
-    let mut call = Box::pin(call);
-    let name = tokio::select! {
-        result = &mut call => panic!("the call ended: {:?}", result.map(|r| r.status())),
-        name = wait_until_polling(&server) => name,
-    };
     // A token refresh while the operation runs; then the caller gives up.
-    token.set("token-2");
-    drop(call);
-
-    server
-        .wait_for(WAIT, |log| {
-            log.iter().any(|r| {
-                r.endpoint == Endpoint::Cancel
-                    && r.operation.as_deref() == Some(&*name)
-                    && r.status == StatusCode::OK
-            })
-        })
-        .await
-        .unwrap();
-    let report = layer.handle().drain(WAIT).await;
-    assert!(report.is_complete(), "{report:?}");
+    let name = abandon_after_polls(&mut client, &server, &base, 1, || token.set("token-2")).await;
+    let report = drain_once_settled(&server, &layer, |r| {
+        r.operation.as_deref() == Some(&*name) && r.status == StatusCode::OK
+    })
+    .await;
 
     let cancels = server.cancels_for(&name);
     assert_eq!(
@@ -222,7 +258,7 @@ async fn the_cancel_carries_the_auth_layers_current_token_and_its_503_is_retried
     assert_eq!(report.stats.retried, 0);
     assert_eq!(report.stats.failed, 0);
 
-    let op = operation_state(&base, &name).await;
+    let op = get_operation(&base, &name).await;
     assert!(op.done);
     assert_eq!(op.error.map(|e| e.code), Some(1), "CANCELLED");
 }
@@ -231,57 +267,27 @@ async fn the_cancel_carries_the_auth_layers_current_token_and_its_503_is_retried
 async fn without_the_retry_layer_the_same_503_ends_the_cancel_after_one_attempt() {
     // The control for the test above: same fault, same CancelPolicy, no
     // retry layer.
-    let server = OperationsServer::new();
-    let handle = server.serve().await.unwrap();
+    let (server, handle) = server_failing_once(Endpoint::Cancel).await;
     let base = handle.base_url();
-    server.inject(
-        Endpoint::Cancel,
-        Fault::Script(vec![StatusCode::SERVICE_UNAVAILABLE]),
-    );
     let token = Token::new("token-1");
-    let layer = CancelOnDropLayer::new()
-        .poll_policy(fast_polls())
-        .cancel_policy(CancelPolicy::new().attempts(1));
-    let mut client = ServiceBuilder::new()
-        .layer(layer.clone())
-        .service(inner_stack(&token, false));
+    let (layer, mut client) = one_cancel_attempt(&token, false);
 
-    let call = send(&mut client, start_without_auth(&base, 60_000));
-    let mut call = Box::pin(call);
-    let name = tokio::select! {
-        result = &mut call => panic!("the call ended: {:?}", result.map(|r| r.status())),
-        name = wait_until_polling(&server) => name,
-    };
-    drop(call);
-
-    server
-        .wait_for(WAIT, |log| {
-            log.iter()
-                .any(|r| r.endpoint == Endpoint::Cancel && r.is_answered())
-        })
-        .await
-        .unwrap();
-    let report = layer.handle().drain(WAIT).await;
-    assert!(report.is_complete(), "{report:?}");
+    let name = abandon_after_polls(&mut client, &server, &base, 1, || {}).await;
+    let report = drain_once_settled(&server, &layer, RecordedRequest::is_answered).await;
     let cancels = server.cancels_for(&name);
     assert_eq!(statuses(&cancels), [503]);
     assert_eq!(cancels[0].headers[AUTHORIZATION], "Bearer token-1");
     assert_eq!(report.stats.fired, 1);
     assert_eq!(report.stats.failed, 1);
     assert_eq!(report.stats.accepted, 0);
-    let op = operation_state(&base, &name).await;
+    let op = get_operation(&base, &name).await;
     assert!(!op.done, "the operation was not cancelled");
 }
 
 #[tokio::test]
 async fn a_503_on_start_is_retried_with_the_same_body_and_the_operation_is_waited_on() {
-    let server = OperationsServer::new();
-    let handle = server.serve().await.unwrap();
+    let (server, handle) = server_failing_once(Endpoint::Start).await;
     let base = handle.base_url();
-    server.inject(
-        Endpoint::Start,
-        Fault::Script(vec![StatusCode::SERVICE_UNAVAILABLE]),
-    );
     let token = Token::new("token-1");
     let layer = CancelOnDropLayer::new().poll_policy(fast_polls());
     let mut client = ServiceBuilder::new()
@@ -292,7 +298,7 @@ async fn a_503_on_start_is_retried_with_the_same_body_and_the_operation_is_waite
         .await
         .unwrap();
     assert_eq!(response.status(), StatusCode::OK);
-    let op = Operation::from_json(&body_bytes(response.into_body()).await).unwrap();
+    let op = operation_of(response).await;
     let name = only_operation(&server);
     assert_eq!(op.name, name);
     assert!(op.done, "the caller gets the done operation");
@@ -314,13 +320,8 @@ async fn a_503_on_start_is_retried_with_the_same_body_and_the_operation_is_waite
 
 #[tokio::test]
 async fn a_503_on_a_poll_is_absorbed_by_the_retry_layer_before_the_poll_policy_sees_it() {
-    let server = OperationsServer::new();
-    let handle = server.serve().await.unwrap();
+    let (server, handle) = server_failing_once(Endpoint::Get).await;
     let base = handle.base_url();
-    server.inject(
-        Endpoint::Get,
-        Fault::Script(vec![StatusCode::SERVICE_UNAVAILABLE]),
-    );
     let token = Token::new("token-1");
     // The layer tolerates no transient poll failure at all: a 503 reaching
     // it would end the call with Error::Poll and a cancel.
@@ -332,7 +333,7 @@ async fn a_503_on_a_poll_is_absorbed_by_the_retry_layer_before_the_poll_policy_s
     let response = send(&mut with_retry, start_without_auth(&base, 40))
         .await
         .unwrap();
-    let op = Operation::from_json(&body_bytes(response.into_body()).await).unwrap();
+    let op = operation_of(response).await;
     assert!(op.done);
     assert!(op.error.is_none());
     let name = only_operation(&server);
@@ -401,26 +402,9 @@ async fn layers_outside_see_only_the_callers_call_and_layers_inside_see_every_po
         .map_request(record(&inside))
         .service(inner_stack(&token, true));
 
-    let call = send(&mut client, start_without_auth(&base, 60_000));
-    let mut call = Box::pin(call);
     // Let it poll a few times, then give up.
-    tokio::select! {
-        result = &mut call => panic!("the call ended: {:?}", result.map(|r| r.status())),
-        log = server.wait_for(WAIT, |log| {
-            log.iter().filter(|r| r.endpoint == Endpoint::Get && r.is_answered()).count() >= 3
-        }) => { log.unwrap(); }
-    }
-    drop(call);
-    server
-        .wait_for(WAIT, |log| {
-            log.iter()
-                .any(|r| r.endpoint == Endpoint::Cancel && r.is_answered())
-        })
-        .await
-        .unwrap();
-    let report = layer.handle().drain(WAIT).await;
-    assert!(report.is_complete(), "{report:?}");
-    let name = only_operation(&server);
+    let name = abandon_after_polls(&mut client, &server, &base, 3, || {}).await;
+    drain_once_settled(&server, &layer, RecordedRequest::is_answered).await;
 
     let start_path = "/v1/projects/p/locations/l/jobs".to_owned();
     assert_eq!(

@@ -20,7 +20,7 @@ use http_body_util::{combinators::BoxBody, BodyExt, Full, StreamBody};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Notify;
 use tower::{Service, ServiceBuilder};
-use tower_lro::{CancelOnDropLayer, Error};
+use tower_lro::{CancelOnDropLayer, DrainReport, Error};
 use tracing_subscriber::layer::SubscriberExt;
 
 type TestBody = BoxBody<Bytes, Infallible>;
@@ -118,6 +118,23 @@ fn json(status: StatusCode, body: impl Into<Bytes>) -> http::Response<TestBody> 
         .header("content-type", "application/json")
         .body(Full::new(body.into()).boxed())
         .unwrap()
+}
+
+/// A server whose operation `name` never finishes: a `POST ...:cancel` gets
+/// `cancel`'s answer; every other request gets `name`, running.
+fn cancel_answered(
+    name: &'static str,
+    cancel: impl Fn(&Seen) -> http::Response<TestBody> + Send + Sync + 'static,
+) -> Respond {
+    Arc::new(move |seen: &Seen| {
+        if seen.method == Method::POST && seen.target.ends_with(":cancel") {
+            return cancel(seen);
+        }
+        json(
+            StatusCode::OK,
+            format!(r#"{{"name":"{name}","done":false}}"#),
+        )
+    })
 }
 
 // ===== the other host =====
@@ -779,24 +796,15 @@ async fn warn_events_and_errors_never_echo_a_hostile_body() {
 #[tokio::test]
 async fn a_cancel_answer_whose_body_hangs_is_bounded_by_the_cancel_deadline() {
     const NAME: &str = "projects/p/locations/l/operations/hung-cancel";
-    let (addr, log, server) = recording_server(Arc::new(|seen: &Seen| {
-        if seen.target.ends_with(":cancel") {
-            let first = stream::iter([Ok::<_, Infallible>(http_body::Frame::data(
-                Bytes::from_static(b"{\"error\":"),
-            ))]);
-            return http::Response::builder()
-                .status(StatusCode::BAD_REQUEST)
-                .header("content-type", "application/json")
-                .body(
-                    StreamBody::new(futures_util::StreamExt::chain(first, stream::pending()))
-                        .boxed(),
-                )
-                .unwrap();
-        }
-        json(
-            StatusCode::OK,
-            format!(r#"{{"name":"{NAME}","done":false}}"#),
-        )
+    let (addr, log, server) = recording_server(cancel_answered(NAME, |_| {
+        let first = stream::iter([Ok::<_, Infallible>(http_body::Frame::data(
+            Bytes::from_static(b"{\"error\":"),
+        ))]);
+        http::Response::builder()
+            .status(StatusCode::BAD_REQUEST)
+            .header("content-type", "application/json")
+            .body(StreamBody::new(futures_util::StreamExt::chain(first, stream::pending())).boxed())
+            .unwrap()
     }))
     .await;
     let layer = CancelOnDropLayer::new()
@@ -841,18 +849,12 @@ async fn a_cancel_answer_whose_body_hangs_is_bounded_by_the_cancel_deadline() {
 #[tokio::test]
 async fn a_huge_retry_after_on_a_cancel_fails_it_without_a_panic() {
     const NAME: &str = "projects/p/locations/l/operations/retry-after";
-    let (addr, log, server) = recording_server(Arc::new(|seen: &Seen| {
-        if seen.target.ends_with(":cancel") {
-            let mut response = json(StatusCode::SERVICE_UNAVAILABLE, "{}");
-            response
-                .headers_mut()
-                .insert("retry-after", u64::MAX.to_string().parse().unwrap());
-            return response;
-        }
-        json(
-            StatusCode::OK,
-            format!(r#"{{"name":"{NAME}","done":false}}"#),
-        )
+    let (addr, log, server) = recording_server(cancel_answered(NAME, |_| {
+        let mut response = json(StatusCode::SERVICE_UNAVAILABLE, "{}");
+        response
+            .headers_mut()
+            .insert("retry-after", u64::MAX.to_string().parse().unwrap());
+        response
     }))
     .await;
     let layer = CancelOnDropLayer::new().poll_policy(fast_polls());
@@ -882,19 +884,15 @@ const START_PATH: &str = "/v1/projects/p/locations/l/jobs";
 /// running, `:cancel` answers `cancel_status` (with a `Location` to
 /// `redirect_to` for a 3xx).
 fn never_done(name: &'static str, cancel_status: StatusCode, redirect_to: String) -> Respond {
-    Arc::new(move |seen: &Seen| {
-        let running = format!(r#"{{"name":"{name}","done":false}}"#);
-        if seen.method == Method::POST && seen.target.ends_with(":cancel") {
-            let mut response = json(cancel_status, "{}");
-            if cancel_status.is_redirection() {
-                response.headers_mut().insert(
-                    "location",
-                    format!("{redirect_to}{}", seen.target).parse().unwrap(),
-                );
-            }
-            return response;
+    cancel_answered(name, move |seen| {
+        let mut response = json(cancel_status, "{}");
+        if cancel_status.is_redirection() {
+            response.headers_mut().insert(
+                "location",
+                format!("{redirect_to}{}", seen.target).parse().unwrap(),
+            );
         }
-        json(StatusCode::OK, running)
+        response
     })
 }
 
@@ -1116,6 +1114,28 @@ async fn a_redirected_poll_is_not_followed() {
     server.abort();
 }
 
+/// Starts operation `name` through `client` (a stack with `layer` on top)
+/// on a server whose cancel answers `307` to `redirect_to`, gives up, and
+/// drains `layer`'s cancels: the drain's report.
+async fn cancel_redirected<S>(
+    name: &'static str,
+    layer: &CancelOnDropLayer,
+    mut client: S,
+    redirect_to: SocketAddr,
+) -> DrainReport
+where
+    S: Service<http::Request<Full<Bytes>>>,
+    S::Error: std::fmt::Debug,
+{
+    let redirect_to = format!("http://{redirect_to}");
+    let respond = never_done(name, StatusCode::TEMPORARY_REDIRECT, redirect_to);
+    let (addr, log, server) = recording_server(respond).await;
+    start_then_give_up(&mut client, &log, request_with_every_kind_of_header(addr)).await;
+    let report = layer.handle().drain(WAIT).await;
+    server.abort();
+    report
+}
+
 /// A redirect-following inner service is the user's choice: the layer hands
 /// it its poll and cancel requests like any other. tower-http's
 /// `FollowRedirect` with its default policy follows a cross-origin 307 and
@@ -1133,19 +1153,12 @@ async fn follow_redirect_inside_the_layer_is_the_users_policy() {
         recording_server(Arc::new(|_: &Seen| json(StatusCode::OK, "{}"))).await;
 
     // 1. The default policy: followed, credentials filtered (partly).
-    let (addr, log, server) = recording_server(never_done(
-        NAME,
-        StatusCode::TEMPORARY_REDIRECT,
-        format!("http://{other_addr}"),
-    ))
-    .await;
     let layer = CancelOnDropLayer::new().poll_policy(fast_polls());
-    let mut client = ServiceBuilder::new()
+    let client = ServiceBuilder::new()
         .layer(layer.clone())
         .layer(FollowRedirectLayer::new())
         .service(http_client());
-    start_then_give_up(&mut client, &log, request_with_every_kind_of_header(addr)).await;
-    let report = layer.handle().drain(WAIT).await;
+    let report = cancel_redirected(NAME, &layer, client, other_addr).await;
     assert_eq!(
         (report.stats.fired, report.stats.accepted),
         (1, 1),
@@ -1164,30 +1177,21 @@ async fn follow_redirect_inside_the_layer_is_the_users_policy() {
     }
     assert_eq!(followed.headers["x-goog-api-key"], "api-key-123");
     assert_eq!(followed.headers["x-goog-user-project"], "billing-project");
-    server.abort();
 
     // 2. SameOrigin: not followed; the 307 reaches the layer, a failed cancel.
-    let (addr, log, server) = recording_server(never_done(
-        NAME,
-        StatusCode::TEMPORARY_REDIRECT,
-        format!("http://{other_addr}"),
-    ))
-    .await;
     let layer = CancelOnDropLayer::new().poll_policy(fast_polls());
     let policy = tower_http::follow_redirect::policy::Limited::default()
         .and::<_, Full<Bytes>, ()>(SameOrigin::new());
-    let mut client = ServiceBuilder::new()
+    let client = ServiceBuilder::new()
         .layer(layer.clone())
         .layer(FollowRedirectLayer::with_policy(policy))
         .service(http_client());
-    start_then_give_up(&mut client, &log, request_with_every_kind_of_header(addr)).await;
-    let report = layer.handle().drain(WAIT).await;
+    let report = cancel_redirected(NAME, &layer, client, other_addr).await;
     assert_eq!(
         (report.stats.fired, report.stats.failed),
         (1, 1),
         "{report:?}"
     );
     assert_eq!(other_log.len(), 1, "nothing more reached the other origin");
-    server.abort();
     other_server.abort();
 }

@@ -12,7 +12,7 @@ use bytes::Bytes;
 use common::*;
 use http::{Method, StatusCode};
 use http_body_util::{combinators::BoxBody, BodyExt, Full, StreamBody};
-use tower::{ServiceBuilder, ServiceExt};
+use tower::ServiceBuilder;
 use tower_lro::testing::{Endpoint, OperationsServer, RecordedRequest};
 use tower_lro::{CancelOnDropLayer, Error, Operation};
 
@@ -54,15 +54,7 @@ async fn assert_cancelled_once(
     assert_eq!(report.stats.accepted, 1);
 
     // GetOperation shows the operation ended CANCELLED.
-    let state = http_client()
-        .oneshot(
-            http::Request::get(format!("{base}/v1/{name}"))
-                .body(Full::default())
-                .unwrap(),
-        )
-        .await
-        .unwrap();
-    let op = Operation::from_json(&body_bytes(state.into_body()).await).unwrap();
+    let op = get_operation(base, name).await;
     assert!(op.done);
     assert_eq!(
         op.error.map(|e| e.code),

@@ -59,9 +59,28 @@ fn polls() -> PollPolicy {
     PollPolicy::new().jitter(false)
 }
 
+/// Starts an operation through `layer` over [`sql_like`], lets it poll for
+/// 3 s (of paused time), drops the call and drains the cancel: every
+/// request the API received.
+async fn poll_then_give_up(layer: &CancelOnDropLayer) -> Vec<(Method, String)> {
+    let log: Log = Default::default();
+    let mut svc = layer.layer(sql_like(log.clone()));
+    let call = svc.ready().await.unwrap().call(start());
+    assert!(tokio::time::timeout(Duration::from_secs(3), call)
+        .await
+        .is_err());
+    layer.handle().drain(Duration::from_secs(30)).await;
+    let log = log.lock().unwrap().clone();
+    log
+}
+
+/// The cancels among `log`'s requests.
+fn cancels(log: &[(Method, String)]) -> Vec<&(Method, String)> {
+    log.iter().filter(|(_, u)| u.contains("cancel")).collect()
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_route_function_decides_where_poll_and_cancel_go() {
-    let log: Log = Default::default();
     let layer = CancelOnDropLayer::new()
         .poll_policy(polls())
         .route(|name, _| {
@@ -69,21 +88,13 @@ async fn a_route_function_decides_where_poll_and_cancel_go() {
             let cancel = format!("{get}/cancel");
             Some(Routes::new(get.parse().ok()?, cancel.parse().ok()?))
         });
-    let mut svc = layer.layer(sql_like(log.clone()));
-    let call = svc.ready().await.unwrap().call(start());
-    assert!(tokio::time::timeout(Duration::from_secs(3), call)
-        .await
-        .is_err());
-    layer.handle().drain(Duration::from_secs(30)).await;
-
-    let log = log.lock().unwrap().clone();
+    let log = poll_then_give_up(&layer).await;
     assert!(log.contains(&(
         Method::GET,
         "https://sqladmin.example.test/sql/v1beta4/projects/p/operations/op-7".into()
     )));
-    let cancels: Vec<_> = log.iter().filter(|(_, u)| u.contains("cancel")).collect();
     assert_eq!(
-        cancels,
+        cancels(&log),
         vec![&(
             Method::POST,
             "https://sqladmin.example.test/sql/v1beta4/projects/p/operations/op-7/cancel".into()
@@ -94,7 +105,6 @@ async fn a_route_function_decides_where_poll_and_cancel_go() {
 
 #[tokio::test(start_paused = true)]
 async fn none_from_the_route_function_falls_back_to_the_default_rule() {
-    let log: Log = Default::default();
     let layer = CancelOnDropLayer::new()
         .poll_policy(polls())
         .route(|name, request| {
@@ -109,16 +119,9 @@ async fn none_from_the_route_function_falls_back_to_the_default_rule() {
                 .cancel_method(Method::GET)
             })
         });
-    let mut svc = layer.layer(sql_like(log.clone()));
-    let call = svc.ready().await.unwrap().call(start());
-    assert!(tokio::time::timeout(Duration::from_secs(3), call)
-        .await
-        .is_err());
-    layer.handle().drain(Duration::from_secs(30)).await;
-    let log = log.lock().unwrap().clone();
-    let cancels: Vec<_> = log.iter().filter(|(_, u)| u.contains("cancel")).collect();
+    let log = poll_then_give_up(&layer).await;
     assert_eq!(
-        cancels,
+        cancels(&log),
         vec![&(
             Method::POST,
             "https://sqladmin.example.test/sql/v1beta4/projects/p/operations/op-7:cancel".into()
@@ -154,7 +157,6 @@ async fn a_route_to_another_origin_is_refused_and_nothing_is_sent_there() {
 
 #[tokio::test(start_paused = true)]
 async fn a_route_may_cancel_with_get() {
-    let log: Log = Default::default();
     let layer = CancelOnDropLayer::new()
         .poll_policy(polls())
         .route(|name, _| {
@@ -162,16 +164,9 @@ async fn a_route_may_cancel_with_get() {
             let cancel = format!("{get}:cancel");
             Some(Routes::new(get.parse().ok()?, cancel.parse().ok()?).cancel_method(Method::GET))
         });
-    let mut svc = layer.layer(sql_like(log.clone()));
-    let call = svc.ready().await.unwrap().call(start());
-    assert!(tokio::time::timeout(Duration::from_secs(3), call)
-        .await
-        .is_err());
-    layer.handle().drain(Duration::from_secs(30)).await;
-    let log = log.lock().unwrap().clone();
-    let cancels: Vec<_> = log.iter().filter(|(_, u)| u.contains("cancel")).collect();
+    let log = poll_then_give_up(&layer).await;
     assert_eq!(
-        cancels,
+        cancels(&log),
         vec![&(
             Method::GET,
             "https://sqladmin.example.test/sql/v1beta4/projects/p/operations/op-7:cancel".into()

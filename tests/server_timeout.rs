@@ -26,7 +26,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tower::ServiceExt;
 use tower_http::timeout::TimeoutLayer;
 use tower_lro::testing::{Endpoint, Fault, OperationsServer, RecordedRequest, ServerHandle};
-use tower_lro::{CancelOnDrop, CancelOnDropLayer, Operation};
+use tower_lro::{CancelOnDrop, CancelOnDropLayer};
 
 #[derive(Clone)]
 struct AppState {
@@ -92,8 +92,13 @@ impl Rig {
         }
     }
 
-    fn jobs_url(&self) -> String {
-        format!("http://{}/jobs", self.addr)
+    /// The caller's request to the server: `POST /jobs`, whose handler
+    /// starts a 60 s upstream operation.
+    fn start_request(&self) -> http::Request<Full<Bytes>> {
+        http::Request::post(format!("http://{}/jobs", self.addr))
+            .header(CONTENT_TYPE, "application/json")
+            .body(Full::from(START_BODY))
+            .unwrap()
     }
 
     /// Waits until the layer is polling an operation: the server's handler is
@@ -139,15 +144,7 @@ impl Rig {
         assert_eq!(report.stats.fired, 1);
         assert_eq!(report.stats.accepted, 1);
 
-        let state = http_client()
-            .oneshot(
-                http::Request::get(format!("{}/v1/{name}", self.upstream_handle.base_url()))
-                    .body(Full::default())
-                    .unwrap(),
-            )
-            .await
-            .unwrap();
-        let op = Operation::from_json(&body_bytes(state.into_body()).await).unwrap();
+        let op = get_operation(&self.upstream_handle.base_url(), name).await;
         assert!(op.done);
         assert_eq!(
             op.error.map(|e| e.code),
@@ -169,15 +166,7 @@ const START_BODY: &str = r#"{"durationMs": 60000}"#;
 async fn the_servers_own_timeout_cancels_the_upstream_operation() {
     let rig = Rig::start(Duration::from_millis(300)).await;
 
-    let response = http_client()
-        .oneshot(
-            http::Request::post(rig.jobs_url())
-                .header(CONTENT_TYPE, "application/json")
-                .body(Full::from(START_BODY))
-                .unwrap(),
-        )
-        .await
-        .unwrap();
+    let response = http_client().oneshot(rig.start_request()).await.unwrap();
     assert_eq!(
         response.status(),
         StatusCode::GATEWAY_TIMEOUT,
@@ -226,12 +215,7 @@ async fn a_client_closing_its_connection_mid_request_cancels_the_upstream_operat
 async fn a_hyper_client_dropping_its_request_mid_flight_cancels_the_upstream_operation() {
     let rig = Rig::start(Duration::from_secs(60)).await;
 
-    let call = http_client().oneshot(
-        http::Request::post(rig.jobs_url())
-            .header(CONTENT_TYPE, "application/json")
-            .body(Full::from(START_BODY))
-            .unwrap(),
-    );
+    let call = http_client().oneshot(rig.start_request());
     let mut call = Box::pin(call);
     let name = tokio::select! {
         response = &mut call => panic!("the server answered: {response:?}"),
@@ -256,12 +240,7 @@ async fn an_http2_client_resetting_its_stream_cancels_the_upstream_operation() {
             .http2_only(true)
             .build_http();
 
-    let call = h2.clone().oneshot(
-        http::Request::post(rig.jobs_url())
-            .header(CONTENT_TYPE, "application/json")
-            .body(Full::from(START_BODY))
-            .unwrap(),
-    );
+    let call = h2.clone().oneshot(rig.start_request());
     let mut call = Box::pin(call);
     let name = tokio::select! {
         response = &mut call => panic!("the server answered: {response:?}"),
@@ -283,15 +262,7 @@ async fn the_servers_timeout_firing_before_the_upstream_answered_the_start_still
     rig.upstream
         .inject(Endpoint::Start, Fault::Latency(Duration::from_secs(1)));
 
-    let response = http_client()
-        .oneshot(
-            http::Request::post(rig.jobs_url())
-                .header(CONTENT_TYPE, "application/json")
-                .body(Full::from(START_BODY))
-                .unwrap(),
-        )
-        .await
-        .unwrap();
+    let response = http_client().oneshot(rig.start_request()).await.unwrap();
     assert_eq!(response.status(), StatusCode::GATEWAY_TIMEOUT);
     let starts = rig.upstream.requests_to(Endpoint::Start);
     assert_eq!(starts.len(), 1);

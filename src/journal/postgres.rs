@@ -60,19 +60,7 @@ impl PostgresJournal {
 }
 
 fn read_row(row: &tokio_postgres::Row) -> Result<Row, JournalError> {
-    let text = |i: usize| row.try_get::<_, String>(i).map_err(JournalError::store);
-    Ok(Row {
-        id: text(0)?,
-        owner: text(1)?,
-        name: text(2)?,
-        protocol: text(3)?,
-        scheme: text(4)?,
-        authority: text(5)?,
-        method: text(6)?,
-        path: text(7)?,
-        headers: text(8)?,
-        created_ms: row.try_get(9).map_err(JournalError::store)?,
-    })
+    Row::read(|i| row.try_get(i), |i| row.try_get(i)).map_err(JournalError::store)
 }
 
 fn entries_of(rows: Vec<tokio_postgres::Row>) -> Result<Vec<Entry>, JournalError> {

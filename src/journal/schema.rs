@@ -57,6 +57,26 @@ pub(crate) struct Row {
 }
 
 impl Row {
+    /// Reads one row in [`COLUMNS`] order through a backend's getters:
+    /// `text(i)` for a `TEXT` column, `int(i)` for a `BIGINT` one.
+    pub(crate) fn read<E>(
+        text: impl Fn(usize) -> Result<String, E>,
+        int: impl Fn(usize) -> Result<i64, E>,
+    ) -> Result<Row, E> {
+        Ok(Row {
+            id: text(0)?,
+            owner: text(1)?,
+            name: text(2)?,
+            protocol: text(3)?,
+            scheme: text(4)?,
+            authority: text(5)?,
+            method: text(6)?,
+            path: text(7)?,
+            headers: text(8)?,
+            created_ms: int(9)?,
+        })
+    }
+
     /// The entry, checked: protocol, route and headers must parse.
     pub(crate) fn into_entry(self) -> Result<Entry, JournalError> {
         Ok(Entry::from_stored(

@@ -69,19 +69,17 @@ fn now_ms() -> i64 {
     )
 }
 
-fn read_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Row> {
-    Ok(Row {
-        id: row.get(0)?,
-        owner: row.get(1)?,
-        name: row.get(2)?,
-        protocol: row.get(3)?,
-        scheme: row.get(4)?,
-        authority: row.get(5)?,
-        method: row.get(6)?,
-        path: row.get(7)?,
-        headers: row.get(8)?,
-        created_ms: row.get(9)?,
-    })
+/// Runs a statement that returns rows in [`COLUMNS`] order: the entries.
+fn query_entries(
+    stmt: &mut rusqlite::Statement<'_>,
+    params: impl rusqlite::Params,
+) -> Result<Vec<Entry>, JournalError> {
+    let rows = stmt
+        .query_map(params, |row| Row::read(|i| row.get(i), |i| row.get(i)))
+        .map_err(JournalError::store)?
+        .collect::<rusqlite::Result<Vec<Row>>>()
+        .map_err(JournalError::store)?;
+    rows.into_iter().map(Row::into_entry).collect()
 }
 
 fn write_batch(conn: &mut Connection, batch: &Batch) -> rusqlite::Result<()> {
@@ -168,15 +166,10 @@ impl Journal for SqliteJournal {
                  RETURNING {COLUMNS}"
             );
             let mut stmt = conn.prepare_cached(&sql).map_err(JournalError::store)?;
-            let rows = stmt
-                .query_map(
-                    params![claimer, now.saturating_add(millis(claim_for)), now, limit],
-                    read_row,
-                )
-                .map_err(JournalError::store)?
-                .collect::<rusqlite::Result<Vec<Row>>>()
-                .map_err(JournalError::store)?;
-            rows.into_iter().map(Row::into_entry).collect()
+            query_entries(
+                &mut stmt,
+                params![claimer, now.saturating_add(millis(claim_for)), now, limit],
+            )
         })
     }
 
@@ -200,12 +193,7 @@ impl Journal for SqliteJournal {
         self.run(|conn| {
             let sql = format!("SELECT {COLUMNS} FROM tower_lro_operations ORDER BY created_ms");
             let mut stmt = conn.prepare(&sql).map_err(JournalError::store)?;
-            let rows = stmt
-                .query_map([], read_row)
-                .map_err(JournalError::store)?
-                .collect::<rusqlite::Result<Vec<Row>>>()
-                .map_err(JournalError::store)?;
-            rows.into_iter().map(Row::into_entry).collect()
+            query_entries(&mut stmt, [])
         })
     }
 }

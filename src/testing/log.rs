@@ -1,13 +1,17 @@
-//! The request log: [`RecordedRequest`] and [`WaitTimeout`].
+//! The request log: [`RecordedRequest`] and [`WaitTimeout`], the
+//! [`OperationsServer`] methods that read it, and how the server records
+//! each request and fills its answer in.
 
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use http::{HeaderMap, Method, StatusCode};
 use tokio::time::Instant;
 
-use super::{Endpoint, FaultKind};
+use super::{Endpoint, FaultKind, Inner, OperationsServer};
+use crate::BoxError;
 
 /// The `status` of a [`RecordedRequest`] whose answer is still being
 /// prepared (during a [`Fault::Latency`](super::Fault::Latency) delay or a
@@ -160,3 +164,219 @@ impl fmt::Debug for WaitTimeout {
 }
 
 impl std::error::Error for WaitTimeout {}
+
+impl OperationsServer {
+    /// Every request received, in arrival order (including those still
+    /// being answered, whose `status` is `102`).
+    pub fn requests(&self) -> Vec<RecordedRequest> {
+        self.inner.lock().log.clone()
+    }
+
+    /// The requests routed to `endpoint`, in arrival order.
+    pub fn requests_to(&self, endpoint: Endpoint) -> Vec<RecordedRequest> {
+        let state = self.inner.lock();
+        state
+            .log
+            .iter()
+            .filter(|r| r.endpoint == endpoint)
+            .cloned()
+            .collect()
+    }
+
+    /// The CancelOperation requests for operation `name` (as in
+    /// [`RecordedRequest::operation`], percent-decoded), in arrival order.
+    pub fn cancels_for(&self, name: &str) -> Vec<RecordedRequest> {
+        let state = self.inner.lock();
+        state
+            .log
+            .iter()
+            .filter(|r| r.endpoint == Endpoint::Cancel && r.operation.as_deref() == Some(name))
+            .cloned()
+            .collect()
+    }
+
+    /// Forgets the logged requests (e.g. between benchmark iterations; the
+    /// log otherwise grows with every request). Requests still being
+    /// answered are not re-added.
+    pub fn clear_requests(&self) {
+        let mut state = self.inner.lock();
+        state.log_base += state.log.len();
+        state.log.clear();
+        drop(state);
+        self.inner.log_changed.send_modify(|v| *v += 1);
+    }
+
+    /// Waits until `pred` holds for the request log, and returns the log it
+    /// held for.
+    ///
+    /// `pred` is called with a snapshot of the log (without holding any lock,
+    /// so it may call this server) now and after every change to the log:
+    /// each request is recorded as it arrives — before any fault delays it —
+    /// and changed again when answered. No polling: it sleeps on a
+    /// notification between checks. `timeout` is measured on the tokio clock.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # use tower_lro::testing::{Endpoint, OperationsServer};
+    /// # async fn f(server: OperationsServer) -> Result<(), Box<dyn std::error::Error>> {
+    /// let name = "projects/p/locations/l/operations/op-1";
+    /// server
+    ///     .wait_for(Duration::from_secs(5), |log| {
+    ///         log.iter().any(|r| r.endpoint == Endpoint::Cancel
+    ///             && r.operation.as_deref() == Some(name))
+    ///     })
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`WaitTimeout`], listing the requests seen, if `timeout` passes first.
+    pub async fn wait_for(
+        &self,
+        timeout: Duration,
+        pred: impl Fn(&[RecordedRequest]) -> bool,
+    ) -> Result<Vec<RecordedRequest>, WaitTimeout> {
+        let mut changed = self.inner.log_changed.subscribe();
+        let deadline = Instant::now().checked_add(timeout);
+        loop {
+            let log = self.requests();
+            if pred(&log) {
+                return Ok(log);
+            }
+            let timed_out = match deadline {
+                Some(deadline) => tokio::time::timeout_at(deadline, changed.changed())
+                    .await
+                    .is_err(),
+                // Practically forever; the sender lives as long as `self`.
+                None => changed.changed().await.is_err(),
+            };
+            if timed_out {
+                let log = self.requests();
+                if pred(&log) {
+                    return Ok(log);
+                }
+                return Err(WaitTimeout {
+                    timeout,
+                    requests: log,
+                });
+            }
+        }
+    }
+
+    /// Calls `hook` with every later request as it is recorded — on
+    /// arrival, before any fault delays it, with `status` `102 Processing`
+    /// — replacing any previous hook. It runs on the server's task, outside
+    /// the server's lock (so it may call this server), and should be quick.
+    ///
+    /// For waiting on one request among thousands without re-reading the
+    /// whole log on every change, as [`wait_for`](Self::wait_for) does:
+    /// e.g. to drop a caller exactly when its request has reached the server.
+    pub fn on_request(&self, hook: impl Fn(&RecordedRequest) + Send + Sync + 'static) {
+        self.inner.lock().on_request = Some(Arc::new(hook));
+    }
+}
+
+/// Fills in a logged request's status when answered, or `499` if dropped
+/// before that.
+pub(super) struct Answering<'a> {
+    inner: &'a Inner,
+    /// The request's index in the log (counting every request ever
+    /// recorded).
+    pub(super) index: usize,
+    answered: bool,
+}
+
+impl Answering<'_> {
+    pub(super) fn finish(mut self, status: StatusCode) {
+        self.answered = true;
+        self.inner.set_answer(self.index, status);
+    }
+}
+
+impl Drop for Answering<'_> {
+    fn drop(&mut self) {
+        if !self.answered {
+            self.inner.set_answer(self.index, client_closed());
+        }
+    }
+}
+
+impl Inner {
+    /// Fills in the name of the operation a logged Start created.
+    pub(super) fn set_created(&self, index: usize, name: String) {
+        let mut state = self.lock();
+        let Some(i) = index.checked_sub(state.log_base) else {
+            return; // cleared meanwhile
+        };
+        if let Some(entry) = state.log.get_mut(i) {
+            entry.operation = Some(name);
+        }
+        drop(state);
+        self.log_changed.send_modify(|v| *v += 1);
+    }
+
+    fn set_answer(&self, index: usize, status: StatusCode) {
+        let mut state = self.lock();
+        let Some(i) = index.checked_sub(state.log_base) else {
+            return; // cleared meanwhile
+        };
+        if let Some(entry) = state.log.get_mut(i) {
+            entry.status = status;
+            tracing::debug!(
+                method = %entry.method,
+                path = %entry.path,
+                endpoint = ?entry.endpoint,
+                status = status.as_u16(),
+                "tower_lro::testing request answered"
+            );
+        }
+        drop(state);
+        self.log_changed.send_modify(|v| *v += 1);
+    }
+
+    /// Logs a request as it arrives (its body read) and decides its fault:
+    /// the guard that fills its answer in (holding its index in the log),
+    /// and the fault (`None`: answer normally).
+    pub(super) fn record(
+        &self,
+        parts: &http::request::Parts,
+        endpoint: Endpoint,
+        operation: Option<String>,
+        body: &Result<Bytes, BoxError>,
+    ) -> (Answering<'_>, Option<FaultKind>) {
+        let path = parts
+            .uri
+            .path_and_query()
+            .map_or_else(|| parts.uri.path().to_owned(), |pq| pq.as_str().to_owned());
+        let (index, fault, hook) = {
+            let mut state = self.lock();
+            let fault = state.take_fault(endpoint);
+            let index = state.log_base + state.log.len();
+            state.log.push(RecordedRequest {
+                method: parts.method.clone(),
+                path,
+                headers: parts.headers.clone(),
+                body: body.as_ref().ok().cloned().unwrap_or_default(),
+                endpoint,
+                operation,
+                status: PENDING,
+                grpc_status: None,
+                fault: fault.clone(),
+                received_at: Instant::now(),
+            });
+            let hook = state.on_request.clone().zip(state.log.last().cloned());
+            (index, fault, hook)
+        };
+        self.log_changed.send_modify(|v| *v += 1);
+        if let Some((hook, recorded)) = hook {
+            hook(&recorded);
+        }
+        let answering = Answering {
+            inner: self,
+            index,
+            answered: false,
+        };
+        (answering, fault)
+    }
+}

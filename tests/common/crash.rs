@@ -17,7 +17,7 @@ use http::HeaderValue;
 use tokio::task::JoinSet;
 use tower::{Layer, ServiceBuilder, ServiceExt};
 use tower_http::set_header::SetRequestHeaderLayer;
-use tower_lro::journal::{Journal, JournalWriter, Reaper, WriterOptions};
+use tower_lro::journal::{Entry, Journal, JournalWriter, Reaper, WriterOptions};
 use tower_lro::CancelOnDropLayer;
 
 use crate::common::{body_json, http_client, start};
@@ -46,8 +46,30 @@ pub struct ChildProcess {
 }
 
 impl ChildProcess {
+    /// Starts this binary's `crash_child` as a replica: `ops` operations
+    /// against the server at `base`, journaled in `journal` (the string the
+    /// test's opener is given); with `reaper_tag`, it also runs two reapers
+    /// whose cancels carry `x-reaper: {tag}-{i}`. Waits (up to 120 s) for
+    /// its READY line.
+    pub async fn replica(
+        base: String,
+        ops: usize,
+        journal: String,
+        reaper_tag: Option<&str>,
+    ) -> Self {
+        let mut env = vec![
+            ("CRASH_BASE", base),
+            ("CRASH_OPS", ops.to_string()),
+            ("CRASH_JOURNAL", journal),
+        ];
+        if let Some(tag) = reaper_tag {
+            env.push(("CRASH_REAPER_TAG", tag.to_owned()));
+        }
+        Self::start("crash_child", &env).await
+    }
+
     /// Starts the child with `env` and waits (up to 120 s) for its READY line.
-    pub async fn start(test: &str, env: &[(&str, String)]) -> Self {
+    async fn start(test: &str, env: &[(&str, String)]) -> Self {
         let mut command = Command::new(std::env::current_exe().unwrap());
         command
             .args([
@@ -102,11 +124,24 @@ fn env(name: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| panic!("{name} not set for the crash child"))
 }
 
+/// The names of `journal`'s entries that `keep` accepts.
+pub async fn entry_names(journal: &dyn Journal, keep: impl Fn(&Entry) -> bool) -> BTreeSet<String> {
+    journal
+        .entries()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| keep(e))
+        .map(|e| e.name().to_owned())
+        .collect()
+}
+
 /// The child test's body: runs [`child_main`] if this process is a crash
-/// child (`CRASH_CHILD` set); a no-op otherwise.
+/// child (`CRASH_CHILD` set); a no-op otherwise. `open` is given the
+/// replica's `journal` string (a path, a connection string).
 pub fn run_child<F, Fut>(open: F)
 where
-    F: Fn() -> Fut,
+    F: Fn(String) -> Fut,
     Fut: std::future::Future<Output = Arc<dyn Journal>>,
 {
     if std::env::var("CRASH_CHILD").is_err() {
@@ -119,7 +154,7 @@ where
 /// The child's body: `open` opens a connection to the journal.
 pub async fn child_main<F, Fut>(open: F)
 where
-    F: Fn() -> Fut,
+    F: Fn(String) -> Fut,
     Fut: std::future::Future<Output = Arc<dyn Journal>>,
 {
     let _ = tracing_subscriber::fmt()
@@ -128,7 +163,8 @@ where
         .try_init();
     let base = env("CRASH_BASE");
     let n: usize = env("CRASH_OPS").parse().unwrap();
-    let journal = open().await;
+    let config = env("CRASH_JOURNAL");
+    let journal = open(config.clone()).await;
     let writer = JournalWriter::start(journal.clone(), WriterOptions::new().lease(LEASE)).unwrap();
     let svc = CancelOnDropLayer::new()
         .journal(writer.clone())
@@ -156,14 +192,7 @@ where
     let want = n - short_names.len();
     let long_names = loop {
         writer.flush().await.unwrap();
-        let mine: BTreeSet<String> = journal
-            .entries()
-            .await
-            .unwrap()
-            .into_iter()
-            .filter(|e| e.owner() == writer.owner())
-            .map(|e| e.name().to_owned())
-            .collect();
+        let mine = entry_names(&*journal, |e| e.owner() == writer.owner()).await;
         if mine.len() == want && mine.is_disjoint(&short_names) {
             break mine;
         }
@@ -177,7 +206,7 @@ where
                     HeaderValue::from_str(&format!("{tag}-{i}")).unwrap(),
                 ))
                 .service(http_client());
-            let reaper = Reaper::new(open().await, stack)
+            let reaper = Reaper::new(open(config.clone()).await, stack)
                 .interval(Duration::from_millis(100))
                 .batch(8);
             tokio::spawn(reaper.run());

@@ -61,6 +61,18 @@ where
     serde_json::from_slice(&body_bytes(body).await).unwrap()
 }
 
+/// GetOperation straight to the server, around any layer: `GET
+/// {base}/v1/{name}`, its body read as an Operation.
+pub async fn get_operation(base: &str, name: &str) -> tower_lro::Operation {
+    let request = http::Request::get(format!("{base}/v1/{name}"))
+        .body(Full::default())
+        .unwrap();
+    let response = tower::ServiceExt::oneshot(http_client(), request)
+        .await
+        .unwrap();
+    tower_lro::Operation::from_json(&body_bytes(response.into_body()).await).unwrap()
+}
+
 /// The name of the only operation the server has started.
 pub fn only_operation(server: &tower_lro::testing::OperationsServer) -> String {
     let names = server.operation_names();

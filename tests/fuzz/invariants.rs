@@ -191,7 +191,7 @@ fn unreserved(b: u8) -> bool {
 
 /// Checks `get_uri` (empty suffix) or `cancel_uri` (`":cancel"`); returns the
 /// URI if one was built.
-fn check_route(name: &OperationName, request: &Uri, suffix: &str) -> Option<Uri> {
+pub fn check_route(name: &OperationName, request: &Uri, suffix: &str) -> Option<Uri> {
     let built = if suffix.is_empty() {
         name.get_uri(request)
     } else {

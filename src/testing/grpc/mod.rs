@@ -45,7 +45,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::{Request, Response, StatusCode};
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::Full;
 use prost::Message;
 use tonic::Code;
 
@@ -58,8 +58,11 @@ pub use crate::protocol::grpc::messages::{
 };
 
 pub(crate) use self::convert::Started;
-use super::{before_work, fault, Answering, BoxError, Endpoint, FaultKind, Inner, MAX_BODY_BYTES};
+use super::dispatch::{before_work, read_body};
+use super::handlers::Answer;
+use super::{fault, Endpoint, FaultKind, Inner};
 use crate::protocol::grpc::{frame, methods, status as grpc_status};
+use crate::BoxError;
 
 const GET: &str = "/google.longrunning.Operations/GetOperation";
 const LIST: &str = "/google.longrunning.Operations/ListOperations";
@@ -164,10 +167,10 @@ fn fault_status(status: StatusCode, retry: Option<Duration>) -> tonic::Status {
 }
 
 /// A non-OK answer from the REST logic as a gRPC status.
-fn to_status(answer: super::Answer) -> tonic::Status {
+fn to_status(answer: Answer) -> tonic::Status {
     match answer {
-        super::Answer::Error(e) => tonic::Status::new(code_for(e.status), e.message),
-        super::Answer::NotAllowed { message, .. } => tonic::Status::unimplemented(message),
+        Answer::Error(e) => tonic::Status::new(code_for(e.status), e.message),
+        Answer::NotAllowed { message, .. } => tonic::Status::unimplemented(message),
     }
 }
 
@@ -182,17 +185,10 @@ where
 {
     let (parts, body) = request.into_parts();
     let endpoint = endpoint(parts.uri.path());
-    let body = Limited::new(body, MAX_BODY_BYTES)
-        .collect()
-        .await
-        .map(|collected| collected.to_bytes());
+    let body = read_body(body).await;
     let operation = body.as_ref().ok().and_then(|b| addressed(endpoint, b));
-    let (index, fault) = inner.record(&parts, endpoint, operation, &body);
-    let answering = Answering {
-        inner,
-        index,
-        answered: false,
-    };
+    let (answering, fault) = inner.record(&parts, endpoint, operation, &body);
+    let index = answering.index;
     let reset = || tonic::Status::unavailable("Injected fault: stream reset.").into_http();
     let mut late = None;
     let (response, disconnect) = match fault {

@@ -115,58 +115,47 @@ async fn list_filters_on_done_per_aip_160() {
     }
 }
 
+/// `POST /v1/{name}:wait{query}` with `body`: the answer, and how long it
+/// took (tokio's clock).
+async fn timed_wait(
+    server: &OperationsServer,
+    name: &str,
+    query: &str,
+    body: &str,
+) -> (Answer, Duration) {
+    let t0 = Instant::now();
+    let path = format!("/v1/{name}:wait{query}");
+    let answer = call(server, Method::POST, &path, body).await;
+    (answer, Instant::now() - t0)
+}
+
+/// Starts an operation of the server's default duration: its name.
+async fn start_named(server: &OperationsServer) -> String {
+    start(server, "").await["name"].as_str().unwrap().to_owned()
+}
+
 #[tokio::test(start_paused = true)]
 async fn wait_answers_when_done_or_at_the_timeout() {
     let server = OperationsServer::new().default_duration(Duration::from_secs(5));
     start(&server, "").await;
-    let t0 = Instant::now();
-    let answer = call(
-        &server,
-        Method::POST,
-        &format!("/v1/{OP1}:wait"),
-        r#"{"timeout": "30s"}"#,
-    )
-    .await;
+    let (answer, waited) = timed_wait(&server, OP1, "", r#"{"timeout": "30s"}"#).await;
     assert_eq!(answer.json["done"], true);
-    assert_eq!(Instant::now() - t0, Duration::from_secs(5));
+    assert_eq!(waited, Duration::from_secs(5));
 
     // Timeout first.
-    let op2 = start(&server, "").await["name"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let t0 = Instant::now();
-    let answer = call(
-        &server,
-        Method::POST,
-        &format!("/v1/{op2}:wait"),
-        r#"{"timeout": "1.5s"}"#,
-    )
-    .await;
+    let op2 = start_named(&server).await;
+    let (answer, waited) = timed_wait(&server, &op2, "", r#"{"timeout": "1.5s"}"#).await;
     assert_eq!(answer.json["done"], false);
     assert_eq!(answer.json["metadata"]["value"]["progressPercent"], 30);
-    assert_eq!(Instant::now() - t0, Duration::from_millis(1500));
+    assert_eq!(waited, Duration::from_millis(1500));
 
     // Query timeout; already done answers at once.
     advance(Duration::from_secs(10)).await;
-    let t0 = Instant::now();
-    let answer = call(
-        &server,
-        Method::POST,
-        &format!("/v1/{op2}:wait?timeout=9s"),
-        "",
-    )
-    .await;
+    let (answer, waited) = timed_wait(&server, &op2, "?timeout=9s", "").await;
     assert_eq!(answer.json["done"], true);
-    assert_eq!(Instant::now(), t0);
+    assert_eq!(waited, Duration::ZERO);
 
-    let bad = call(
-        &server,
-        Method::POST,
-        &format!("/v1/{op2}:wait"),
-        r#"{"timeout": "soon"}"#,
-    )
-    .await;
+    let (bad, _) = timed_wait(&server, &op2, "", r#"{"timeout": "soon"}"#).await;
     assert_error(&bad, 400, "INVALID_ARGUMENT");
     let missing = call(&server, Method::POST, "/v1/operations/x:wait", "{}").await;
     assert_error(&missing, 404, "NOT_FOUND");
@@ -179,9 +168,8 @@ async fn wait_is_woken_by_cancel_and_delete() {
     let waiter = tokio::spawn({
         let server = server.clone();
         async move {
-            let t0 = Instant::now();
-            let answer = call(&server, Method::POST, &format!("/v1/{OP1}:wait"), "").await;
-            (answer.json, Instant::now() - t0)
+            let (answer, waited) = timed_wait(&server, OP1, "", "").await;
+            (answer.json, waited)
         }
     });
     server
@@ -199,13 +187,10 @@ async fn wait_is_woken_by_cancel_and_delete() {
     assert_eq!(wait.operation.as_deref(), Some(OP1));
     assert_eq!(wait.status, StatusCode::OK);
 
-    let op2 = start(&server, "").await["name"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let op2 = start_named(&server).await;
     let waiter = tokio::spawn({
         let (server, op2) = (server.clone(), op2.clone());
-        async move { call(&server, Method::POST, &format!("/v1/{op2}:wait"), "").await }
+        async move { timed_wait(&server, &op2, "", "").await.0 }
     });
     tokio::task::yield_now().await;
     call(&server, Method::DELETE, &format!("/v1/{op2}"), "").await;
@@ -216,14 +201,7 @@ async fn wait_is_woken_by_cancel_and_delete() {
 async fn wait_without_timeout_is_capped() {
     let server = OperationsServer::new().default_duration(Duration::from_secs(3600));
     start(&server, "").await;
-    let t0 = Instant::now();
-    let answer = call(
-        &server,
-        Method::POST,
-        &format!("/v1/{OP1}:wait"),
-        r#"{"timeout": "7200s"}"#,
-    )
-    .await;
+    let (answer, waited) = timed_wait(&server, OP1, "", r#"{"timeout": "7200s"}"#).await;
     assert_eq!(answer.json["done"], false);
-    assert_eq!(Instant::now() - t0, MAX_WAIT);
+    assert_eq!(waited, MAX_WAIT);
 }
