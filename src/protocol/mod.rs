@@ -237,9 +237,9 @@ impl Target {
         &self.name
     }
 
-    /// The REST route, if this is a REST/JSON operation (for the fuzz
-    /// entry points).
-    #[cfg(feature = "__internals")]
+    /// The REST route, if this is a REST/JSON operation (for the journal
+    /// and the fuzz entry points).
+    #[cfg(any(feature = "__internals", feature = "journal"))]
     pub(crate) fn rest_route(&self) -> Option<&rest::routes::Route> {
         match &self.wire {
             Wire::Rest(route) => Some(route),
