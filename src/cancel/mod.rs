@@ -1,12 +1,10 @@
 //! Cancelling operations the caller gave up on (AIP-151 `CancelOperation`):
-//! the policy, the counters and handle, delivery through one pool per layer
-//! with bounded concurrency, optional verification, and calls abandoned in
-//! flight.
+//! the policy, the counters and handle, delivery through one pool of
+//! workers per layer, optional verification, and calls abandoned in flight.
 
 mod attempt;
 mod bounds;
 mod deliver;
-mod dispatch;
 mod explicit;
 mod in_flight;
 mod job;
@@ -15,6 +13,7 @@ mod policy;
 mod pool;
 mod stats;
 mod verify;
+mod worker;
 
 #[cfg(feature = "journal")]
 pub(crate) use deliver::deliver_now;
