@@ -12,10 +12,10 @@
 //! | variant | what is timed |
 //! |---|---|
 //! | `spawn oneshot` (anchor) | clone the service, the cancel URI and the forwarded headers; `tokio::spawn` a task that builds `POST …:cancel` and `oneshot`s it |
-//! | `lro drop` | `drop` of a tracking future: `PinnedDrop` → `Track::give_up` → `spawn_cancel` (counters, admission, span, the job boxed and pushed onto the layer's queue; the first of a batch also spawns the delivery task), plus freeing the future (its `Track` box, its timer entry and its own box) |
+//! | `lro drop` | `drop` of a tracking future: `PinnedDrop` → `Track::give_up` → `spawn_cancel` (counters, admission, span, the job boxed and pushed onto the layer's queue; the first 64 of a batch also spawn the pool's workers), plus freeing the future (its `Track` box, its timer entry and its own box) |
 //! | `drop untracked` | `drop` of a boxed future through the layer that tracks nothing (a GET in flight): the cost of freeing a future, for reference |
 //! | `spawn oneshot, run` | as `spawn oneshot`, and then running every task to completion |
-//! | `lro drop, run` | as `lro drop`, and then running every cancel to completion (`CancelHandle::drain`): the delivery task's attempt futures (request, attempt timeout, classification), counters and settling |
+//! | `lro drop, run` | as `lro drop`, and then running every cancel to completion (`CancelHandle::drain`): the workers' attempts (request, attempt timeout, classification), counters and settling |
 //!
 //! The `run` pair is reported as a ratio to `spawn oneshot, run`.
 //!

@@ -35,8 +35,9 @@ use crate::request_body::RequestBody;
 ///   `S::Error: Into<BoxError>`: a clone of the inner service is kept per
 ///   tracked call and sends its `GetOperation`, `WaitOperation` and
 ///   `CancelOperation` requests (through [`tower::ServiceExt::oneshot`]),
-///   the cancel from the layer's delivery task, spawned on the tokio
-///   runtime current at `call` if it is not running;
+///   the cancel from one of the layer's delivery workers, tasks spawned on
+///   the tokio runtime current at `call` if fewer than the in-flight limit
+///   run;
 /// - `ReqBody: RequestBody + Send + 'static`: the layer builds the bodies of
 ///   those requests itself (see [`RequestBody`] for the types it is
 ///   implemented for — `Full<Bytes>`, `Empty<Bytes>`, `BoxBody`,

@@ -16,7 +16,7 @@ use crate::cancel::{CancelPolicy, CancelStats, Counters, Pool};
 /// fixed at creation: a policy with others gets a new `Shared`.
 pub(crate) struct Shared {
     pub(crate) counters: Counters,
-    /// The delivery task (and tasks waiting on calls abandoned in flight),
+    /// The delivery workers (and tasks waiting on calls abandoned in flight),
     /// for `drain`.
     pub(crate) tracker: TaskTracker,
     /// Fired cancels waiting to be sent.

@@ -1,7 +1,6 @@
 //! One CancelOperation attempt: the request through a clone of the inner
-//! service, its answer read and classified, all within a time budget.
-
-use std::time::Duration;
+//! service, its answer read and classified. The worker sending it bounds
+//! it in time.
 
 use bytes::Bytes;
 use http::{Request, Response};
@@ -14,14 +13,13 @@ use crate::inspect::read_to_end;
 use crate::protocol::{CancelAnswer, CancelHead, Protocol};
 
 /// Sends `request` (`None`: it could not be built) and classifies the
-/// answer, the body included: a server that sends a head and then a body
-/// that never ends must not hold the attempt (and its slot) forever. A
-/// timeout or transport error is to be retried.
+/// answer, the body included (the worker's time limit covers reading it: a
+/// server that sends a head and then a body that never ends must not hold
+/// the attempt forever). A transport error is to be retried.
 pub(crate) async fn send<S, ReqBody, ResBody>(
     svc: S,
     request: Option<Request<ReqBody>>,
     protocol: Protocol,
-    budget: Duration,
 ) -> CancelAnswer
 where
     S: Service<Request<ReqBody>, Response = Response<ResBody>>,
@@ -32,22 +30,14 @@ where
         debug_assert!(false, "every protocol can build a CancelOperation request");
         return CancelAnswer::Failed(None);
     };
-    let result = tokio::time::timeout(budget, async move {
-        let response = svc.oneshot(request).await.map_err(Into::<BoxError>::into)?;
-        Ok::<_, BoxError>(classify(protocol, response).await)
-    })
-    .await;
-    match result {
-        Err(_) => {
-            tracing::debug!("cancel attempt timed out");
-            CancelAnswer::Retry(None)
-        }
-        Ok(Err(e)) => {
+    let response = match svc.oneshot(request).await.map_err(Into::<BoxError>::into) {
+        Ok(response) => response,
+        Err(e) => {
             tracing::debug!(error = %e, "cancel attempt failed in transport");
-            CancelAnswer::Retry(None)
+            return CancelAnswer::Retry(None);
         }
-        Ok(Ok(answer)) => answer,
-    }
+    };
+    classify(protocol, response).await
 }
 
 /// Classifies a cancel answer: the head, then if the protocol asks, the

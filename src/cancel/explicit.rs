@@ -35,7 +35,7 @@ impl<S> CancelOnDrop<S> {
     /// cancel has an outcome (within the policy's deadline); await it on a
     /// tokio runtime (elsewhere it resolves to `Failed` without sending).
     /// Once awaited, dropping the future does not stop the cancel: the
-    /// layer's delivery task sends it like one fired by a dropped call. It
+    /// layer's delivery workers send it like one fired by a dropped call. It
     /// is never shed: the caller waiting on it bounds how many there are.
     ///
     /// # Errors

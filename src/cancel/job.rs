@@ -172,8 +172,8 @@ pub(crate) trait Deliver: Send {
     fn cancel(&mut self) -> &mut Cancel;
 
     /// One CancelOperation attempt through a clone of the inner service,
-    /// answered within `budget`, inside the cancel's span.
-    fn attempt(&self, budget: Duration) -> BoxFuture<CancelAnswer>;
+    /// inside the cancel's span (the caller bounds it in time).
+    fn attempt(&self) -> BoxFuture<CancelAnswer>;
 
     /// Watches the operation after an accepted cancel (see
     /// [`CancelPolicy::verify`](crate::CancelPolicy::verify)).
@@ -199,10 +199,10 @@ where
         &mut self.cancel
     }
 
-    fn attempt(&self, budget: Duration) -> BoxFuture<CancelAnswer> {
+    fn attempt(&self) -> BoxFuture<CancelAnswer> {
         let c = &self.cancel;
         let request = c.target.request::<ReqBody>(Rpc::Cancel, &c.headers);
-        let future = send(self.svc.clone(), request, c.target.protocol(), budget);
+        let future = send(self.svc.clone(), request, c.target.protocol());
         Box::pin(future.instrument(c.span.clone()))
     }
 

@@ -19,12 +19,13 @@ use std::time::Duration;
 /// backoff 200 ms ×2 capped at 5 s with full jitter (never shorter than a
 /// `Retry-After`), 3 s per attempt, UNIMPLEMENTED remembered for 10 min, 64
 /// cancels in flight per layer and 16,384 queued behind them. A layer's
-/// cancels are sent by one delivery task, started by the first cancel and
-/// ended when none is left: a queued cancel is a job of some 650 bytes (its
+/// cancels are sent by its workers — at most one task per in-flight slot,
+/// started as cancels arrive and ended when none is left — each sending one
+/// attempt at a time: a queued cancel is a job of some 650–750 bytes (its
 /// operation's name and route, the forwarded headers, a clone of the inner
-/// service), not a task, so a full queue costs about 10 MB. A cancel backing
-/// off waits in a timer queue and holds no in-flight slot; once due it goes
-/// before the cancels queued since.
+/// service), not a task, so a full queue costs about 12 MB. A cancel backing
+/// off waits in a timer heap and holds no slot; once due it goes before the
+/// cancels queued since.
 ///
 /// Why a deadline and not a count: with a share `f` of attempts failing
 /// independently, `k` attempts lose `f^k` of the cancels — 2.7 % for 3

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use tokio::time::Instant;
+use tokio::time::{Instant, Sleep};
 
 use super::job::{BoxFuture, Job};
 use super::outcome::CancelOutcome;
@@ -31,6 +31,9 @@ pub(crate) async fn worker(shared: Arc<Shared>) {
         keeping: false,
         done: false,
     };
+    // One timer per worker, moved for each attempt: resetting it later
+    // needs no new timer registration.
+    let mut limit = Box::pin(tokio::time::sleep(Duration::ZERO));
     loop {
         let (next, more) = shared.pool.next(guard.keeping, shared.max_in_flight);
         guard.keeping = false;
@@ -38,7 +41,7 @@ pub(crate) async fn worker(shared: Arc<Shared>) {
             shared.tracker.spawn(boxed(shared.clone()));
         }
         match next {
-            Next::Job(job) => deliver(&shared, job).await,
+            Next::Job(job) => deliver(&shared, job, limit.as_mut()).await,
             Next::Keep(at) => {
                 guard.keeping = true;
                 tokio::select! {
@@ -62,15 +65,25 @@ fn boxed(shared: Arc<Shared>) -> BoxFuture<()> {
     Box::pin(worker(shared))
 }
 
-/// Sends one attempt of `job`, or settles it if it may not send.
-async fn deliver(shared: &Shared, mut job: Job) {
+/// Sends one attempt of `job` within its budget (`limit` reset to it), or
+/// settles it if it may not send. An attempt past its budget is dropped
+/// and retried.
+async fn deliver(shared: &Shared, mut job: Job, mut limit: Pin<&mut Sleep>) {
     let Some(budget) = start(shared, &mut job) else {
         return;
     };
-    let answer = Unwind(job.attempt(budget)).await.unwrap_or_else(|| {
-        tracing::error!("a cancel attempt panicked (in the inner service?)");
-        CancelAnswer::Failed(None)
-    });
+    limit.as_mut().reset(Instant::now() + budget);
+    let answer = tokio::select! {
+        biased;
+        answer = Unwind(job.attempt()) => answer.unwrap_or_else(|| {
+            tracing::error!("a cancel attempt panicked (in the inner service?)");
+            CancelAnswer::Failed(None)
+        }),
+        () = limit => {
+            job.cancel().span.in_scope(|| tracing::debug!("cancel attempt timed out"));
+            CancelAnswer::Retry(None)
+        }
+    };
     answered(shared, job, answer);
 }
 
