@@ -166,20 +166,38 @@ fn start_request(base: &str, ms: u64) -> Request<Full<Bytes>> {
     request
 }
 
-/// A raw AIP-151 cancel, as the layer sends it: `POST {base}{path}`, empty body.
-fn raw_cancel(base: &str, path: &str) -> Request<Full<Bytes>> {
-    cancel_to(format!("{base}{path}").parse().expect("valid URI"))
+/// A raw AIP-151 cancel of operation `name`, as the layer sends it:
+/// `POST {base}/v1/{name}:cancel`, empty body.
+fn raw_cancel(base: &str, name: &str) -> Request<Full<Bytes>> {
+    let uri = format!("{base}{}", cancel_path(name))
+        .parse()
+        .expect("valid URI");
+    cancel_to(uri, request_params(name))
 }
 
-/// `POST {uri}`, empty body, `content-length: 0`, the caller's credentials.
-fn cancel_to(uri: http::Uri) -> Request<Full<Bytes>> {
+/// `POST {uri}`, empty body, `content-length: 0`, the caller's credentials
+/// and the operation's `x-goog-request-params`: the headers the layer's
+/// cancel carries, so that the server does the same work for both.
+fn cancel_to(uri: http::Uri, params: http::HeaderValue) -> Request<Full<Bytes>> {
     let mut request = Request::new(Full::default());
     *request.method_mut() = Method::POST;
     *request.uri_mut() = uri;
     let headers = request.headers_mut();
     headers.insert("authorization", "Bearer load-test".parse().expect("value"));
+    headers.insert("x-goog-request-params", params);
     headers.insert("content-length", "0".parse().expect("value"));
     request
+}
+
+/// `name={name}`, percent-encoded as Google's clients send it.
+fn request_params(name: &str) -> http::HeaderValue {
+    const KEEP: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+        .remove(b'-')
+        .remove(b'_')
+        .remove(b'.')
+        .remove(b'~');
+    let value = format!("name={}", percent_encoding::utf8_percent_encode(name, KEEP));
+    value.parse().expect("ASCII")
 }
 
 /// The `/v1/{name}:cancel` path of an operation.
@@ -290,10 +308,11 @@ async fn latency_table(plan: &Plan) -> Result<String, BoxError> {
         // Like the layer, which routed the cancel when it read the
         // Operation: the URI is ready, the request is built in the task.
         let uri: http::Uri = format!("{base}{}", cancel_path(&name)).parse()?;
+        let params = request_params(&name);
         let client = http.clone();
         let t0 = Instant::now();
         let task = tokio::spawn(async move {
-            let response = client.request(cancel_to(uri)).await?;
+            let response = client.request(cancel_to(uri, params)).await?;
             let status = response.status();
             response.into_body().collect().await?;
             Ok::<_, BoxError>(status)
@@ -359,7 +378,7 @@ async fn raw_cancels(
             loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
                 let Some(name) = names.get(i) else { break };
-                let response = http.request(raw_cancel(&base, &cancel_path(name))).await?;
+                let response = http.request(raw_cancel(&base, name)).await?;
                 if response.status() != StatusCode::OK {
                     return Err(BoxError::from(format!("raw cancel: {}", response.status())));
                 }
