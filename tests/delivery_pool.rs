@@ -131,6 +131,32 @@ fn cancels_queued_or_in_flight_when_the_runtime_shuts_down_are_counted_lost() {
     assert_eq!(server.requests_to(Endpoint::Cancel).len(), 2);
 }
 
+#[test]
+fn cancels_whose_workers_never_ran_are_counted_lost() {
+    let server = OperationsServer::new();
+    let layer = layer(CancelPolicy::new().concurrency(4, 100));
+    let cancels = layer.handle();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .start_paused(true)
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let svc = layer.layer(server.clone());
+        let calls = tracking(&svc, 10).await;
+        // Dropped without yielding: the workers are spawned, never polled.
+        drop(calls);
+    });
+    drop(runtime);
+
+    let mut expected = CancelStats::default();
+    expected.fired = 10;
+    expected.lost = 10;
+    assert_eq!(cancels.stats(), expected);
+    assert_eq!(cancels.pending(), 0);
+    assert!(server.requests_to(Endpoint::Cancel).is_empty());
+}
+
 #[tokio::test(flavor = "current_thread", start_paused = true)]
 async fn an_inner_service_panicking_on_one_cancel_fails_that_cancel_only() {
     let server = OperationsServer::new();

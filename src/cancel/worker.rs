@@ -24,13 +24,19 @@ use crate::protocol::CancelAnswer;
 use crate::retry::backoff;
 use crate::shared::Shared;
 
-/// Takes cancels off `shared`'s pool until none is left.
-pub(crate) async fn worker(shared: Arc<Shared>) {
-    let mut guard = Guard {
-        shared: shared.clone(),
+/// Takes cancels off `shared`'s pool until none is left. The guard is
+/// made here, not when the task first runs: a runtime shutting down may
+/// drop the task unpolled, and the pool must still learn of it.
+pub(crate) fn worker(shared: Arc<Shared>) -> impl Future<Output = ()> + Send {
+    run(Guard {
+        shared,
         keeping: false,
         done: false,
-    };
+    })
+}
+
+async fn run(mut guard: Guard) {
+    let shared = guard.shared.clone();
     // One timer per worker, moved for each attempt: resetting it later
     // needs no new timer registration.
     let mut limit = Box::pin(tokio::time::sleep(Duration::ZERO));
