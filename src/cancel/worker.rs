@@ -14,6 +14,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use futures_util::future::{select, Either};
 use tokio::time::{Instant, Sleep};
 
 use super::job::{BoxFuture, Job};
@@ -50,10 +51,9 @@ async fn run(mut guard: Guard) {
             Next::Job(job) => deliver(&shared, job, limit.as_mut()).await,
             Next::Keep(at) => {
                 guard.keeping = true;
-                tokio::select! {
-                    _ = shared.pool.wake().notified() => {}
-                    _ = tokio::time::sleep_until(at) => {}
-                }
+                let woken = std::pin::pin!(shared.pool.wake().notified());
+                let due = std::pin::pin!(tokio::time::sleep_until(at));
+                select(woken, due).await;
             }
             Next::Exit => {
                 guard.done = true;
@@ -79,14 +79,18 @@ async fn deliver(shared: &Shared, mut job: Job, mut limit: Pin<&mut Sleep>) {
         return;
     };
     limit.as_mut().reset(Instant::now() + budget);
-    let answer = tokio::select! {
-        biased;
-        answer = Unwind(job.attempt()) => answer.unwrap_or_else(|| {
+    // The attempt is polled first: an answer and the limit at once count as
+    // answered.
+    let answer = match select(Unwind(job.attempt()), limit).await {
+        Either::Left((Some(answer), _)) => answer,
+        Either::Left((None, _)) => {
             tracing::error!("a cancel attempt panicked (in the inner service?)");
             CancelAnswer::Failed(None)
-        }),
-        () = limit => {
-            job.cancel().span.in_scope(|| tracing::debug!("cancel attempt timed out"));
+        }
+        Either::Right(((), _)) => {
+            job.cancel()
+                .span
+                .in_scope(|| tracing::debug!("cancel attempt timed out"));
             CancelAnswer::Retry(None)
         }
     };
