@@ -95,17 +95,30 @@ async fn a_thousand_dropped_calls_queue_their_cancels_without_a_task_each() {
     }
 }
 
+/// A current_thread runtime with paused time, to be dropped by the test.
+fn paused_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .start_paused(true)
+        .build()
+        .unwrap()
+}
+
+/// The counters after `n` cancels were fired and none was sent to an end.
+fn all_lost(n: u64) -> CancelStats {
+    let mut expected = CancelStats::default();
+    expected.fired = n;
+    expected.lost = n;
+    expected
+}
+
 #[test]
 fn cancels_queued_or_in_flight_when_the_runtime_shuts_down_are_counted_lost() {
     let server = OperationsServer::new();
     server.inject(Endpoint::Cancel, Fault::Hang);
     let layer = layer(CancelPolicy::new().concurrency(2, 100));
     let cancels = layer.handle();
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_time()
-        .start_paused(true)
-        .build()
-        .unwrap();
+    let runtime = paused_runtime();
     runtime.block_on(async {
         let svc = layer.layer(server.clone());
         drop(tracking(&svc, 10).await);
@@ -122,11 +135,7 @@ fn cancels_queued_or_in_flight_when_the_runtime_shuts_down_are_counted_lost() {
     });
     drop(runtime);
 
-    let stats = cancels.stats();
-    let mut expected = CancelStats::default();
-    expected.fired = 10;
-    expected.lost = 10;
-    assert_eq!(stats, expected);
+    assert_eq!(cancels.stats(), all_lost(10));
     assert_eq!(cancels.pending(), 0);
     assert_eq!(server.requests_to(Endpoint::Cancel).len(), 2);
 }
@@ -136,11 +145,7 @@ fn cancels_whose_workers_never_ran_are_counted_lost() {
     let server = OperationsServer::new();
     let layer = layer(CancelPolicy::new().concurrency(4, 100));
     let cancels = layer.handle();
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_time()
-        .start_paused(true)
-        .build()
-        .unwrap();
+    let runtime = paused_runtime();
     runtime.block_on(async {
         let svc = layer.layer(server.clone());
         let calls = tracking(&svc, 10).await;
@@ -149,10 +154,7 @@ fn cancels_whose_workers_never_ran_are_counted_lost() {
     });
     drop(runtime);
 
-    let mut expected = CancelStats::default();
-    expected.fired = 10;
-    expected.lost = 10;
-    assert_eq!(cancels.stats(), expected);
+    assert_eq!(cancels.stats(), all_lost(10));
     assert_eq!(cancels.pending(), 0);
     assert!(server.requests_to(Endpoint::Cancel).is_empty());
 }
