@@ -1,21 +1,18 @@
 //! [`Config`]: the settings every service made by one layer reads, fixed
-//! when the layer builds them.
+//! when the layer builds them. Settings only: the cancel delivery's state
+//! (slots, queue, counters, memos) belongs to the layer's
+//! [`CancelHandle`](crate::CancelHandle).
 
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use http::{HeaderName, Method, Uri};
+use http::HeaderName;
 
 use crate::cancel::CancelPolicy;
-use crate::operation::{Operation, OperationName};
+use crate::operation::Operation;
 use crate::poll::PollPolicy;
-use crate::protocol::grpc::GrpcLroMethods;
-use crate::protocol::rest::routes::Routes;
-use crate::shared::Shared;
-
-/// The default for [`CancelOnDropLayer::max_inspect_bytes`](crate::CancelOnDropLayer::max_inspect_bytes): 1 MiB.
-pub const DEFAULT_MAX_INSPECT_BYTES: usize = 1024 * 1024;
+use crate::protocol::{ProtocolSettings, Timing};
 
 /// The headers copied from the original request onto its `GetOperation` and
 /// `CancelOperation` requests, before any added with
@@ -28,9 +25,7 @@ pub const FORWARDED_HEADERS: [&str; 5] = [
     "user-agent",
 ];
 
-pub(crate) type InspectFn = dyn Fn(&Method, &Uri) -> bool + Send + Sync;
 pub(crate) type ProgressFn = dyn Fn(&Operation) + Send + Sync;
-pub(crate) type RouteFn = dyn Fn(&OperationName, &Uri) -> Option<Routes> + Send + Sync;
 
 /// What every service made by one layer reads.
 #[derive(Clone)]
@@ -38,17 +33,27 @@ pub(crate) struct Config {
     pub(crate) poll: PollPolicy,
     pub(crate) cancel: CancelPolicy,
     pub(crate) deadline: Option<Duration>,
-    pub(crate) max_inspect_bytes: usize,
     pub(crate) forward_headers: Vec<HeaderName>,
-    pub(crate) path_prefix: Option<Arc<str>>,
-    pub(crate) inspect: Option<Arc<InspectFn>>,
     pub(crate) on_progress: Option<Arc<ProgressFn>>,
-    pub(crate) route: Option<Arc<RouteFn>>,
-    pub(crate) grpc_methods: GrpcLroMethods,
-    /// Cancel slots, counters and per-server memos, sized by `cancel`.
-    pub(crate) shared: Arc<Shared>,
+    /// What each wire protocol inspects and how it routes.
+    pub(crate) protocol: ProtocolSettings,
     /// Where tracked operations are journaled, if anywhere.
     pub(crate) journal: crate::journal_hook::Writer,
+}
+
+impl Config {
+    /// What a target's requests take from the poll and cancel policies.
+    pub(crate) fn timing(&self) -> Timing {
+        Timing {
+            wait: self.poll.wait.is_some(),
+            cancel_timeout: self.cancel.attempt_timeout,
+        }
+    }
+
+    /// The most bytes of a response body read.
+    pub(crate) fn max_inspect_bytes(&self) -> usize {
+        self.protocol.max_inspect_bytes
+    }
 }
 
 impl fmt::Debug for Config {
@@ -57,13 +62,9 @@ impl fmt::Debug for Config {
             .field("poll", &self.poll)
             .field("cancel", &self.cancel)
             .field("deadline", &self.deadline)
-            .field("max_inspect_bytes", &self.max_inspect_bytes)
             .field("forward_headers", &self.forward_headers)
-            .field("path_prefix", &self.path_prefix)
-            .field("inspect", &self.inspect.as_ref().map(|_| "custom"))
             .field("on_progress", &self.on_progress.as_ref().map(|_| "set"))
-            .field("route", &self.route.as_ref().map(|_| "custom"))
-            .field("grpc_methods", &self.grpc_methods)
+            .field("protocol", &self.protocol)
             .field("journal", &self.journal)
             .finish()
     }
@@ -71,22 +72,16 @@ impl fmt::Debug for Config {
 
 impl Default for Config {
     fn default() -> Self {
-        let cancel = CancelPolicy::default();
         Config {
-            shared: Arc::new(Shared::new(&cancel)),
             poll: PollPolicy::default(),
-            cancel,
+            cancel: CancelPolicy::default(),
             deadline: None,
-            max_inspect_bytes: DEFAULT_MAX_INSPECT_BYTES,
             forward_headers: FORWARDED_HEADERS
                 .iter()
                 .map(|h| HeaderName::from_static(h))
                 .collect(),
-            path_prefix: None,
-            inspect: None,
             on_progress: None,
-            route: None,
-            grpc_methods: GrpcLroMethods::googleapis(),
+            protocol: ProtocolSettings::default(),
             journal: Default::default(),
         }
     }

@@ -28,22 +28,25 @@ mod enabled {
                 return JournalSlot(None);
             };
             let name = target.name().as_str();
-            let (protocol, route) = match target.protocol() {
-                protocol::Protocol::Rest => {
-                    let Some(rest) = target.rest_route() else {
-                        return JournalSlot(None);
-                    };
-                    (
-                        Protocol::Rest,
-                        Route::rest(&rest.cancel_method, &rest.cancel),
-                    )
-                }
-                protocol::Protocol::Grpc => {
-                    // A tonic `Channel` adds its own origin below the layer,
-                    // so the call carries none a reaper could go back to.
-                    tracing::debug!(operation.name = name, "gRPC operations are not journaled");
-                    return JournalSlot(None);
-                }
+            let protocol = match target.protocol() {
+                protocol::Protocol::Rest => Protocol::Rest,
+                protocol::Protocol::Grpc => Protocol::Grpc,
+            };
+            let Some((method, uri)) = target.cancel_endpoint() else {
+                // A tonic `Channel` adds its own origin below the layer, so
+                // the call carries none a reaper could go back to.
+                tracing::warn!(
+                    operation.name = name,
+                    "gRPC call without an origin: not journaled (set CancelOnDropLayer::grpc_origin)"
+                );
+                return JournalSlot(None);
+            };
+            let route = match protocol {
+                Protocol::Rest => Route::rest(&method, &uri),
+                Protocol::Grpc => match (uri.scheme_str(), uri.authority()) {
+                    (Some(scheme), Some(authority)) => Ok(Route::grpc(scheme, authority.as_str())),
+                    _ => Route::rest(&method, &uri),
+                },
             };
             let route = match route {
                 Ok(route) => route,

@@ -6,14 +6,12 @@ use std::time::Duration;
 use http::{HeaderName, Method, Uri};
 use tower_layer::Layer;
 
-use crate::cancel::{CancelHandle, CancelPolicy};
+use crate::cancel::{CancelHandle, CancelPolicy, Delivery};
 use crate::config::Config;
 use crate::operation::{Operation, OperationName};
 use crate::poll::PollPolicy;
-use crate::protocol::grpc::GrpcLroMethods;
-use crate::protocol::rest::routes::{normalise_prefix, Routes};
+use crate::protocol::{GrpcLroMethods, Routes};
 use crate::service::CancelOnDrop;
-use crate::shared::Shared;
 
 /// A Tower [`Layer`] that waits on AIP-151 long-running operations and cancels
 /// them when the caller gives up.
@@ -43,6 +41,8 @@ use crate::shared::Shared;
 #[derive(Clone, Debug)]
 pub struct CancelOnDropLayer {
     pub(crate) config: Arc<Config>,
+    /// The cancel delivery's state, owned by the layer's [`CancelHandle`].
+    pub(crate) delivery: Arc<Delivery>,
 }
 
 impl Default for CancelOnDropLayer {
@@ -55,8 +55,10 @@ impl CancelOnDropLayer {
     /// A layer with the defaults: [`PollPolicy::default`], [`CancelPolicy::default`],
     /// no deadline, 1 MiB inspection limit, the [`FORWARDED_HEADERS`](crate::FORWARDED_HEADERS).
     pub fn new() -> Self {
+        let config = Config::default();
         CancelOnDropLayer {
-            config: Arc::new(Config::default()),
+            delivery: Arc::new(Delivery::new(&config.cancel)),
+            config: Arc::new(config),
         }
     }
 
@@ -93,11 +95,10 @@ impl CancelOnDropLayer {
     /// [`handle`](Self::handle), cloning the layer or building services.
     /// Services built before keep their own slots, queue and handle.
     pub fn cancel_policy(mut self, policy: CancelPolicy) -> Self {
-        let config = self.config_mut();
-        if !config.shared.fits(&policy) {
-            config.shared = Arc::new(Shared::new(&policy));
+        if !self.delivery.fits(&policy) {
+            self.delivery = Arc::new(Delivery::new(&policy));
         }
-        config.cancel = policy;
+        self.config_mut().cancel = policy;
         self
     }
 
@@ -114,7 +115,7 @@ impl CancelOnDropLayer {
     /// Operation (default 1 MiB). A larger body is handed to the caller
     /// intact — the bytes read, then the rest of the stream — and not tracked.
     pub fn max_inspect_bytes(mut self, limit: usize) -> Self {
-        self.config_mut().max_inspect_bytes = limit;
+        self.config_mut().protocol.max_inspect_bytes = limit;
         self
     }
 
@@ -127,7 +128,7 @@ impl CancelOnDropLayer {
     /// [`GrpcLroMethods::with`] and [`GrpcLroMethods::without`], or pass
     /// [`GrpcLroMethods::none`] to let every gRPC call pass through.
     pub fn grpc_lro_methods(mut self, methods: GrpcLroMethods) -> Self {
-        self.config_mut().grpc_methods = methods;
+        self.config_mut().protocol.grpc.methods = methods;
         self
     }
 
@@ -152,7 +153,7 @@ impl CancelOnDropLayer {
     /// version segment) does not find it. A missing leading or trailing `/`
     /// is added.
     pub fn path_prefix(mut self, prefix: &str) -> Self {
-        self.config_mut().path_prefix = Some(normalise_prefix(prefix).into());
+        self.config_mut().protocol.rest.set_path_prefix(prefix);
         self
     }
 
@@ -164,7 +165,7 @@ impl CancelOnDropLayer {
     where
         F: Fn(&Method, &Uri) -> bool + Send + Sync + 'static,
     {
-        self.config_mut().inspect = Some(Arc::new(predicate));
+        self.config_mut().protocol.rest.inspect = Some(Arc::new(predicate));
         self
     }
 
@@ -193,7 +194,7 @@ impl CancelOnDropLayer {
     where
         F: Fn(&OperationName, &Uri) -> Option<Routes> + Send + Sync + 'static,
     {
-        self.config_mut().route = Some(Arc::new(route));
+        self.config_mut().protocol.rest.route = Some(Arc::new(route));
         self
     }
 
@@ -212,11 +213,26 @@ impl CancelOnDropLayer {
         self
     }
 
-    /// The handle on this layer's cancels: [`CancelHandle::stats`] and
-    /// [`CancelHandle::drain`].
+    /// The origin of the gRPC channel below the layer (`http://host:port`,
+    /// `https://deploy.googleapis.com`): a tonic `Channel` adds its origin
+    /// below the layer, so a gRPC call's URI carries none. The layer names
+    /// it in journal entries (so that a [`Reaper`](crate::journal::Reaper)
+    /// knows where an orphan lives) and in its per-server memos. Without
+    /// it, gRPC calls through a `Channel` are tracked and cancelled as
+    /// usual but not journaled (a `warn` event says so). A call whose URI
+    /// has a scheme and an authority uses its own.
+    pub fn grpc_origin(mut self, origin: Uri) -> Self {
+        self.config_mut().protocol.grpc.origin = Some(origin);
+        self
+    }
+
+    /// The handle on this layer's cancels: [`CancelHandle::stats`],
+    /// [`CancelHandle::drain`] and [`CancelHandle::cancel`] (with the
+    /// layer's settings as they are now).
     pub fn handle(&self) -> CancelHandle {
         CancelHandle {
-            shared: self.config.shared.clone(),
+            delivery: self.delivery.clone(),
+            config: self.config.clone(),
         }
     }
 }
@@ -228,6 +244,7 @@ impl<S> Layer<S> for CancelOnDropLayer {
         CancelOnDrop {
             inner,
             config: self.config.clone(),
+            delivery: self.delivery.clone(),
         }
     }
 }

@@ -84,6 +84,7 @@ mod body;
 mod cancel;
 mod config;
 mod error;
+mod explicit;
 mod extensions;
 mod forwarded;
 mod future;
@@ -98,7 +99,6 @@ mod protocol;
 mod request_body;
 mod retry;
 mod service;
-mod shared;
 
 #[cfg(feature = "testing")]
 #[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
@@ -106,16 +106,16 @@ pub mod testing;
 
 pub use body::ResponseBody;
 pub use cancel::{CancelHandle, CancelOutcome, CancelPolicy, CancelStats, DrainReport};
-pub use config::{DEFAULT_MAX_INSPECT_BYTES, FORWARDED_HEADERS};
+pub use config::FORWARDED_HEADERS;
 pub use error::{BoxError, Error};
 pub use extensions::{Detached, Resume, ReturnImmediately};
 pub use future::ResponseFuture;
 pub use layer::CancelOnDropLayer;
 pub use operation::{Decoded, InvalidOperationName, Operation, OperationName, RouteError, Status};
 pub use poll::PollPolicy;
-pub use protocol::grpc::{GrpcLroMethods, InvalidGrpcMethod};
-pub use protocol::rest::routes::Routes;
-pub use protocol::WireStatus;
+pub use protocol::{
+    GrpcLroMethods, InvalidGrpcMethod, Origin, Routes, WireStatus, DEFAULT_MAX_INSPECT_BYTES,
+};
 pub use request_body::RequestBody;
 pub use service::CancelOnDrop;
 
@@ -139,17 +139,7 @@ pub mod __fuzz {
         request_uri: &Uri,
         path_prefix: Option<&str>,
     ) -> Result<(OperationName, Uri, Uri), (String, bool)> {
-        match crate::protocol::rest::recognise::recognise(body, request_uri, path_prefix) {
-            Ok(target) => {
-                let route = target.rest_route().ok_or((String::new(), false))?;
-                Ok((
-                    target.name().clone(),
-                    route.get.clone(),
-                    route.cancel.clone(),
-                ))
-            }
-            Err(e) => Err((e.to_string(), e.is_warning())),
-        }
+        crate::protocol::internals::recognise(body, request_uri, path_prefix)
     }
 
     /// The `x-goog-request-params` value sent with poll and cancel requests.
@@ -168,14 +158,13 @@ pub mod __bench {
     /// fields only, not done, a valid name. `Some(name)` if the layer would
     /// track it.
     pub fn recognise(body: &[u8]) -> Option<crate::OperationName> {
-        crate::protocol::rest::recognise::read_operation(body).ok()
+        crate::protocol::internals::read_operation(body)
     }
 
     /// `peek` alone (no name validation): `Some(done)` if the body is an
     /// object with a `name` and no fields but an Operation's.
     pub fn peek(body: &[u8]) -> Option<bool> {
-        let view = crate::protocol::rest::view::peek(body).ok()?;
-        (view.name.is_some() && !view.other_fields).then_some(view.done)
+        crate::protocol::internals::peek(body)
     }
 }
 

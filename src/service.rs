@@ -10,12 +10,12 @@ use tokio::runtime::Handle;
 use tower_service::Service;
 
 use crate::body::ResponseBody;
-use crate::cancel::{spawn_cancel, spawn_in_flight};
+use crate::cancel::{spawn_cancel, Delivery};
 use crate::config::Config;
 use crate::error::{BoxError, Error};
 use crate::extensions::{Detached, ReturnImmediately};
 use crate::forwarded::Forwarded;
-use crate::future::{CallContext, ResponseFuture, Track};
+use crate::future::{spawn_in_flight, verify_fn, CallContext, ResponseFuture, Track};
 use crate::layer::CancelOnDropLayer;
 use crate::protocol::{call_span, Protocol};
 use crate::request_body::RequestBody;
@@ -52,9 +52,10 @@ use crate::request_body::RequestBody;
 #[derive(Clone, Debug)]
 pub struct CancelOnDrop<S> {
     pub(crate) inner: S,
-    /// The layer's settings, and (in them) the state its services share:
-    /// one `Arc`, so that a clone of the service costs one increment.
+    /// The layer's settings.
     pub(crate) config: Arc<Config>,
+    /// The layer's cancel delivery (owned by its [`CancelHandle`](crate::CancelHandle)).
+    pub(crate) delivery: Arc<Delivery>,
 }
 
 impl<S> CancelOnDrop<S> {
@@ -103,7 +104,7 @@ where
     }
 
     fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
-        let Some(protocol) = Protocol::for_request(&self.config, &req) else {
+        let Some(protocol) = Protocol::for_request(&self.config.protocol, &req) else {
             return ResponseFuture::pass_through(self.inner.call(req));
         };
         if req.extensions().get::<ReturnImmediately>().is_some() {
@@ -122,10 +123,11 @@ where
             // quota project, nothing else.
             headers: Forwarded::from_request(req.headers(), &self.config.forward_headers),
             config: self.config.clone(),
-            shared: self.config.shared.clone(),
+            delivery: self.delivery.clone(),
             runtime,
             span: span.clone(),
-            fire: spawn_cancel::<S, ReqBody, ResBody>,
+            fire: Some(spawn_cancel::<S, ReqBody, ResBody>),
+            verify: Some(verify_fn::<S, ReqBody, ResBody>()),
             detached: req.extensions().get::<Detached>().is_some(),
         });
         let future = span.in_scope(|| self.inner.call(req));

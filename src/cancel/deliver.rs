@@ -26,17 +26,17 @@ where
     ReqBody: RequestBody + Send + 'static,
     ResBody: Body<Data = Bytes, Error: Into<BoxError>> + Send + 'static,
 {
-    let shared = job.shared.clone();
-    Counters::bump(&shared.counters.fired);
-    let capacity = shared.capacity;
-    let admitted = shared
+    let delivery = job.delivery.clone();
+    Counters::bump(&delivery.counters.fired);
+    let capacity = delivery.capacity;
+    let admitted = delivery
         .pending
         .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
             (n < capacity).then_some(n + 1)
         })
         .is_ok();
     if !admitted {
-        Counters::bump(&shared.counters.shed);
+        Counters::bump(&delivery.counters.shed);
         tracing::warn!(
             parent: &job.call_span,
             operation.name = %job.target.name(),
@@ -48,7 +48,7 @@ where
     let span = cancel_span(job.target.name(), job.reason.as_str(), &job.call_span);
     job.target.record_rpc(&span, Rpc::Cancel);
     let runtime = job.runtime.clone();
-    Pool::push(&shared, job.into_job(span, None), &runtime);
+    Pool::push(&delivery, job.into_job(span, None), &runtime);
 }
 
 /// Delivers one cancel fired by request (an explicit or reaped cancel):
@@ -61,13 +61,13 @@ where
     ReqBody: RequestBody + Send + 'static,
     ResBody: Body<Data = Bytes, Error: Into<BoxError>> + Send + 'static,
 {
-    let shared = job.shared.clone();
-    Counters::bump(&shared.counters.fired);
-    shared.pending.fetch_add(1, Ordering::AcqRel);
+    let delivery = job.delivery.clone();
+    Counters::bump(&delivery.counters.fired);
+    delivery.pending.fetch_add(1, Ordering::AcqRel);
     let span = cancel_span(job.target.name(), job.reason.as_str(), &job.call_span);
     job.target.record_rpc(&span, Rpc::Cancel);
     let runtime = job.runtime.clone();
     let (reply, outcome) = oneshot::channel();
-    Pool::push(&shared, job.into_job(span, Some(reply)), &runtime);
+    Pool::push(&delivery, job.into_job(span, Some(reply)), &runtime);
     outcome.await.unwrap_or(CancelOutcome::Failed)
 }

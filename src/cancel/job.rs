@@ -20,20 +20,32 @@ use tracing::{Instrument, Span};
 
 use super::attempt::send;
 use super::bounds::Client;
+use super::delivery::Delivery;
 use super::outcome::CancelOutcome;
 use super::policy::Reason;
 use super::stats::Counters;
-use super::verify::verify;
 use crate::config::Config;
 use crate::error::BoxError;
 use crate::forwarded::Forwarded;
 use crate::journal_hook::JournalSlot;
 use crate::protocol::{CancelAnswer, Rpc, Target};
 use crate::request_body::RequestBody;
-use crate::shared::Shared;
 
 /// A boxed, `Send` future: one attempt or one verification.
 pub(crate) type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
+
+/// How an accepted cancel is verified for a service type `S` (see
+/// [`CancelPolicy::verify`](crate::CancelPolicy::verify)): waits on the
+/// operation through `S` with the layer's settings, at most the duration
+/// given; `None` if it is not done by then. Chosen where `S`'s bounds hold.
+pub(crate) type VerifyFn<S> = fn(
+    S,
+    Target,
+    Forwarded,
+    Arc<Config>,
+    Arc<Delivery>,
+    Duration,
+) -> BoxFuture<Option<CancelOutcome>>;
 
 /// Everything a cancel needs, taken from the response future (or built for
 /// an explicit or reaped cancel).
@@ -44,35 +56,41 @@ pub(crate) struct CancelJob<S> {
     pub(crate) headers: Forwarded,
     pub(crate) reason: Reason,
     pub(crate) config: Arc<Config>,
-    pub(crate) shared: Arc<Shared>,
+    pub(crate) delivery: Arc<Delivery>,
     /// Where the delivery pool runs if it is not running yet.
     pub(crate) runtime: Handle,
     pub(crate) call_span: Span,
     /// The operation's journal entry: removed once the cancel settles.
     pub(crate) journal: JournalSlot,
+    /// How an accepted cancel is verified; `None`: it is not (a reaped
+    /// cancel has no GetOperation route).
+    pub(crate) verify: Option<VerifyFn<S>>,
 }
 
 impl<S> CancelJob<S> {
     /// A cancel fired by request (explicit or reaped) rather than by a
-    /// tracked call: the layer's `config`, no journal entry of its own.
+    /// tracked call: the layer's `config` and `delivery`, no journal entry
+    /// of its own.
     pub(crate) fn direct(
         svc: S,
         target: Target,
         headers: Forwarded,
         reason: Reason,
-        config: Arc<Config>,
+        (config, delivery): (Arc<Config>, Arc<Delivery>),
         runtime: Handle,
+        verify: Option<VerifyFn<S>>,
     ) -> Self {
         CancelJob {
             svc,
             target,
             headers,
             reason,
-            shared: config.shared.clone(),
             config,
+            delivery,
             runtime,
             call_span: Span::current(),
             journal: JournalSlot::default(),
+            verify,
         }
     }
 
@@ -91,10 +109,12 @@ impl<S> CancelJob<S> {
         let fired = Instant::now();
         Box::new(Typed::<S, ReqBody, ResBody> {
             svc: self.svc,
+            verify: self.verify,
             cancel: Cancel {
                 headers: self.headers,
                 target: self.target.for_cancel(),
                 config: self.config,
+                delivery: self.delivery,
                 span,
                 fired,
                 attempt: 0,
@@ -113,6 +133,7 @@ pub(crate) struct Cancel {
     pub(crate) target: Target,
     headers: Forwarded,
     pub(crate) config: Arc<Config>,
+    pub(crate) delivery: Arc<Delivery>,
     /// `lro.cancel`.
     pub(crate) span: Span,
     pub(crate) fired: Instant,
@@ -140,7 +161,7 @@ impl Cancel {
         self.span.record("outcome", outcome.as_str());
         self.span
             .in_scope(|| outcome.log(self.fired, self.target.authority()));
-        outcome.count(&self.config.shared.counters);
+        outcome.count(&self.delivery.counters);
         if outcome != CancelOutcome::Failed {
             self.journal.remove();
         }
@@ -153,16 +174,16 @@ impl Cancel {
 
 impl Drop for Cancel {
     fn drop(&mut self) {
-        let shared = &self.config.shared;
+        let delivery = &self.delivery;
         if !self.settled {
-            Counters::bump(&shared.counters.lost);
+            Counters::bump(&delivery.counters.lost);
             tracing::warn!(
                 parent: &self.span,
                 operation.name = %self.target.name(),
                 "cancel lost: the runtime shut down before it was sent"
             );
         }
-        shared.pending.fetch_sub(1, Ordering::AcqRel);
+        delivery.pending.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -176,7 +197,8 @@ pub(crate) trait Deliver: Send {
     fn attempt(&self) -> BoxFuture<CancelAnswer>;
 
     /// Watches the operation after an accepted cancel (see
-    /// [`CancelPolicy::verify`](crate::CancelPolicy::verify)).
+    /// [`CancelPolicy::verify`](crate::CancelPolicy::verify)); `None` at
+    /// once if this cancel is not verified.
     fn verify(&self, timeout: Duration) -> BoxFuture<Option<CancelOutcome>>;
 }
 
@@ -185,6 +207,7 @@ pub(crate) type Job = Box<dyn Deliver>;
 
 struct Typed<S, ReqBody, ResBody> {
     svc: S,
+    verify: Option<VerifyFn<S>>,
     cancel: Cancel,
     types: PhantomData<fn(ReqBody) -> ResBody>,
 }
@@ -208,11 +231,15 @@ where
 
     fn verify(&self, timeout: Duration) -> BoxFuture<Option<CancelOutcome>> {
         let c = &self.cancel;
-        let future = verify::<S, ReqBody, ResBody>(
+        let Some(verify) = self.verify else {
+            return Box::pin(std::future::ready(None));
+        };
+        let future = verify(
             self.svc.clone(),
             c.target.clone(),
             c.headers.clone(),
             c.config.clone(),
+            c.delivery.clone(),
             timeout,
         );
         Box::pin(future.instrument(c.span.clone()))

@@ -1,28 +1,25 @@
 //! Cancelling operations the caller gave up on (AIP-151 `CancelOperation`):
 //! the policy, the counters and handle, delivery through one pool of
-//! workers per layer, optional verification, and calls abandoned in flight.
+//! workers per layer (its state, [`Delivery`], owned by the handle). How an
+//! accepted cancel is verified is handed in with each cancel
+//! ([`VerifyFn`]): this module never polls.
 
 mod attempt;
 mod bounds;
 mod deliver;
-mod explicit;
-mod in_flight;
+mod delivery;
 mod job;
 mod outcome;
 mod policy;
 mod pool;
 mod stats;
-mod verify;
 mod worker;
 
-#[cfg(feature = "journal")]
-pub(crate) use deliver::deliver_now;
-pub(crate) use deliver::spawn_cancel;
-pub(crate) use in_flight::spawn_in_flight;
-pub(crate) use job::CancelJob;
+pub(crate) use deliver::{deliver_now, spawn_cancel};
+pub(crate) use delivery::Delivery;
+pub(crate) use job::{BoxFuture, CancelJob, VerifyFn};
 pub use outcome::CancelOutcome;
 pub use policy::CancelPolicy;
 pub(crate) use policy::Reason;
-pub(crate) use pool::Pool;
 pub(crate) use stats::Counters;
 pub use stats::{CancelHandle, CancelStats, DrainReport};

@@ -14,9 +14,9 @@ use tokio::runtime::Handle;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
+use super::delivery::Delivery as Shared;
 use super::job::Job;
 use super::worker::worker;
-use crate::shared::Shared;
 
 /// A queue kept with more room than this is shrunk once it empties, so
 /// that a burst does not hold its memory.

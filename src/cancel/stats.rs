@@ -5,7 +5,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::shared::Shared;
+use super::delivery::Delivery;
+use crate::config::Config;
 
 /// Counters of one layer's cancels, from [`CancelHandle::stats`].
 ///
@@ -93,13 +94,18 @@ impl Counters {
     }
 }
 
-/// A handle on one layer's cancels: counters, and a graceful-shutdown drain.
+/// A handle on one layer's cancels: counters, a graceful-shutdown drain, and
+/// explicit cancels of operations held by name
+/// ([`cancel`](CancelHandle::cancel)).
 ///
 /// Get it from [`CancelOnDropLayer::handle`](crate::CancelOnDropLayer::handle);
-/// it is shared by every clone of the layer and of the services it made.
+/// its delivery (slots, queue, counters) is shared by every clone of the
+/// layer and of the services it made. Its explicit cancels use the layer's
+/// settings as they were when the handle was taken.
 #[derive(Clone, Debug)]
 pub struct CancelHandle {
-    pub(crate) shared: Arc<Shared>,
+    pub(crate) delivery: Arc<Delivery>,
+    pub(crate) config: Arc<Config>,
 }
 
 /// What [`CancelHandle::drain`] found.
@@ -123,12 +129,12 @@ impl DrainReport {
 impl CancelHandle {
     /// The counters so far.
     pub fn stats(&self) -> CancelStats {
-        self.shared.stats()
+        self.delivery.stats()
     }
 
     /// Cancels fired but not finished yet (sending, backing off or queued).
     pub fn pending(&self) -> usize {
-        self.shared.pending.load(Ordering::Acquire)
+        self.delivery.pending.load(Ordering::Acquire)
     }
 
     /// Waits until every cancel fired so far has finished, or `timeout`
@@ -137,7 +143,7 @@ impl CancelHandle {
     /// process does not exit with cancels unsent. Cancels fired while it waits
     /// are waited for too. Never fails; the report says what was left.
     pub async fn drain(&self, timeout: Duration) -> DrainReport {
-        let tracker = &self.shared.tracker;
+        let tracker = &self.delivery.tracker;
         // Closed for good: `close` only tells `wait` that no more tasks are
         // expected; tasks spawned afterwards are still tracked and waited
         // for. Reopening here would take the wake-up away from a concurrent

@@ -17,13 +17,13 @@ use std::time::Duration;
 use futures_util::future::{select, Either};
 use tokio::time::{Instant, Sleep};
 
+use super::delivery::Delivery as Shared;
 use super::job::{BoxFuture, Job};
 use super::outcome::CancelOutcome;
 use super::pool::Next;
 use super::stats::Counters;
 use crate::protocol::CancelAnswer;
 use crate::retry::backoff;
-use crate::shared::Shared;
 
 /// Takes cancels off `shared`'s pool until none is left. The guard is
 /// made here, not when the task first runs: a runtime shutting down may

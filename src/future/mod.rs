@@ -2,8 +2,10 @@
 //! loop over one method per state, with its drop guard.
 
 mod guard;
+mod in_flight;
 mod state;
 mod track;
+mod verify;
 
 use std::fmt;
 use std::future::Future;
@@ -22,8 +24,10 @@ use crate::error::{BoxError, Error};
 use crate::protocol::Target;
 use crate::request_body::RequestBody;
 pub(crate) use guard::{DetachFn, InFlight};
+pub(crate) use in_flight::spawn_in_flight;
 use state::{CallState, Finish, State, StateProj, Step};
 pub(crate) use track::{CallContext, Track};
+pub(crate) use verify::verify_fn;
 
 pin_project! {
     /// The future returned by [`CancelOnDrop`](crate::CancelOnDrop).

@@ -112,7 +112,7 @@ impl<S> Track<S> {
         if !self.call.protocol.inspects(&response) {
             return finish(Finish::ok(response.map(ResponseBody::inner)));
         }
-        let (head, collect) = split(response, self.call.config.max_inspect_bytes);
+        let (head, collect) = split(response, self.call.config.max_inspect_bytes());
         next(State::Inspect { head, collect })
     }
 
@@ -143,7 +143,7 @@ impl<S> Track<S> {
         let (data, trailers) = match collected {
             Collected::Overflow { prefix, rest } => {
                 tracing::warn!(
-                    limit = self.call.config.max_inspect_bytes,
+                    limit = self.call.config.max_inspect_bytes(),
                     "response larger than max_inspect_bytes; passed through, not tracked"
                 );
                 return finish(Finish::ok(
@@ -153,10 +153,13 @@ impl<S> Track<S> {
             Collected::Complete { data, trailers } => (data, trailers),
         };
         let call = &self.call;
-        match call
-            .protocol
-            .recognise(&call.origin, &call.config, &data, trailers.as_ref())
-        {
+        match call.protocol.recognise(
+            &call.origin,
+            &call.config.protocol,
+            call.config.timing(),
+            &data,
+            trailers.as_ref(),
+        ) {
             None => finish(Finish::ok(
                 head.map(|()| ResponseBody::full(data, trailers)),
             )),
@@ -183,7 +186,9 @@ impl<S> Track<S> {
             )));
         };
         let call = &self.call;
-        let rpc = next_rpc(&call.config.poll, target, &call.shared);
+        let rpc = next_rpc(&call.config.poll, target, |a| {
+            call.delivery.wait_unsupported(a)
+        });
         // A body type that cannot carry a WaitOperation polls with GET.
         let sent = target
             .request::<ReqBody>(rpc, &call.headers)
@@ -234,7 +239,7 @@ impl<S> Track<S> {
                 return self.transient(None, Error::poll(operation, None, Some(e)));
             }
         };
-        let (head, collect) = split(response, self.call.config.max_inspect_bytes);
+        let (head, collect) = split(response, self.call.config.max_inspect_bytes());
         match target.poll_head(&head, self.schedule.waiting()) {
             PollHead::Read => next(State::ReadPoll { head, collect }),
             PollHead::WaitUnsupported => {
@@ -242,7 +247,7 @@ impl<S> Track<S> {
                     status = %head.status(),
                     "the server does not implement WaitOperation; polling with GetOperation"
                 );
-                self.call.shared.remember_no_wait(target.authority());
+                self.call.delivery.remember_no_wait(target.authority());
                 self.schedule.now();
                 next(State::Sleep)
             }
@@ -277,7 +282,7 @@ impl<S> Track<S> {
         let (data, trailers) = match ready!(collect.poll_collect(cx)) {
             Ok(Collected::Complete { data, trailers }) => (data, trailers),
             Ok(Collected::Overflow { .. }) => {
-                let limit = self.call.config.max_inspect_bytes;
+                let limit = self.call.config.max_inspect_bytes();
                 let reason = format!("body larger than max_inspect_bytes ({limit})");
                 return give_up(Error::InvalidPollResponse { operation, reason });
             }
@@ -313,7 +318,7 @@ impl<S> Track<S> {
             }
             PollBody::Unimplemented(status) if self.schedule.waiting() => {
                 tracing::info!(%status, "the server does not implement WaitOperation; polling with GetOperation");
-                self.call.shared.remember_no_wait(target.authority());
+                self.call.delivery.remember_no_wait(target.authority());
                 self.schedule.now();
                 next(State::Sleep)
             }

@@ -13,17 +13,16 @@ use tokio::runtime::Handle;
 use tokio::time::{Instant, Sleep};
 use tracing::{field, Span};
 
-use crate::cancel::{CancelJob, Reason};
+use crate::cancel::{CancelJob, Delivery, Reason, VerifyFn};
 use crate::config::Config;
 use crate::forwarded::Forwarded;
 use crate::journal_hook::JournalSlot;
 use crate::poll::{next_rpc, Schedule};
 use crate::protocol::{Protocol, Rpc, Target};
-use crate::shared::Shared;
 
 /// What a tracked call keeps from `call`: the inner service's clone, the
 /// protocol and original request's URI, the forwarded headers, the layer's
-/// settings and shared state, the runtime, the `lro.call` span.
+/// settings and its cancel delivery, the runtime, the `lro.call` span.
 pub(crate) struct CallContext<S> {
     pub(crate) svc: S,
     pub(crate) protocol: Protocol,
@@ -31,12 +30,16 @@ pub(crate) struct CallContext<S> {
     /// The original request's allowlisted headers.
     pub(crate) headers: Forwarded,
     pub(crate) config: Arc<Config>,
-    pub(crate) shared: Arc<Shared>,
+    pub(crate) delivery: Arc<Delivery>,
     pub(crate) runtime: Handle,
     pub(crate) span: Span,
     /// `spawn_cancel` for this service's types, chosen in `call` where its
-    /// bounds hold, so that `Drop` (which may not add bounds) can use it.
-    pub(crate) fire: fn(CancelJob<S>),
+    /// bounds hold, so that `Drop` (which may not add bounds) can use it;
+    /// `None` for a context that only watches (verifying a cancel).
+    pub(crate) fire: Option<fn(CancelJob<S>)>,
+    /// How a cancel this call fires verifies its outcome (chosen in `call`
+    /// likewise).
+    pub(crate) verify: Option<VerifyFn<S>>,
     /// The request carried [`Detached`](crate::Detached): wait, never cancel.
     pub(crate) detached: bool,
 }
@@ -83,7 +86,9 @@ impl<S> Track<S> {
         self.adopt(target, announce);
         let long_poll = self.target.as_ref().is_some_and(|t| {
             matches!(
-                next_rpc(&self.call.config.poll, t, &self.call.shared),
+                next_rpc(&self.call.config.poll, t, |a| {
+                    self.call.delivery.wait_unsupported(a)
+                }),
                 Rpc::Wait(_)
             )
         });
@@ -118,7 +123,7 @@ impl<S> Track<S> {
             ..
         } = self;
         let Some(target) = target else { return };
-        if call.detached {
+        let Some(fire) = call.fire.filter(|_| !call.detached) else {
             tracing::info!(
                 parent: &call.span,
                 operation.name = %target.name(),
@@ -126,24 +131,24 @@ impl<S> Track<S> {
                 "stopped waiting on a Detached operation; not cancelling it"
             );
             return;
-        }
+        };
         tracing::info!(
             parent: &call.span,
             operation.name = %target.name(),
             reason = reason.as_str(),
             "gave up on operation before it was done; cancelling"
         );
-        let fire = call.fire;
         fire(CancelJob {
             svc: call.svc,
             target,
             headers: call.headers,
             reason,
             config: call.config,
-            shared: call.shared,
+            delivery: call.delivery,
             runtime: call.runtime,
             call_span: call.span,
             journal,
+            verify: call.verify,
         });
     }
 }

@@ -10,22 +10,23 @@ use tokio::runtime::Handle;
 use tower_service::Service;
 
 use super::{Entry, Protocol};
-use crate::cancel::{deliver_now, CancelJob, CancelOutcome, Reason};
+use crate::cancel::{deliver_now, CancelJob, CancelOutcome, Delivery, Reason};
 use crate::config::Config;
 use crate::error::BoxError;
 use crate::forwarded::Forwarded;
 use crate::operation::OperationName;
-use crate::protocol::rest::routes::Route;
-use crate::protocol::Target;
+use crate::protocol::{self, Target};
 use crate::request_body::RequestBody;
 
 /// Sends `entry`'s CancelOperation through `svc` with `config`'s cancel
-/// policy: to the journaled route (the origin the operation was started
-/// on), with the journaled non-secret headers; `svc` adds credentials.
-/// `Failed` without sending if the entry cannot be read back as a target.
+/// policy and `delivery`: to the journaled route (the origin the operation
+/// was started on), with the journaled non-secret headers; `svc` adds
+/// credentials. Not verified (a journaled target has no GetOperation
+/// route). `Failed` without sending if the entry cannot be read back as a
+/// target.
 pub(crate) async fn cancel_entry<S, B, ResBody>(
     svc: S,
-    config: Arc<Config>,
+    (config, delivery): (Arc<Config>, Arc<Delivery>),
     entry: &Entry,
 ) -> CancelOutcome
 where
@@ -36,21 +37,29 @@ where
     ResBody: Body<Data = Bytes> + Send + 'static,
     ResBody::Error: Into<BoxError>,
 {
-    let Some(target) = target(entry) else {
+    let Some(target) = target(entry, &config) else {
         return CancelOutcome::Failed;
     };
     let Ok(runtime) = Handle::try_current() else {
         return CancelOutcome::Failed;
     };
     let headers = Forwarded::from_map(&entry.header_map());
-    let job = CancelJob::direct(svc, target, headers, Reason::Reaped, config, runtime);
+    let job = CancelJob::direct(
+        svc,
+        target,
+        headers,
+        Reason::Reaped,
+        (config, delivery),
+        runtime,
+        None,
+    );
     deliver_now::<S, B, ResBody>(job).await
 }
 
-/// The entry as a cancel target; `None` (with a `warn` event) if its name
-/// is not a valid operation name or its route cannot be rebuilt — the
-/// journal is read back as untrusted input.
-fn target(entry: &Entry) -> Option<Target> {
+/// The entry as a cancel target, through the seam; `None` (with a `warn`
+/// event) if its name is not a valid operation name or its route cannot be
+/// read — the journal is read back as untrusted input.
+fn target(entry: &Entry, config: &Config) -> Option<Target> {
     let name = match OperationName::parse(entry.name()) {
         Ok(name) => name,
         Err(e) => {
@@ -58,25 +67,19 @@ fn target(entry: &Entry) -> Option<Target> {
             return None;
         }
     };
-    match entry.protocol() {
-        Protocol::Rest => {
-            let (Ok(cancel), Ok(cancel_method)) = (entry.route().uri(), entry.route().method())
-            else {
-                tracing::warn!(entry = %entry.id(), "journaled route unreadable; entry kept");
-                return None;
-            };
-            let route = Route {
-                // Read only to verify a cancel; the reaper does not.
-                get: cancel.clone(),
-                cancel,
-                cancel_method,
-                wait: None,
-            };
-            Some(Target::rest(name, route))
-        }
-        Protocol::Grpc => {
-            tracing::warn!(entry = %entry.id(), "no gRPC cancel delivery in this build; entry kept");
-            None
-        }
-    }
+    let (Ok(uri), Ok(method)) = (entry.route().uri(), entry.route().method()) else {
+        tracing::warn!(entry = %entry.id(), "journaled route unreadable; entry kept");
+        return None;
+    };
+    let protocol = match entry.protocol() {
+        Protocol::Rest => protocol::Protocol::Rest,
+        Protocol::Grpc => protocol::Protocol::Grpc,
+    };
+    Some(Target::journaled(
+        protocol,
+        name,
+        method,
+        uri,
+        config.timing(),
+    ))
 }

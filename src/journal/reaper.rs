@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::{Request, Response};
+use http::{Request, Response, Uri};
 use http_body::Body;
 use tokio::task::JoinSet;
 use tower_service::Service;
@@ -15,40 +15,58 @@ use tracing::{field, Instrument};
 
 use super::deliver::cancel_entry;
 use super::{Entry, EntryId, Journal, JournalError, OwnerId};
-use crate::cancel::{CancelOutcome, CancelPolicy};
+use crate::cancel::{CancelOutcome, CancelPolicy, Delivery};
 use crate::config::Config;
 use crate::error::BoxError;
 use crate::request_body::RequestBody;
-use crate::shared::Shared;
 
 /// Cancels orphaned operations: entries of a [`Journal`] whose owner's lease
 /// expired (a crashed or stopped process).
 ///
 /// Each round ([`reap_once`](Self::reap_once); [`run`](Self::run) repeats it
 /// every [`interval`](Self::interval), starting at once) claims orphans in
-/// batches, sends each one's AIP-151 CancelOperation through `service` with
-/// the layer's cancel delivery (policy, retries, UNIMPLEMENTED memo) —
-/// the caller's own stack, which adds credentials: the journal holds none —
-/// to the origin the operation was started on, and classifies the answer:
+/// batches, sends each one's AIP-151 CancelOperation with the layer's cancel
+/// delivery (policy, retries, UNIMPLEMENTED memo) through the caller's own
+/// stack, which adds credentials (the journal holds none), to the origin the
+/// operation was started on, and classifies the answer:
 ///
 /// | answer | outcome | entry |
 /// |---|---|---|
-/// | 2xx | accepted | removed |
-/// | 404 | not found (already gone) | removed |
+/// | 2xx (REST, not a gRPC answer) / `grpc-status: 0` | accepted | removed |
+/// | 404 / `NOT_FOUND` | not found (already gone) | removed |
 /// | 501 / `UNIMPLEMENTED` | unimplemented (nothing more can be done) | removed |
 /// | failed: a non-retried error, or retries ran out of time ([`CancelPolicy`]'s deadline) | failed | claim released; a later round retries |
+/// | no service for the entry's origin ([`Reaper::per_origin`]) | unrouted | claim released, for a reaper that has one |
+///
+/// Which service an entry's cancel goes through:
+///
+/// - [`Reaper::new`]`(journal, service)`: every entry through `service`,
+///   with the entry's absolute URI (`https://host/v1/{name}:cancel`, or
+///   `http://host:port/google.longrunning.Operations/CancelOperation` for
+///   gRPC). The service must route by the request's URI, as hyper-util's
+///   `Client` does — REST entries, and gRPC ones over an HTTP/2 client.
+/// - [`Reaper::per_origin`]`(journal, [(origin, service), …])`: each entry
+///   through the service given for its origin (`scheme://authority`), the
+///   others left for another reaper. For gRPC through tonic: a `Channel`
+///   sends every request to its own endpoint whatever the URI says, so give
+///   one channel per origin (the origin the layer was told with
+///   [`CancelOnDropLayer::grpc_origin`](crate::CancelOnDropLayer::grpc_origin)).
+///
+/// Reaped cancels are not verified ([`CancelPolicy::verify`] does not apply:
+/// a journal entry has no GetOperation route).
 ///
 /// Every round is an `lro.reap` span (`claimed`, `accepted`, `not_found`,
-/// `unimplemented`, `failed`), every cancel an `lro.cancel` span with
+/// `unimplemented`, `failed`, `unrouted`), every cancel an `lro.cancel` span with
 /// `reason = "reaped"`.
 pub struct Reaper<S, B> {
     journal: Arc<dyn Journal>,
-    service: S,
+    services: Services<S>,
     claimer: OwnerId,
     interval: Duration,
     claim_for: Duration,
     batch: usize,
     config: Arc<Config>,
+    delivery: Arc<Delivery>,
     counters: Arc<Counters>,
     _body: PhantomData<fn(B)>,
 }
@@ -79,6 +97,9 @@ pub struct ReapReport {
     pub unimplemented: u64,
     /// Cancels that failed; their entries were released for a later round.
     pub failed: u64,
+    /// Entries of an origin this reaper has no service for
+    /// ([`Reaper::per_origin`]); released for another reaper.
+    pub unrouted: u64,
 }
 
 /// A reaper's counters since it was made.
@@ -91,6 +112,7 @@ struct Counters {
     not_found: AtomicU64,
     unimplemented: AtomicU64,
     failed: AtomicU64,
+    unrouted: AtomicU64,
 }
 
 impl Counters {
@@ -101,7 +123,38 @@ impl Counters {
         self.unimplemented
             .fetch_add(r.unimplemented, Ordering::Relaxed);
         self.failed.fetch_add(r.failed, Ordering::Relaxed);
+        self.unrouted.fetch_add(r.unrouted, Ordering::Relaxed);
     }
+}
+
+/// Which service an entry's cancel goes through.
+#[derive(Clone)]
+enum Services<S> {
+    /// One service routing by the request's URI.
+    Any(S),
+    /// One per origin (`scheme://authority`, lowercase).
+    PerOrigin(Arc<[(String, S)]>),
+}
+
+impl<S: Clone> Services<S> {
+    fn for_entry(&self, entry: &Entry) -> Option<S> {
+        match self {
+            Services::Any(service) => Some(service.clone()),
+            Services::PerOrigin(services) => {
+                let route = entry.route();
+                let origin = origin_key(route.scheme(), route.authority());
+                services
+                    .iter()
+                    .find(|(o, _)| *o == origin)
+                    .map(|(_, s)| s.clone())
+            }
+        }
+    }
+}
+
+/// `scheme://authority`, lowercase (both are case-insensitive).
+fn origin_key(scheme: &str, authority: &str) -> String {
+    format!("{scheme}://{authority}").to_ascii_lowercase()
 }
 
 impl<S, B> Reaper<S, B> {
@@ -109,13 +162,51 @@ impl<S, B> Reaper<S, B> {
     /// a fresh claimer id, a 30 s interval, claims of 256 entries held for
     /// 5 min, and the default [`CancelPolicy`].
     pub fn new(journal: impl Journal, service: S) -> Self {
+        Self::with_services(journal, Services::Any(service))
+    }
+
+    /// A reaper of `journal`'s orphans that cancels each through the
+    /// service given for its origin (`http://host:port`; scheme and
+    /// authority compared, any path ignored), with the defaults of
+    /// [`new`](Self::new). Entries of other origins are claimed, released
+    /// at once and counted `unrouted`, for a reaper that has their service.
+    ///
+    /// ```no_run
+    /// # #[cfg(feature = "journal-sqlite")]
+    /// # async fn f() -> Result<(), Box<dyn std::error::Error>> {
+    /// use tower_lro::journal::{Reaper, SqliteJournal};
+    ///
+    /// let origin: http::Uri = "https://clouddeploy.googleapis.com".parse()?;
+    /// let channel = tonic::transport::Channel::builder(origin.clone()).connect().await?;
+    /// // Add credentials with a layer over `channel` as the caller's stack does.
+    /// let reaper = Reaper::<_, tonic::body::Body>::per_origin(
+    ///     SqliteJournal::open("journal.sqlite")?,
+    ///     [(origin, channel)],
+    /// );
+    /// tokio::spawn(reaper.run());
+    /// # Ok(()) }
+    /// ```
+    pub fn per_origin(journal: impl Journal, services: impl IntoIterator<Item = (Uri, S)>) -> Self {
+        let services = services
+            .into_iter()
+            .map(|(uri, s)| {
+                let scheme = uri.scheme_str().unwrap_or("");
+                let authority = uri.authority().map_or("", |a| a.as_str());
+                (origin_key(scheme, authority), s)
+            })
+            .collect();
+        Self::with_services(journal, Services::PerOrigin(services))
+    }
+
+    fn with_services(journal: impl Journal, services: Services<S>) -> Self {
         Reaper {
             journal: Arc::new(journal),
-            service,
+            services,
             claimer: OwnerId::random(),
             interval: Duration::from_secs(30),
             claim_for: Duration::from_secs(300),
             batch: 256,
+            delivery: Arc::new(Delivery::new(&CancelPolicy::default())),
             config: Arc::new(config(CancelPolicy::default())),
             counters: Arc::default(),
             _body: PhantomData,
@@ -146,6 +237,7 @@ impl<S, B> Reaper<S, B> {
     /// retries until a 60 s deadline). Its concurrency bounds this reaper's
     /// cancels in flight.
     pub fn cancel_policy(mut self, policy: CancelPolicy) -> Self {
+        self.delivery = Arc::new(Delivery::new(&policy));
         self.config = Arc::new(config(policy));
         self
     }
@@ -164,6 +256,7 @@ impl<S, B> Reaper<S, B> {
             not_found: c.not_found.load(Ordering::Relaxed),
             unimplemented: c.unimplemented.load(Ordering::Relaxed),
             failed: c.failed.load(Ordering::Relaxed),
+            unrouted: c.unrouted.load(Ordering::Relaxed),
         }
     }
 }
@@ -192,6 +285,7 @@ where
             not_found = field::Empty,
             unimplemented = field::Empty,
             failed = field::Empty,
+            unrouted = field::Empty,
         );
         let result = self.round().instrument(span.clone()).await;
         if let Ok(r) = &result {
@@ -200,6 +294,7 @@ where
             span.record("not_found", r.not_found);
             span.record("unimplemented", r.unimplemented);
             span.record("failed", r.failed);
+            span.record("unrouted", r.unrouted);
         }
         result
     }
@@ -219,6 +314,7 @@ where
             report.not_found += batch.not_found;
             report.unimplemented += batch.unimplemented;
             report.failed += batch.failed;
+            report.unrouted += batch.unrouted;
             if !full {
                 return Ok(report);
             }
@@ -234,17 +330,24 @@ where
         };
         // The policy's slots bound the attempts in flight.
         let mut tasks = JoinSet::new();
+        let mut released = Vec::<EntryId>::new();
         for entry in entries {
-            let (svc, config) = (self.service.clone(), self.config.clone());
+            let Some(svc) = self.services.for_entry(&entry) else {
+                tracing::debug!(entry = %entry.id(), "no service for the entry's origin; released");
+                report.unrouted += 1;
+                released.push(entry.id().clone());
+                continue;
+            };
+            let delivery = (self.config.clone(), self.delivery.clone());
             tasks.spawn(
                 async move {
-                    let outcome = cancel_entry::<S, B, ResBody>(svc, config, &entry).await;
+                    let outcome = cancel_entry::<S, B, ResBody>(svc, delivery, &entry).await;
                     (entry.id().clone(), outcome)
                 }
                 .in_current_span(),
             );
         }
-        let (mut settled, mut released) = (Vec::<EntryId>::new(), Vec::<EntryId>::new());
+        let mut settled = Vec::<EntryId>::new();
         while let Some(joined) = tasks.join_next().await {
             let Ok((id, outcome)) = joined else {
                 report.failed += 1;
@@ -291,11 +394,10 @@ where
     }
 }
 
-/// The layer settings a reaper's cancels use: `policy`, and its own slots,
-/// counters and memos.
+/// The layer settings a reaper's cancels use: `policy` (its own slots,
+/// counters and memos are its `delivery`).
 fn config(policy: CancelPolicy) -> Config {
     Config {
-        shared: Arc::new(Shared::new(&policy)),
         cancel: policy,
         ..Config::default()
     }

@@ -1,6 +1,7 @@
 //! AIP-151 operations as the caller sees them: the validated
 //! [`OperationName`], the decoded [`Operation`] with its [`Status`], typed
-//! [`Decoded`] results, and the REST routes of a name.
+//! [`Decoded`] results. (The REST routes of a name, `OperationName::get_uri`
+//! and its kin, are built by the REST protocol.)
 //!
 //! Everything here treats a response body as untrusted input: a name must
 //! pass [`OperationName::parse`] before any request is built from it, routes
@@ -13,7 +14,6 @@ pub(crate) mod json;
 mod message;
 mod name;
 mod route_error;
-mod uri;
 mod validate;
 
 pub use decoded::Decoded;

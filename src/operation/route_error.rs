@@ -73,6 +73,16 @@ impl RouteError {
         }
     }
 
+    /// Whether no prefix could be derived (and none was configured).
+    pub(crate) fn is_no_prefix(&self) -> bool {
+        matches!(self.kind, RouteErrorKind::NoPrefix { .. })
+    }
+
+    /// Whether a route function answered another origin.
+    pub(crate) fn is_other_origin(&self) -> bool {
+        matches!(self.kind, RouteErrorKind::OtherOrigin)
+    }
+
     /// A route function answered URIs on another origin than the request's.
     pub(crate) fn other_origin() -> RouteError {
         RouteError {

@@ -3,16 +3,18 @@
 
 use super::PollPolicy;
 use crate::protocol::{Rpc, Target};
-use crate::shared::Shared;
 
 /// The next poll's RPC: `WaitOperation` if the policy long-polls, the
 /// target has a wait route and its server has not answered a WaitOperation
-/// as unimplemented; else `GetOperation`.
-pub(crate) fn next_rpc(policy: &PollPolicy, target: &Target, shared: &Shared) -> Rpc {
+/// as unimplemented (`no_wait`: the delivery's memo says whether); else
+/// `GetOperation`.
+pub(crate) fn next_rpc(
+    policy: &PollPolicy,
+    target: &Target,
+    no_wait: impl Fn(&str) -> bool,
+) -> Rpc {
     match policy.wait {
-        Some(timeout) if target.can_wait() && !shared.wait_unsupported(target.authority()) => {
-            Rpc::Wait(timeout)
-        }
+        Some(timeout) if target.can_wait() && !no_wait(target.authority()) => Rpc::Wait(timeout),
         _ => Rpc::Get,
     }
 }

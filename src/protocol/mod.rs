@@ -13,27 +13,27 @@
 //! to [`Protocol`] and to the private `Wire` enum, and a module beside `rest`.
 
 pub(crate) mod grpc;
+#[cfg(feature = "__internals")]
+pub(crate) mod internals;
+mod origin;
 pub(crate) mod rest;
+mod settings;
 mod spans;
 mod status;
+mod target;
 
 use std::time::Duration;
 
-use bytes::Bytes;
-use http::{HeaderMap, HeaderName, HeaderValue, Request, Response, Uri};
+use http::{HeaderMap, Request, Response, Uri};
 
-use crate::config::Config;
-use crate::forwarded::Forwarded;
-use crate::operation::{Operation, OperationName};
-use crate::request_body::RequestBody;
-
-use spans::record_grpc;
+pub use grpc::{GrpcLroMethods, InvalidGrpcMethod};
+pub use origin::Origin;
+pub use rest::routes::Routes;
+pub use settings::DEFAULT_MAX_INSPECT_BYTES;
+pub(crate) use settings::{ProtocolSettings, Timing};
 pub(crate) use spans::{call_span, cancel_span, poll_span};
 pub use status::WireStatus;
-
-/// The header every request about an operation carries: its name, for
-/// routing (`x-goog-request-params: name=…`).
-const REQUEST_PARAMS: HeaderName = HeaderName::from_static("x-goog-request-params");
+pub(crate) use target::Target;
 
 /// A wire protocol the layer understands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -49,11 +49,14 @@ impl Protocol {
     /// response at all; `None` passes the call through untouched. Called on
     /// every request: it must not allocate.
     #[inline]
-    pub(crate) fn for_request<B>(config: &Config, request: &Request<B>) -> Option<Protocol> {
+    pub(crate) fn for_request<B>(
+        settings: &ProtocolSettings,
+        request: &Request<B>,
+    ) -> Option<Protocol> {
         if grpc::is_grpc(request) {
-            return grpc::candidate(config, request).then_some(Protocol::Grpc);
+            return grpc::candidate(&settings.grpc, request).then_some(Protocol::Grpc);
         }
-        rest::candidate(config, request).then_some(Protocol::Rest)
+        rest::candidate(&settings.rest, request).then_some(Protocol::Rest)
     }
 
     /// Whether a response head may carry an Operation worth reading.
@@ -72,13 +75,14 @@ impl Protocol {
     pub(crate) fn recognise(
         self,
         origin: &Uri,
-        config: &Config,
+        settings: &ProtocolSettings,
+        timing: Timing,
         body: &[u8],
         trailers: Option<&HeaderMap>,
     ) -> Option<Target> {
         match self {
-            Protocol::Rest => rest::recognise::target(origin, config, body),
-            Protocol::Grpc => grpc::recognise::target(origin, config, body, trailers),
+            Protocol::Rest => rest::recognise::target(origin, settings, timing, body),
+            Protocol::Grpc => grpc::recognise::target(origin, settings, timing, body, trailers),
         }
     }
 
@@ -185,149 +189,4 @@ pub(crate) enum CancelAnswer {
     Retry(Option<Duration>),
     /// A failure not worth retrying (`None`: no request could be built).
     Failed(Option<WireStatus>),
-}
-
-/// A not-done operation the layer waits on: its name and where its
-/// `Operations` requests go.
-#[derive(Clone, Debug)]
-pub(crate) struct Target {
-    name: OperationName,
-    /// `x-goog-request-params` for the name, encoded once.
-    params: HeaderValue,
-    wire: Wire,
-}
-
-/// The per-protocol part of a [`Target`].
-// One per tracked operation, moved rather than copied around: boxing the
-// larger REST route would cost every REST operation an allocation.
-#[allow(clippy::large_enum_variant)]
-#[derive(Clone, Debug)]
-enum Wire {
-    Rest(rest::routes::Route),
-    Grpc(grpc::route::Route),
-}
-
-impl Target {
-    pub(crate) fn rest(name: OperationName, route: rest::routes::Route) -> Self {
-        Target {
-            params: name.request_params(),
-            name,
-            wire: Wire::Rest(route),
-        }
-    }
-
-    pub(crate) fn grpc(name: OperationName, route: grpc::route::Route) -> Self {
-        Target {
-            params: name.request_params(),
-            name,
-            wire: Wire::Grpc(route),
-        }
-    }
-
-    /// The protocol its requests speak.
-    pub(crate) fn protocol(&self) -> Protocol {
-        match &self.wire {
-            Wire::Rest(_) => Protocol::Rest,
-            Wire::Grpc(_) => Protocol::Grpc,
-        }
-    }
-
-    /// The operation's name.
-    pub(crate) fn name(&self) -> &OperationName {
-        &self.name
-    }
-
-    /// The REST route, if this is a REST/JSON operation (for the journal
-    /// and the fuzz entry points).
-    #[cfg(any(feature = "__internals", feature = "journal"))]
-    pub(crate) fn rest_route(&self) -> Option<&rest::routes::Route> {
-        match &self.wire {
-            Wire::Rest(route) => Some(route),
-            Wire::Grpc(_) => None,
-        }
-    }
-
-    /// Where the requests go (`host:port`): the key of the per-server
-    /// "unimplemented" memos.
-    pub(crate) fn authority(&self) -> &str {
-        match &self.wire {
-            Wire::Rest(route) => route.authority(),
-            Wire::Grpc(route) => route.authority(),
-        }
-    }
-
-    /// The headers of every request about this operation: the original
-    /// request's forwarded ones and `x-goog-request-params`, with room for
-    /// `extra` more.
-    pub(crate) fn headers(&self, forwarded: &Forwarded, extra: usize) -> HeaderMap {
-        let mut headers = forwarded.to_map(1 + extra);
-        headers.insert(REQUEST_PARAMS, self.params.clone());
-        headers
-    }
-
-    /// Records the protocol's RPC attributes on a poll or cancel span for
-    /// `rpc` (`rpc.system = "grpc"`, `rpc.service`; nothing for REST).
-    pub(crate) fn record_rpc(&self, span: &tracing::Span, rpc: Rpc) {
-        if let Wire::Grpc(_) = self.wire {
-            record_grpc(span, rpc);
-        }
-    }
-
-    /// Forgets what only polling needs (the WaitOperation route), so that a
-    /// queued cancel keeps no more than it sends.
-    pub(crate) fn for_cancel(mut self) -> Self {
-        if let Wire::Rest(route) = &mut self.wire {
-            route.wait = None;
-        }
-        self
-    }
-
-    /// Whether this target can long-poll with WaitOperation.
-    pub(crate) fn can_wait(&self) -> bool {
-        match &self.wire {
-            Wire::Rest(route) => route.wait.is_some(),
-            Wire::Grpc(_) => true,
-        }
-    }
-
-    /// The request for `rpc`, carrying the `forwarded` headers and the
-    /// target's own; `None` if this target or body type cannot send it (a
-    /// WaitOperation whose body the request body type cannot carry).
-    pub(crate) fn request<B: RequestBody>(
-        &self,
-        rpc: Rpc,
-        forwarded: &Forwarded,
-    ) -> Option<Request<B>> {
-        match &self.wire {
-            Wire::Rest(route) => rest::requests::build(route, rpc, self.headers(forwarded, 2)),
-            Wire::Grpc(route) => {
-                grpc::requests::build(route, rpc, &self.name, self.headers(forwarded, 3))
-            }
-        }
-    }
-
-    /// Reads a poll answer's head; `waiting` if it answers a WaitOperation.
-    /// Records the status on the current (`lro.poll`) span.
-    pub(crate) fn poll_head(&self, head: &Response<()>, waiting: bool) -> PollHead {
-        match &self.wire {
-            Wire::Rest(_) => rest::answers::poll_head(head, waiting),
-            Wire::Grpc(_) => grpc::answers::poll_head(head, waiting),
-        }
-    }
-
-    /// Reads a complete poll answer.
-    pub(crate) fn poll_body(&self, body: &[u8], trailers: Option<&HeaderMap>) -> PollBody {
-        match &self.wire {
-            Wire::Rest(_) => rest::answers::poll_body(&self.name, body),
-            Wire::Grpc(_) => grpc::answers::poll_body(&self.name, body, trailers),
-        }
-    }
-
-    /// The Operation a poll answer holds, decoded for `on_progress`.
-    pub(crate) fn operation(&self, body: &Bytes) -> Option<Operation> {
-        match &self.wire {
-            Wire::Rest(_) => Operation::from_json(body).ok(),
-            Wire::Grpc(_) => grpc::answers::operation(body),
-        }
-    }
 }

@@ -23,7 +23,7 @@ pub(crate) mod status;
 
 use http::Request;
 
-use crate::config::Config;
+use super::settings::GrpcSettings;
 
 pub use self::methods::{GrpcLroMethods, InvalidGrpcMethod};
 
@@ -33,13 +33,13 @@ pub use self::methods::{GrpcLroMethods, InvalidGrpcMethod};
 /// [`GrpcLroMethods`]. Runs on every gRPC call: header and table lookups,
 /// no allocation.
 #[inline]
-pub(crate) fn candidate<B>(config: &Config, request: &Request<B>) -> bool {
+pub(crate) fn candidate<B>(settings: &GrpcSettings, request: &Request<B>) -> bool {
     recognise::is_candidate_request(
         request.method(),
         request.version(),
         request.uri().path(),
         request.headers(),
-        &config.grpc_methods,
+        &settings.methods,
     )
 }
 

@@ -8,11 +8,9 @@ use prost::Message as _;
 use super::frame::{self, FrameError};
 use super::messages::{Operation, OperationResult};
 use super::methods::GrpcLroMethods;
-use super::route::Route;
 use super::status::GrpcStatus;
-use crate::config::Config;
 use crate::operation::OperationName;
-use crate::protocol::Target;
+use crate::protocol::{Protocol, ProtocolSettings, Target, Timing};
 
 /// Whether `content-type` is `application/grpc` or `application/grpc+proto`
 /// (ASCII case-insensitive; parameters after `;` allowed).
@@ -89,7 +87,8 @@ pub(crate) fn recognise(body: &[u8]) -> Result<Operation, NotOperation> {
 /// `debug` event (done, no message) or a `warn` event (anything else).
 pub(crate) fn target(
     origin: &Uri,
-    config: &Config,
+    settings: &ProtocolSettings,
+    timing: Timing,
     body: &[u8],
     trailers: Option<&HeaderMap>,
 ) -> Option<Target> {
@@ -116,10 +115,8 @@ pub(crate) fn target(
         return None;
     }
     match OperationName::parse(&operation.name) {
-        Ok(name) => Some(Target::grpc(
-            name,
-            Route::new(origin, config.cancel.attempt_timeout),
-        )),
+        // A gRPC route cannot fail.
+        Ok(name) => Target::new(Protocol::Grpc, name, origin, settings, timing).ok(),
         Err(error) => {
             tracing::warn!(%error, "gRPC Operation with an invalid name; passed through, not tracked");
             None

@@ -128,7 +128,7 @@ mod tests {
         let uri: Uri = "http://deploy.example:443/google.cloud.deploy.v1.CloudDeploy/CreateRelease"
             .parse()
             .unwrap();
-        let route = Route::new(&uri, Duration::from_secs(5));
+        let route = Route::new(&uri, None, Duration::from_secs(5));
         let mut headers = HeaderMap::new();
         headers.insert("authorization", HeaderValue::from_static("Bearer t"));
         headers.insert("x-goog-request-params", name().request_params());
@@ -155,7 +155,11 @@ mod tests {
 
     #[test]
     fn builds_get_and_wait_on_a_path_only_uri() {
-        let route = Route::new(&Uri::from_static("/a.b.v1.S/M"), Duration::from_secs(3));
+        let route = Route::new(
+            &Uri::from_static("/a.b.v1.S/M"),
+            None,
+            Duration::from_secs(3),
+        );
         let headers = HeaderMap::new();
         let get: Request<Bytes> = build(&route, Rpc::Get, &name(), headers.clone()).unwrap();
         assert_eq!(get.uri(), "/google.longrunning.Operations/GetOperation");

@@ -22,13 +22,25 @@ pub(crate) struct Route {
 }
 
 impl Route {
-    /// The route of an operation started by a call to `uri`.
-    pub(crate) fn new(uri: &Uri, cancel_timeout: Duration) -> Self {
+    /// The route of an operation started by a call to `uri`; if `uri` has
+    /// no authority (a call through a tonic `Channel`), on `channel`'s
+    /// scheme and authority when the layer was told them.
+    pub(crate) fn new(uri: &Uri, channel: Option<&Uri>, cancel_timeout: Duration) -> Self {
+        let origin = match (uri.authority(), channel) {
+            (None, Some(channel)) if channel.authority().is_some() => channel,
+            _ => uri,
+        };
         Route {
-            scheme: uri.scheme().cloned(),
-            authority: uri.authority().cloned(),
+            scheme: origin.scheme().cloned(),
+            authority: origin.authority().cloned(),
             cancel_timeout,
         }
+    }
+
+    /// Whether the route names its origin (scheme and authority).
+    #[cfg(feature = "journal")]
+    pub(crate) fn has_origin(&self) -> bool {
+        self.scheme.is_some() && self.authority.is_some()
     }
 
     /// The authority the calls go to (`""` when the inner service adds its
@@ -59,17 +71,30 @@ mod tests {
             "https://deploy.example/google.cloud.deploy.v1.CloudDeploy/CreateRelease?x=1"
                 .parse()
                 .unwrap();
-        let route = Route::new(&uri, Duration::from_secs(3));
+        let route = Route::new(&uri, None, Duration::from_secs(3));
         assert_eq!(route.authority(), "deploy.example");
         assert_eq!(
             route.uri("/google.longrunning.Operations/GetOperation"),
             "https://deploy.example/google.longrunning.Operations/GetOperation"
         );
-        let path_only = Route::new(&Uri::from_static("/a.B/C"), Duration::from_secs(3));
+        let path_only = Route::new(&Uri::from_static("/a.B/C"), None, Duration::from_secs(3));
         assert_eq!(path_only.authority(), "");
         assert_eq!(
             path_only.uri("/google.longrunning.Operations/CancelOperation"),
             "/google.longrunning.Operations/CancelOperation"
         );
+        let channel = Uri::from_static("http://127.0.0.1:50051");
+        let told = Route::new(
+            &Uri::from_static("/a.B/C"),
+            Some(&channel),
+            Duration::from_secs(3),
+        );
+        assert_eq!(
+            told.uri("/google.longrunning.Operations/CancelOperation"),
+            "http://127.0.0.1:50051/google.longrunning.Operations/CancelOperation"
+        );
+        // The call's own origin wins over the configured one.
+        let own = Route::new(&uri, Some(&channel), Duration::from_secs(3));
+        assert_eq!(own.authority(), "deploy.example");
     }
 }

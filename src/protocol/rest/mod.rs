@@ -17,6 +17,7 @@
 //! tracked at the origin that returned it (README, "Security").
 
 pub(crate) mod answers;
+mod name_uri;
 pub(crate) mod recognise;
 pub(crate) mod requests;
 pub(crate) mod routes;
@@ -24,7 +25,7 @@ pub(crate) mod view;
 
 use http::{Method, Request};
 
-use crate::config::Config;
+use super::settings::RestSettings;
 use crate::extensions::Resume;
 
 /// Whether the response to a REST request may start (or resume) an
@@ -33,8 +34,8 @@ use crate::extensions::Resume;
 /// rule. Runs on every call: a method comparison, and for a GET one look at
 /// the extensions.
 #[inline]
-pub(crate) fn candidate<B>(config: &Config, request: &Request<B>) -> bool {
-    if let Some(inspect) = &config.inspect {
+pub(crate) fn candidate<B>(settings: &RestSettings, request: &Request<B>) -> bool {
+    if let Some(inspect) = &settings.inspect {
         return inspect(request.method(), request.uri())
             || request.extensions().get::<Resume>().is_some();
     }

@@ -9,11 +9,9 @@ use std::fmt;
 
 use http::Uri;
 
-use super::routes::{default_route, user_route};
 use super::view::peek;
-use crate::config::Config;
 use crate::operation::{InvalidOperationName, OperationName, RouteError};
-use crate::protocol::Target;
+use crate::protocol::{Protocol, ProtocolSettings, Target, Timing};
 
 /// Why a JSON response body is not an operation the layer waits on.
 #[derive(Debug)]
@@ -119,20 +117,6 @@ pub(crate) fn read_operation(body: &[u8]) -> Result<OperationName, NotTracked> {
     OperationName::parse(&name).map_err(NotTracked::InvalidName)
 }
 
-/// The routes for a validated name under the default rule, or why not.
-fn routes(
-    name: OperationName,
-    request_uri: &Uri,
-    path_prefix: Option<&str>,
-    wait: bool,
-) -> Result<Target, NotTracked> {
-    match default_route(&name, request_uri, path_prefix, wait) {
-        Ok(Some(route)) => Ok(Target::rest(name, route)),
-        Ok(None) => Err(NotTracked::NoPrefix(name)),
-        Err(e) => Err(NotTracked::NoRoute(name, e)),
-    }
-}
-
 /// [`read_operation`], then the default routes: what the layer does with a
 /// response body when no route function claims the operation (the fuzz
 /// targets' entry point).
@@ -142,14 +126,30 @@ pub(crate) fn recognise(
     request_uri: &Uri,
     path_prefix: Option<&str>,
 ) -> Result<Target, NotTracked> {
-    routes(read_operation(body)?, request_uri, path_prefix, false)
+    let name = read_operation(body)?;
+    let mut settings = ProtocolSettings::default();
+    settings.rest.path_prefix = path_prefix.map(Into::into);
+    let timing = Timing {
+        wait: false,
+        cancel_timeout: std::time::Duration::ZERO,
+    };
+    match Target::new(Protocol::Rest, name.clone(), request_uri, &settings, timing) {
+        Ok(target) => Ok(target),
+        Err(e) if e.is_no_prefix() => Err(NotTracked::NoPrefix(name)),
+        Err(e) => Err(NotTracked::NoRoute(name, e)),
+    }
 }
 
 /// The operation the layer should wait on, read from the response to the
 /// request to `origin`: not done, with a valid name and a same-origin route
 /// (the user's route function's, else the default). Why not is logged
 /// without echoing more than a short, escaped part of the body.
-pub(crate) fn target(origin: &Uri, config: &Config, body: &[u8]) -> Option<Target> {
+pub(crate) fn target(
+    origin: &Uri,
+    settings: &ProtocolSettings,
+    timing: Timing,
+    body: &[u8],
+) -> Option<Target> {
     let name = match read_operation(body) {
         Ok(name) => name,
         Err(why) if why.is_warning() => {
@@ -161,20 +161,21 @@ pub(crate) fn target(origin: &Uri, config: &Config, body: &[u8]) -> Option<Targe
             return None;
         }
     };
-    if let Some(routes) = config.route.as_ref().and_then(|route| route(&name, origin)) {
-        let Some(route) = user_route(routes, origin) else {
+    match Target::new(Protocol::Rest, name.clone(), origin, settings, timing) {
+        Ok(target) => Some(target),
+        Err(e) if e.is_other_origin() => {
             tracing::warn!(
                 operation.name = %name,
                 "the route function leaves the request's origin; not tracked"
             );
-            return None;
-        };
-        return Some(Target::rest(name, route));
-    }
-    let wait = config.poll.wait.is_some();
-    match routes(name, origin, config.path_prefix.as_deref(), wait) {
-        Ok(target) => Some(target),
-        Err(why) => {
+            None
+        }
+        Err(e) => {
+            let why = if e.is_no_prefix() {
+                NotTracked::NoPrefix(name)
+            } else {
+                NotTracked::NoRoute(name, e)
+            };
             tracing::warn!(url.path = origin.path(), "{why}; not tracked");
             None
         }
@@ -200,11 +201,11 @@ mod tests {
         .unwrap();
         assert_eq!(ok.name().as_str(), "projects/p/locations/l/operations/x");
         assert_eq!(
-            ok.rest_route().unwrap().get,
+            ok.rest_uris().unwrap().0,
             "https://h.example/v1/projects/p/locations/l/operations/x"
         );
         assert_eq!(
-            ok.rest_route().unwrap().cancel,
+            ok.rest_uris().unwrap().1,
             "https://h.example/v1/projects/p/locations/l/operations/x:cancel"
         );
         let why = |body: &[u8], prefix: Option<&str>| recognise(body, &req, prefix).unwrap_err();
@@ -237,7 +238,7 @@ mod tests {
         // The override wins over the derived prefix.
         let ok = recognise(br#"{"name":"operations/x"}"#, &api, Some("/api/v2/")).unwrap();
         assert_eq!(
-            ok.rest_route().unwrap().get,
+            ok.rest_uris().unwrap().0,
             "https://h.example/api/v2/operations/x"
         );
         // Only the unusual cases are warnings.

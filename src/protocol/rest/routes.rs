@@ -14,6 +14,7 @@ use http::{Method, Uri};
 use percent_encoding::{percent_decode_str, utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 
 use crate::operation::{OperationName, RouteError};
+use crate::protocol::settings::RestSettings;
 
 /// AIP-127 / `google.api.http` multi-segment path variables: every byte except
 /// `[-_.~/0-9a-zA-Z]` is percent-encoded (non-ASCII bytes always are).
@@ -237,9 +238,28 @@ pub(crate) fn default_route(
     }))
 }
 
+/// The route of `name` for a call to `request_uri` under `settings`: the
+/// route function's (made same-origin), else the default rule.
+///
+/// # Errors
+/// [`RouteError`]: the route function leaves the origin, no prefix, or an
+/// invalid URI.
+pub(crate) fn route(
+    name: &OperationName,
+    request_uri: &Uri,
+    settings: &RestSettings,
+    wait: bool,
+) -> Result<Route, RouteError> {
+    if let Some(routes) = settings.route.as_ref().and_then(|f| f(name, request_uri)) {
+        return user_route(routes, request_uri).ok_or_else(RouteError::other_origin);
+    }
+    default_route(name, request_uri, settings.path_prefix.as_deref(), wait)?
+        .ok_or_else(|| RouteError::no_prefix(request_uri.path()))
+}
+
 /// A user route function's [`Routes`], made same-origin; `None` if it
 /// leaves the original request's origin.
-pub(crate) fn user_route(routes: Routes, request_uri: &Uri) -> Option<Route> {
+fn user_route(routes: Routes, request_uri: &Uri) -> Option<Route> {
     let routes = routes.same_origin(request_uri)?;
     Some(Route {
         get: routes.get,

@@ -1,5 +1,7 @@
-//! [`Shared`]: the state one layer shares with every service it builds and
-//! their clones — cancel limits and counters, and the per-server memos.
+//! [`Delivery`]: the cancel delivery's runtime state, owned by the layer's
+//! [`CancelHandle`](crate::CancelHandle) and shared with every service it
+//! builds and their clones — cancel slots, queue and counters, and the
+//! per-server memos.
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
@@ -10,11 +12,14 @@ use std::time::Duration;
 use tokio::time::Instant;
 use tokio_util::task::TaskTracker;
 
-use crate::cancel::{CancelPolicy, CancelStats, Counters, Pool};
+use super::policy::CancelPolicy;
+use super::pool::Pool;
+use super::stats::{CancelStats, Counters};
 
-/// State shared by every clone of one layer and its services. The limits are
-/// fixed at creation: a policy with others gets a new `Shared`.
-pub(crate) struct Shared {
+/// The state of one layer's cancel delivery, shared by every clone of the
+/// layer and its services. The limits are fixed at creation: a policy with
+/// others gets a new `Delivery`.
+pub(crate) struct Delivery {
     pub(crate) counters: Counters,
     /// The delivery workers (and tasks waiting on calls abandoned in flight),
     /// for `drain`.
@@ -32,9 +37,9 @@ pub(crate) struct Shared {
     no_wait: Mutex<HashSet<String>>,
 }
 
-impl fmt::Debug for Shared {
+impl fmt::Debug for Delivery {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Shared")
+        f.debug_struct("Delivery")
             .field("pending", &self.pending.load(Ordering::Relaxed))
             .field("capacity", &self.capacity)
             .field("stats", &self.stats())
@@ -42,9 +47,9 @@ impl fmt::Debug for Shared {
     }
 }
 
-impl Shared {
+impl Delivery {
     pub(crate) fn new(policy: &CancelPolicy) -> Self {
-        Shared {
+        Delivery {
             counters: Counters::default(),
             tracker: TaskTracker::new(),
             pool: Pool::default(),

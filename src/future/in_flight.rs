@@ -12,13 +12,11 @@ use http_body::Body;
 use tower_service::Service;
 use tracing::Instrument;
 
-use super::policy::Reason;
-use super::stats::Counters;
+use super::{InFlight, Track};
+use crate::cancel::{Counters, Delivery, Reason};
 use crate::error::BoxError;
-use crate::future::{InFlight, Track};
 use crate::inspect::{split, Collected};
 use crate::protocol::Protocol;
-use crate::shared::Shared;
 
 /// Detaches the rest of a call whose caller went away before the name was
 /// known. Runs on the runtime captured at `call`; never blocks.
@@ -34,18 +32,18 @@ pub(crate) fn spawn_in_flight<S, ReqBody, ResBody>(
     ResBody: Body<Data = Bytes> + Send + 'static,
 {
     let runtime = track.call.runtime.clone();
-    let tracker = track.call.shared.tracker.clone();
+    let tracker = track.call.delivery.tracker.clone();
     let span = track.call.span.clone();
-    let guard = LostGuard(Some(track.call.shared.clone()));
+    let guard = LostGuard(Some(track.call.delivery.clone()));
     let limit = track.call.config.cancel.deadline;
     let task = async move {
-        let max_bytes = track.call.config.max_inspect_bytes;
+        let max_bytes = track.call.config.max_inspect_bytes();
         let read = finish_in_flight(in_flight, track.call.protocol, max_bytes);
         let body = tokio::time::timeout(limit, read).await;
         guard.disarm();
         let call = &track.call;
         let Ok(body) = body else {
-            Counters::bump(&call.shared.counters.unanswered);
+            Counters::bump(&call.delivery.counters.unanswered);
             tracing::warn!(
                 limit_ms = u64::try_from(limit.as_millis()).unwrap_or(u64::MAX),
                 "the request abandoned in flight was not answered within the cancel deadline; \
@@ -54,8 +52,13 @@ pub(crate) fn spawn_in_flight<S, ReqBody, ResBody>(
             return;
         };
         let target = body.and_then(|(data, trailers)| {
-            call.protocol
-                .recognise(&call.origin, &call.config, &data, trailers.as_ref())
+            call.protocol.recognise(
+                &call.origin,
+                &call.config.protocol,
+                call.config.timing(),
+                &data,
+                trailers.as_ref(),
+            )
         });
         match target {
             Some(target) => {
@@ -102,7 +105,7 @@ where
 /// Counts detached work dropped unfinished by a runtime shutting down: a
 /// call whose answer never came, like one past the cancel deadline (it was
 /// never `fired`, so it is not `lost`).
-struct LostGuard(Option<Arc<Shared>>);
+struct LostGuard(Option<Arc<Delivery>>);
 
 impl LostGuard {
     fn disarm(mut self) {
@@ -112,8 +115,8 @@ impl LostGuard {
 
 impl Drop for LostGuard {
     fn drop(&mut self) {
-        if let Some(shared) = self.0.take() {
-            Counters::bump(&shared.counters.unanswered);
+        if let Some(delivery) = self.0.take() {
+            Counters::bump(&delivery.counters.unanswered);
             tracing::warn!(
                 "a request abandoned in flight was dropped by the runtime shutting down; \
                  an operation it started cannot be cancelled"

@@ -1,52 +1,73 @@
 //! Verifying an accepted cancel: wait on the operation with the same state
 //! machine as a call — the layer's poll schedule, transient-failure retries
-//! and `max_inspect_bytes` — and see whether it ended CANCELLED.
+//! and `max_inspect_bytes` — and see whether it ended CANCELLED. Handed to
+//! the cancel delivery as a [`VerifyFn`] when a cancel is fired.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use http::{Request, Response};
 use http_body::Body;
 use tokio::runtime::Handle;
+use tower_service::Service;
 use tracing::Span;
 
-use super::bounds::Client;
-use super::deliver::spawn_cancel;
-use super::outcome::CancelOutcome;
+use super::{CallContext, ResponseFuture, Track};
+use crate::cancel::{BoxFuture, CancelOutcome, Delivery, VerifyFn};
 use crate::config::Config;
 use crate::error::BoxError;
 use crate::forwarded::Forwarded;
-use crate::future::{CallContext, ResponseFuture, Track};
 use crate::inspect::read_to_end;
 use crate::protocol::{PollBody, Target};
 use crate::request_body::RequestBody;
 
+/// [`verify`] for this service's types, as the delivery stores it.
+pub(crate) fn verify_fn<S, ReqBody, ResBody>() -> VerifyFn<S>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
+    S::Error: Into<BoxError>,
+    S::Future: Send + 'static,
+    ReqBody: RequestBody + Send + 'static,
+    ResBody: Body<Data = Bytes, Error: Into<BoxError>> + Send + 'static,
+{
+    |svc, target, headers, config, delivery, timeout| {
+        Box::pin(verify::<S, ReqBody, ResBody>(
+            svc, target, headers, config, delivery, timeout,
+        )) as BoxFuture<Option<CancelOutcome>>
+    }
+}
+
 /// Polls the cancelled operation until it is done; `None` if it is not done
 /// within `timeout` or its polling fails, or outside a tokio runtime.
-pub(crate) async fn verify<S, ReqBody, ResBody>(
+async fn verify<S, ReqBody, ResBody>(
     svc: S,
     target: Target,
     headers: Forwarded,
     config: Arc<Config>,
+    delivery: Arc<Delivery>,
     timeout: Duration,
 ) -> Option<CancelOutcome>
 where
-    S: Client<ReqBody, ResBody>,
+    S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
+    S::Error: Into<BoxError>,
+    S::Future: Send + 'static,
     ReqBody: RequestBody + Send + 'static,
     ResBody: Body<Data = Bytes, Error: Into<BoxError>> + Send + 'static,
 {
-    let max_bytes = config.max_inspect_bytes;
+    let max_bytes = config.max_inspect_bytes();
     let call = CallContext {
         svc,
         protocol: target.protocol(),
         origin: http::Uri::default(),
         headers,
-        shared: config.shared.clone(),
+        delivery,
         config,
         runtime: Handle::try_current().ok()?,
         span: Span::current(),
-        fire: spawn_cancel::<S, ReqBody, ResBody>,
         // Never cancel again: this only watches.
+        fire: None,
+        verify: None,
         detached: true,
     };
     let future = ResponseFuture::<S, ReqBody, ResBody>::polling(Track::new(call), target.clone());

@@ -6,8 +6,8 @@
 use http::{Request, Uri};
 use percent_encoding::utf8_percent_encode;
 
-use super::{OperationName, RouteError};
-use crate::protocol::rest::{requests, routes};
+use super::{requests, routes};
+use crate::operation::{OperationName, RouteError};
 use crate::request_body::RequestBody;
 
 impl OperationName {
