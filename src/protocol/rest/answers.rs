@@ -54,15 +54,56 @@ pub(crate) fn is_transient(status: StatusCode) -> bool {
     )
 }
 
-/// A poll answer's head: 2xx is read; 404 and 501 to a WaitOperation mean
-/// it is not implemented; 429, 502–504 are transient; the rest fail.
+/// `google.rpc.Code` `UNKNOWN`.
+const UNKNOWN: i32 = 2;
+
+/// The gRPC status of an answer that is a gRPC answer, not a REST one: a
+/// `grpc-status` other than `0`, or a `content-type: application/grpc…`
+/// (the origin speaks gRPC: the request went down the wrong wire; its
+/// status then, or `UNKNOWN` if it is in trailers). `None` for a REST
+/// answer. A 2xx is a REST success only without either.
+fn grpc_answer(head: &Response<()>) -> Option<WireStatus> {
+    let headers = head.headers();
+    let code = headers.get("grpc-status").map(|v| {
+        std::str::from_utf8(v.as_bytes())
+            .ok()
+            .and_then(|v| v.trim().parse::<i32>().ok())
+            .unwrap_or(UNKNOWN)
+    });
+    let grpc_type = headers
+        .get(http::header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"));
+    match code {
+        Some(code) if code != 0 => Some(WireStatus::Grpc(code)),
+        _ if grpc_type => Some(WireStatus::Grpc(code.unwrap_or(UNKNOWN))),
+        _ => None,
+    }
+}
+
+/// A 2xx answered as gRPC: recorded and logged, never a success.
+fn wrong_wire(head: &Response<()>, rpc: &str) -> Option<WireStatus> {
+    let status = grpc_answer(head)?;
+    status.record(&Span::current());
+    tracing::warn!(
+        %status,
+        "REST {rpc} answered as gRPC: the origin speaks gRPC (use a gRPC origin); not a success"
+    );
+    Some(status)
+}
+
+/// A poll answer's head: 2xx is read (unless it is a gRPC answer: failed);
+/// 404 and 501 to a WaitOperation mean it is not implemented; 429, 502–504
+/// are transient; the rest fail.
 pub(crate) fn poll_head(head: &Response<()>, waiting: bool) -> PollHead {
     let status = head.status();
     WireStatus::Http(status).record(&Span::current());
     if waiting && matches!(status, StatusCode::NOT_FOUND | StatusCode::NOT_IMPLEMENTED) {
         PollHead::WaitUnsupported
     } else if status.is_success() {
-        PollHead::Read
+        match wrong_wire(head, "GetOperation") {
+            Some(grpc) => PollHead::Failed(grpc),
+            None => PollHead::Read,
+        }
     } else if is_transient(status) {
         PollHead::Transient(WireStatus::Http(status), retry_after(head.headers()))
     } else {
@@ -86,14 +127,18 @@ pub(crate) fn poll_body(name: &OperationName, body: &[u8]) -> PollBody {
     PollBody::Done { cancelled }
 }
 
-/// A cancel answer's head: 2xx accepted, 404 not found, 501 unimplemented,
-/// 429 and 502–504 retried; other errors have their body read for an
-/// AIP-193 `UNIMPLEMENTED` status.
+/// A cancel answer's head: 2xx accepted (unless it is a gRPC answer — a
+/// gRPC content type or a `grpc-status` other than 0: failed), 404 not
+/// found, 501 unimplemented, 429 and 502–504 retried; other errors have
+/// their body read for an AIP-193 `UNIMPLEMENTED` status.
 pub(crate) fn cancel_head(head: &Response<()>) -> CancelHead {
     let status = head.status();
     WireStatus::Http(status).record(&Span::current());
     CancelHead::Answer(match status {
-        s if s.is_success() => CancelAnswer::Accepted,
+        s if s.is_success() => match wrong_wire(head, "CancelOperation") {
+            Some(grpc) => CancelAnswer::Failed(Some(grpc)),
+            None => CancelAnswer::Accepted,
+        },
         StatusCode::NOT_FOUND => CancelAnswer::NotFound,
         StatusCode::NOT_IMPLEMENTED => CancelAnswer::Unimplemented,
         s if is_transient(s) => CancelAnswer::Retry(retry_after(head.headers())),
@@ -144,6 +189,42 @@ mod tests {
             "UNIMPLEMENTED"
         ));
         assert!(!error_status_is(b"not json", "UNIMPLEMENTED"));
+    }
+
+    #[test]
+    fn a_grpc_answer_is_never_a_rest_success() {
+        let head = |headers: &[(&str, &str)]| {
+            let mut b = Response::builder().status(200);
+            for (k, v) in headers {
+                b = b.header(*k, *v);
+            }
+            b.body(()).unwrap()
+        };
+        let ok =
+            |h: &Response<()>| matches!(cancel_head(h), CancelHead::Answer(CancelAnswer::Accepted));
+        assert!(ok(&head(&[])));
+        assert!(ok(&head(&[("content-type", "application/json")])));
+        // tonic's answer to an unknown path: trailers-only UNIMPLEMENTED.
+        let tonic = head(&[("content-type", "application/grpc"), ("grpc-status", "12")]);
+        assert!(matches!(
+            cancel_head(&tonic),
+            CancelHead::Answer(CancelAnswer::Failed(Some(WireStatus::Grpc(12))))
+        ));
+        assert!(!ok(&head(&[("content-type", "application/grpc+proto")])));
+        assert!(!ok(&head(&[
+            ("content-type", "application/grpc"),
+            ("grpc-status", "0")
+        ])));
+        assert!(!ok(&head(&[("grpc-status", "5")])));
+        assert!(!ok(&head(&[("grpc-status", "x")])));
+        assert!(matches!(
+            poll_head(&tonic, false),
+            PollHead::Failed(WireStatus::Grpc(12))
+        ));
+        assert!(matches!(
+            poll_head(&head(&[("grpc-status", "0")]), false),
+            PollHead::Read
+        ));
     }
 
     #[test]
