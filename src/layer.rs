@@ -70,7 +70,10 @@ impl CancelOnDropLayer {
     /// cancel that failed, was shed or lost stays, for a reaper once this
     /// process's lease ends. Calls marked [`Detached`](crate::Detached) are
     /// not journaled: they are never cancelled. Enqueueing never blocks the
-    /// call (see [`JournalWriter`](crate::journal::JournalWriter)).
+    /// call (see [`JournalWriter`](crate::journal::JournalWriter)). gRPC
+    /// calls through a tonic `Channel` carry no origin: they are journaled
+    /// once the layer is told it with [`grpc_origin`](Self::grpc_origin)
+    /// (until then, a `warn` event per operation says they are not).
     #[cfg(feature = "journal")]
     pub fn journal(mut self, writer: crate::journal::JournalWriter) -> Self {
         self.config_mut().journal = Some(writer);

@@ -60,6 +60,34 @@
 //! reference (`timeout(d, &mut fut)`) lives until its scope ends, and so does
 //! the operation — drop it (or `Box::pin` and drop) when you give up.
 //!
+//! # Cancelling by name, on either wire
+//!
+//! [`CancelHandle::cancel`] sends one CancelOperation for an operation held
+//! by name — through the layer's policy, counters and an `lro.cancel` span
+//! with `reason = "explicit"` — to an [`Origin`]: [`Origin::rest`] (the URI
+//! of a request to the API: `POST {prefix}{name}:cancel` on its origin) or
+//! [`Origin::grpc`] (the channel's origin: `/google.longrunning.Operations/CancelOperation`
+//! through the tonic `Channel` given). It resolves to a [`CancelOutcome`]:
+//! `Accepted` (the wire's own success only: a REST 2xx that is not a gRPC
+//! answer, or `grpc-status: 0`), `VerifiedCancelled` / `CompletedAnyway`
+//! (with [`CancelPolicy::verify`]), `NotFound`, `Unimplemented` /
+//! `UnimplementedSkipped`, or `Failed`. [`CancelOnDrop::cancel`] does the
+//! same through the service's inner clone.
+//!
+//! ```no_run
+//! # async fn f(channel: tonic::transport::Channel) -> Result<(), Box<dyn std::error::Error>> {
+//! use tower_lro::{CancelOnDropLayer, OperationName, Origin};
+//!
+//! let lro = CancelOnDropLayer::new();
+//! let cancels = lro.handle(); // keep it; build the stack with `lro`
+//! let name = OperationName::parse("projects/p/locations/l/operations/op-1")?;
+//! let outcome = cancels
+//!     .cancel(channel, &name, Origin::grpc("https://clouddeploy.googleapis.com".parse()?))
+//!     .await?;
+//! println!("{outcome:?}");
+//! # Ok(()) }
+//! ```
+//!
 //! # Features
 //! - `testing`: [`testing::OperationsServer`], an in-process AIP-151 server
 //!   (a tower `Service`, also served by hyper on loopback, REST and gRPC) for
