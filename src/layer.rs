@@ -203,8 +203,11 @@ impl CancelOnDropLayer {
 
     /// Calls `hook` with the decoded `Operation` of every poll answer
     /// (`GetOperation` or `WaitOperation`, the final `done` one included):
-    /// its `name`, `done` and `metadata` as raw JSON — where services report
-    /// progress (e.g. a `progressPercent` field). Runs inside the response
+    /// its `name`, `done`, `error` and metadata — where services report
+    /// progress — as raw JSON over REST (`metadata`, e.g. a
+    /// `progressPercent` field) or as a `google.protobuf.Any` over gRPC
+    /// ([`Operation::grpc_metadata`], decoded with
+    /// [`Operation::decode_metadata`]). Runs inside the response
     /// future's `poll`: keep it quick and non-blocking (update a progress
     /// bar, send on a channel). The same metadata is on a `debug` event per
     /// poll.

@@ -367,6 +367,14 @@ impl<S> Track<S> {
                 "operation progress"
             );
         }
+        if let Some(metadata) = &op.grpc_metadata {
+            tracing::debug!(
+                done = op.done,
+                metadata.type_url = metadata.type_url.as_str(),
+                metadata.bytes = metadata.value.len(),
+                "operation progress"
+            );
+        }
         if let Some(hook) = hook {
             hook(&op);
         }

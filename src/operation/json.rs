@@ -92,6 +92,7 @@ impl<'de> Visitor<'de> for OperationVisitor {
             done: done.flatten().unwrap_or(false),
             error: error.flatten().map(|s| s.0),
             metadata: metadata.flatten(),
+            grpc_metadata: None,
             response: response.flatten(),
         })
     }

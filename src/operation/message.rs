@@ -6,12 +6,16 @@ use serde_json::value::RawValue;
 use super::json::OperationVisitor;
 
 /// The fields of an AIP-151 `google.longrunning.Operation` the layer uses,
-/// decoded from its JSON form.
+/// decoded from its JSON form (REST) or its protobuf form (gRPC, for
+/// [`on_progress`](crate::CancelOnDropLayer::on_progress)).
 ///
-/// Decoding follows the proto3 JSON mapping: absent fields and `null` take the
-/// default value (`""`, `false`, `None`), unknown fields are ignored,
-/// duplicate fields are an error. `metadata` and `response` (`Any` messages)
-/// stay raw JSON text.
+/// JSON decoding follows the proto3 JSON mapping: absent fields and `null`
+/// take the default value (`""`, `false`, `None`), unknown fields are
+/// ignored, duplicate fields are an error. `metadata` and `response` (`Any`
+/// messages) stay raw JSON text. From a gRPC answer, `metadata` and
+/// `response` are `None` and the metadata is in [`grpc_metadata`](Self::grpc_metadata)
+/// as a `google.protobuf.Any` (type URL and bytes); decode it with
+/// [`decode_metadata`](Self::decode_metadata).
 ///
 /// `PartialEq` compares `metadata` and `response` as JSON text, byte for byte.
 #[non_exhaustive]
@@ -28,6 +32,11 @@ pub struct Operation {
     pub metadata: Option<Box<RawValue>>,
     /// The operation's result (a JSON `Any`), unparsed.
     pub response: Option<Box<RawValue>>,
+    /// From a gRPC answer: the service-specific metadata, a
+    /// `google.protobuf.Any` (`type_url` such as
+    /// `type.googleapis.com/google.cloud.deploy.v1.OperationMetadata`, and the
+    /// message's bytes). `None` from JSON, or when the server sent none.
+    pub grpc_metadata: Option<prost_types::Any>,
 }
 
 impl Operation {
@@ -57,6 +66,41 @@ impl Operation {
         Ok(operation)
     }
 
+    /// The gRPC metadata decoded as `M`, the message its type URL names:
+    /// `None` if there is none (a REST answer: read `metadata`); an error if
+    /// the type URL is not `M`'s (`type.googleapis.com/{M::full_name()}`) or
+    /// the bytes do not decode (`prost::Any::to_msg`).
+    ///
+    /// With Cloud Deploy's `google.cloud.deploy.v1.OperationMetadata` (from
+    /// a generated crate, or any `prost::Message` implementing
+    /// `prost::Name` with that full name):
+    ///
+    /// ```
+    /// # #[derive(Clone, PartialEq, prost::Message)]
+    /// # struct OperationMetadata {
+    /// #     #[prost(string, tag = "3")] target: String,
+    /// #     #[prost(string, tag = "4")] verb: String,
+    /// # }
+    /// # impl prost::Name for OperationMetadata {
+    /// #     const NAME: &'static str = "OperationMetadata";
+    /// #     const PACKAGE: &'static str = "google.cloud.deploy.v1";
+    /// # }
+    /// use tower_lro::{CancelOnDropLayer, Operation};
+    ///
+    /// let layer = CancelOnDropLayer::new().on_progress(|op: &Operation| {
+    ///     if let Some(Ok(meta)) = op.decode_metadata::<OperationMetadata>() {
+    ///         println!("{} {}: done={}", meta.verb, meta.target, op.done);
+    ///     }
+    /// });
+    /// # let _ = layer;
+    /// ```
+    pub fn decode_metadata<M>(&self) -> Option<Result<M, prost::DecodeError>>
+    where
+        M: prost::Message + prost::Name + Default,
+    {
+        self.grpc_metadata.as_ref().map(prost_types::Any::to_msg)
+    }
+
     /// Whether the operation ended by being cancelled: `done` with
     /// `error.code == 1` ([`Status::CANCELLED`], AIP-151).
     pub fn is_cancelled(&self) -> bool {
@@ -78,6 +122,7 @@ impl PartialEq for Operation {
             && self.error == other.error
             && raw(&self.metadata) == raw(&other.metadata)
             && raw(&self.response) == raw(&other.response)
+            && self.grpc_metadata == other.grpc_metadata
     }
 }
 

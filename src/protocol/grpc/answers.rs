@@ -106,9 +106,9 @@ fn cancel_answer(status: &GrpcStatus) -> CancelAnswer {
     }
 }
 
-/// The Operation of a poll answer, for `on_progress`: name, done and error
-/// (`metadata` and `response` are protobuf `Any` messages, not JSON, and
-/// are left out).
+/// The Operation of a poll answer, for `on_progress`: name, done, error and
+/// the metadata as a protobuf `Any` (the JSON `metadata` and `response` stay
+/// `None`).
 pub(crate) fn operation(body: &[u8]) -> Option<Operation> {
     let decoded = recognise(body).ok()?;
     let error = error_of(&decoded).map(|(code, message)| Status {
@@ -121,6 +121,7 @@ pub(crate) fn operation(body: &[u8]) -> Option<Operation> {
         error,
         metadata: None,
         response: None,
+        grpc_metadata: decoded.metadata,
     })
 }
 
