@@ -139,7 +139,9 @@ pub use error::{BoxError, Error};
 pub use extensions::{Detached, Resume, ReturnImmediately};
 pub use future::ResponseFuture;
 pub use layer::CancelOnDropLayer;
-pub use operation::{Decoded, InvalidOperationName, Operation, OperationName, RouteError, Status};
+pub use operation::{
+    Decoded, InvalidOperationName, MetadataError, Operation, OperationName, RouteError, Status,
+};
 pub use poll::PollPolicy;
 pub use protocol::{
     GrpcLroMethods, InvalidGrpcMethod, Origin, Routes, WireStatus, DEFAULT_MAX_INSPECT_BYTES,

@@ -28,21 +28,12 @@ struct OperationMetadata {
     verb: String,
 }
 
-impl prost::Name for OperationMetadata {
-    const NAME: &'static str = "OperationMetadata";
-    const PACKAGE: &'static str = "google.cloud.deploy.v1";
-}
-
-/// Another message: decoding the metadata as it must fail on the type URL.
+/// Another message: decoding the metadata as it must fail on the type URL
+/// (its field 3 would decode).
 #[derive(Clone, PartialEq, prost::Message)]
 struct Other {
     #[prost(string, tag = "3")]
     target: String,
-}
-
-impl prost::Name for Other {
-    const NAME: &'static str = "Other";
-    const PACKAGE: &'static str = "acme.v1";
 }
 
 #[tokio::test]
@@ -64,8 +55,12 @@ async fn on_progress_decodes_cloud_deploy_metadata_over_grpc() {
                 .jitter(false),
         )
         .on_progress(move |op: &Operation| {
-            let decoded = op.decode_metadata::<OperationMetadata>();
-            let wrong = op.decode_metadata::<Other>().map(|r| r.is_err());
+            let decoded = op
+                .decode_metadata::<OperationMetadata>("google.cloud.deploy.v1.OperationMetadata")
+                .map(|r| r.map_err(|e| e.to_string()));
+            let wrong = op
+                .decode_metadata::<Other>("acme.v1.Other")
+                .map(|r| r.is_err());
             let url = op.grpc_metadata.as_ref().map(|a| a.type_url.clone());
             record.lock().unwrap().push((op.done, url, decoded, wrong));
         });

@@ -66,14 +66,15 @@ impl Operation {
         Ok(operation)
     }
 
-    /// The gRPC metadata decoded as `M`, the message its type URL names:
-    /// `None` if there is none (a REST answer: read `metadata`); an error if
-    /// the type URL is not `M`'s (`type.googleapis.com/{M::full_name()}`) or
-    /// the bytes do not decode (`prost::Any::to_msg`).
+    /// The gRPC metadata decoded as message `M`, whose full protobuf name
+    /// is `full_name` (`google.cloud.deploy.v1.OperationMetadata`; with
+    /// `prost::Name`, `M::full_name()`): `None` if there is none (a REST
+    /// answer: read `metadata`); an error if the `Any`'s type URL does not
+    /// end in `/{full_name}` or its bytes do not decode as `M`.
     ///
-    /// With Cloud Deploy's `google.cloud.deploy.v1.OperationMetadata` (from
-    /// a generated crate, or any `prost::Message` implementing
-    /// `prost::Name` with that full name):
+    /// With Cloud Deploy's `OperationMetadata`, e.g. from the generated
+    /// `googleapis-tonic-google-cloud-deploy-v1` crate (any
+    /// `prost::Message` works):
     ///
     /// ```
     /// # #[derive(Clone, PartialEq, prost::Message)]
@@ -81,24 +82,32 @@ impl Operation {
     /// #     #[prost(string, tag = "3")] target: String,
     /// #     #[prost(string, tag = "4")] verb: String,
     /// # }
-    /// # impl prost::Name for OperationMetadata {
-    /// #     const NAME: &'static str = "OperationMetadata";
-    /// #     const PACKAGE: &'static str = "google.cloud.deploy.v1";
-    /// # }
     /// use tower_lro::{CancelOnDropLayer, Operation};
     ///
+    /// const METADATA: &str = "google.cloud.deploy.v1.OperationMetadata";
     /// let layer = CancelOnDropLayer::new().on_progress(|op: &Operation| {
-    ///     if let Some(Ok(meta)) = op.decode_metadata::<OperationMetadata>() {
+    ///     if let Some(Ok(meta)) = op.decode_metadata::<OperationMetadata>(METADATA) {
     ///         println!("{} {}: done={}", meta.verb, meta.target, op.done);
     ///     }
     /// });
     /// # let _ = layer;
     /// ```
-    pub fn decode_metadata<M>(&self) -> Option<Result<M, prost::DecodeError>>
+    pub fn decode_metadata<M>(&self, full_name: &str) -> Option<Result<M, MetadataError>>
     where
-        M: prost::Message + prost::Name + Default,
+        M: prost::Message + Default,
     {
-        self.grpc_metadata.as_ref().map(prost_types::Any::to_msg)
+        let any = self.grpc_metadata.as_ref()?;
+        let named = any
+            .type_url
+            .rsplit_once('/')
+            .is_some_and(|(_, name)| name == full_name);
+        if !named {
+            return Some(Err(MetadataError::WrongType {
+                expected: full_name.to_owned(),
+                found: any.type_url.clone(),
+            }));
+        }
+        Some(M::decode(any.value.as_slice()).map_err(MetadataError::Decode))
     }
 
     /// Whether the operation ended by being cancelled: `done` with
@@ -123,6 +132,43 @@ impl PartialEq for Operation {
             && raw(&self.metadata) == raw(&other.metadata)
             && raw(&self.response) == raw(&other.response)
             && self.grpc_metadata == other.grpc_metadata
+    }
+}
+
+/// Why [`Operation::decode_metadata`] could not decode the metadata.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum MetadataError {
+    /// The `Any` holds another message type.
+    WrongType {
+        /// The full name asked for.
+        expected: String,
+        /// The `Any`'s type URL.
+        found: String,
+    },
+    /// The bytes are not a valid encoding of the message.
+    Decode(prost::DecodeError),
+}
+
+impl std::fmt::Display for MetadataError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            MetadataError::WrongType { expected, found } => write!(
+                f,
+                "operation metadata is {:?}, not {expected}",
+                found.escape_debug().to_string()
+            ),
+            MetadataError::Decode(e) => write!(f, "operation metadata does not decode: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for MetadataError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            MetadataError::Decode(e) => Some(e),
+            MetadataError::WrongType { .. } => None,
+        }
     }
 }
 

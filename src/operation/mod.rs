@@ -17,7 +17,7 @@ mod route_error;
 mod validate;
 
 pub use decoded::Decoded;
-pub use message::{Operation, Status};
+pub use message::{MetadataError, Operation, Status};
 pub use name::OperationName;
 pub use route_error::RouteError;
 pub use validate::InvalidOperationName;
