@@ -1,35 +1,42 @@
-//! The main job over gRPC: a tonic client (shaped like a tonic-build
-//! generated `CloudDeployClient`) on a real loopback HTTP/2 `Channel`,
-//! wrapped in `CancelOnDropLayer`, talking to the embedded operations
-//! server's gRPC side.
+//! The main job over gRPC, with a real generated client: Cloud Deploy's
+//! `CloudDeployClient` from `googleapis-tonic-google-cloud-deploy-v1`
+//! (tonic-build output of the googleapis protos) on a real loopback HTTP/2
+//! `Channel`, wrapped in `CancelOnDropLayer`, talking to the embedded
+//! operations server's gRPC side.
 //!
 //! 1. `CreateRelease` for a 10-minute release; gives up after 2 s with
 //!    `tokio::time::timeout`, and shows the `CancelOperation` the server
 //!    received and the operation now done, CANCELLED (`error.code` 1).
-//! 2. `CreateRelease` for a 1.5-second release, awaited: the caller gets the
-//!    done Operation (its `response` a `google.cloud.deploy.v1.Release`),
-//!    and no cancel was sent.
+//! 2. `CreateRelease` for a 1.5-second release, awaited, its progress
+//!    (`OperationMetadata`: verb, target) printed by `on_progress`: the
+//!    caller gets the done Operation (its `response` a
+//!    `google.cloud.deploy.v1.Release`), and no cancel was sent.
+//! 3. An explicit cancel by name over the channel:
+//!    `CancelHandle::cancel(channel, &name, Origin::grpc(..))`.
 //!
-//! Run it with `cargo run --example grpc_demo`. Exits 0 only if both
+//! Run it with `cargo run --example grpc_demo`. Exits 0 only if all three
 //! behaved so. Tracing events go to stderr (`RUST_LOG`; default `warn`).
 
 use std::process::ExitCode;
 use std::time::Duration;
 
+use googleapis_tonic_google_cloud_deploy_v1::google::cloud::deploy::v1::{
+    cloud_deploy_client::CloudDeployClient, CreateReleaseRequest, OperationMetadata, Release,
+};
+use googleapis_tonic_google_cloud_deploy_v1::google::longrunning::{
+    operation::Result as OperationResult, operations_client::OperationsClient, GetOperationRequest,
+};
 use prost::Message;
 use tonic::transport::Channel;
 use tower::ServiceBuilder;
-use tower_lro::testing::grpc::{
-    CloudDeployClient, CreateReleaseRequest, GetOperationRequest, OperationResult,
-    OperationsClient, Release,
-};
 use tower_lro::testing::{Endpoint, OperationsServer};
-use tower_lro::CancelOnDropLayer;
+use tower_lro::{CancelOnDropLayer, CancelOutcome, Operation, OperationName, Origin};
 use tracing_subscriber::EnvFilter;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 const PIPELINE: &str = "projects/my-project/locations/us-central1/deliveryPipelines/web-app";
+const METADATA: &str = "google.cloud.deploy.v1.OperationMetadata";
 
 fn create_release(
     id: &str,
@@ -39,6 +46,7 @@ fn create_release(
         parent: PIPELINE.into(),
         release_id: id.into(),
         release: Some(Release::default()),
+        ..Default::default()
     });
     // How long the embedded server runs the operation.
     let ms = duration.as_millis().to_string();
@@ -67,17 +75,27 @@ async fn main() -> ExitCode {
     }
 }
 
+/// Progress of each poll: the verb and target of Cloud Deploy's metadata.
+fn progress(op: &Operation) {
+    if let Some(Ok(meta)) = op.decode_metadata::<OperationMetadata>(METADATA) {
+        println!(
+            "   progress: {} {} (done: {})",
+            meta.verb, meta.target, op.done
+        );
+    }
+}
+
 async fn run() -> Result<bool, BoxError> {
     let server = OperationsServer::new();
     let handle = server.serve().await?;
     let channel = Channel::from_shared(handle.base_url())?.connect().await?;
     println!("embedded operations server (gRPC) at {}", handle.base_url());
 
-    let lro = CancelOnDropLayer::new();
+    let lro = CancelOnDropLayer::new().on_progress(progress);
     let cancels = lro.handle();
     let mut deploy =
         CloudDeployClient::new(ServiceBuilder::new().layer(lro).service(channel.clone()));
-    let mut operations = OperationsClient::new(channel);
+    let mut operations = OperationsClient::new(channel.clone());
 
     // 1. Give up on a 10-minute release after 2 s.
     println!("\n1. CreateRelease r-abandoned (runs 10 min); giving up after 2 s");
@@ -151,6 +169,20 @@ async fn run() -> Result<bool, BoxError> {
     );
     println!("   cancels sent for it: {short_cancels}");
 
+    // 3. An explicit cancel by name, over the same channel.
+    println!(
+        "\n3. CreateRelease r-explicit (runs 10 min) without the layer; then cancel it by name"
+    );
+    let started = CloudDeployClient::new(channel.clone())
+        .create_release(create_release("r-explicit", Duration::from_secs(600))?)
+        .await?
+        .into_inner();
+    let held = OperationName::parse(&started.name)?;
+    let origin = Origin::grpc(handle.base_url().parse()?);
+    let outcome = cancels.cancel(channel.clone(), &held, origin).await?;
+    let explicit_cancels = server.cancels_for(held.as_str()).len();
+    println!("   {held}: {outcome:?}; CancelOperations received: {explicit_cancels}");
+
     let report = cancels.drain(Duration::from_secs(10)).await;
     let stats = cancels.stats();
     println!(
@@ -166,5 +198,7 @@ async fn run() -> Result<bool, BoxError> {
         && cancelled
         && !release.is_empty()
         && short_cancels == 0
-        && stats.accepted == 1)
+        && outcome == CancelOutcome::Accepted
+        && explicit_cancels == 1
+        && stats.accepted == 2)
 }

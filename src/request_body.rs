@@ -62,6 +62,12 @@ use http_body_util::{BodyExt, Empty, Full};
 ///
 /// With axum, the handler's `axum::body::Body` goes through as it is
 /// (feature `axum`); `axum::body::Body::new(incoming)` wraps an `Incoming`.
+#[diagnostic::on_unimplemented(
+    message = "the layer cannot build request bodies of type `{Self}`",
+    label = "`{Self}` does not implement `tower_lro::RequestBody`",
+    note = "a tonic `Channel` (`tonic::body::Body`) needs tower-lro's `tonic` feature; an axum server's `axum::body::Body` needs its `axum` feature",
+    note = "hyper's `Incoming` cannot be built: map it to `UnsyncBoxBody`/`BoxBody` (see `RequestBody`'s docs)"
+)]
 pub trait RequestBody: Sized {
     /// An empty body.
     fn empty() -> Self;
