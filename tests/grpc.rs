@@ -237,6 +237,61 @@ async fn unimplemented_cancel_is_remembered_per_authority() {
     assert_eq!(cancels.stats().unimplemented, 2);
 }
 
+/// Two servers, one layer: A answers CancelOperation UNIMPLEMENTED; B's
+/// cancel is still sent and accepted. A tonic `Channel` adds its origin
+/// below the layer, so each client here gives its requests their server's
+/// origin above the layer (the Channel's own origin is the same).
+async fn two_authorities(lro: tower_lro::CancelOnDropLayer) {
+    let (a, a_handle, to_a) = serve().await;
+    let (b, b_handle, to_b) = serve().await;
+    a.inject(
+        Endpoint::Cancel,
+        Fault::Status(http::StatusCode::NOT_IMPLEMENTED),
+    );
+    let cancels = lro.handle();
+    for (server, handle, channel) in [(&a, &a_handle, &to_a), (&b, &b_handle, &to_b)] {
+        let origin: http::Uri = handle.base_url().parse().expect("a URL");
+        let stack = tower::ServiceBuilder::new()
+            .map_request(move |mut request: http::Request<tonic::body::Body>| {
+                let mut parts = origin.clone().into_parts();
+                parts.path_and_query = request.uri().path_and_query().cloned();
+                *request.uri_mut() = http::Uri::from_parts(parts).expect("origin and path");
+                request
+            })
+            .layer(lro.clone())
+            .service(channel.clone());
+        let mut client = tower_lro::testing::grpc::CloudDeployClient::new(stack);
+        let call = client.create_release(create("two", 600_000));
+        tokio::select! {
+            _ = call => panic!("the call finished"),
+            polled = server.wait_for(WAIT, |l| l.iter().any(|r| r.endpoint == Endpoint::Get)) => {
+                polled.expect("the operation was polled");
+            }
+        }
+        assert!(cancels.drain(WAIT).await.is_complete());
+    }
+    let at_a = a.requests_to(Endpoint::Cancel);
+    assert_eq!(at_a.len(), 1, "A: one UNIMPLEMENTED, not retried");
+    assert_eq!(at_a[0].grpc_status, Some(12));
+    let at_b = b.cancels_for(FIRST);
+    assert_eq!(at_b.len(), 1, "B's cancel was sent once: {at_b:?}");
+    assert_eq!(at_b[0].grpc_status, Some(0));
+    assert_eq!(
+        b.operation(FIRST).unwrap()["error"]["code"],
+        1,
+        "B's operation is CANCELLED"
+    );
+}
+
+#[tokio::test]
+async fn unimplemented_at_one_authority_does_not_silence_another() {
+    two_authorities(
+        layer()
+            .cancel_policy(CancelPolicy::new().remember_unimplemented(Duration::from_secs(3600))),
+    )
+    .await;
+}
+
 #[tokio::test]
 async fn opted_out_and_unlisted_methods_pass_through() {
     let (server, _handle, channel) = serve().await;

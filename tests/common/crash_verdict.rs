@@ -19,8 +19,28 @@ use crate::crash::{fates, Burst, ChildProcess, Fate, LEASE, REAPER_INTERVAL};
 /// enqueue its record, and read a done poll or an accepted cancel and
 /// enqueue its remove, on a shared 2-core runner. 250 ms covers both, and
 /// stays well under the half-second a writer that sleeps before each commit
-/// would lose.
+/// would lose. The verdict adds the longest the child was seen not to run
+/// before the kill ([`stall`]): time it was descheduled is not its writer's.
 pub const W: Duration = Duration::from_millis(250);
+
+/// The longest gap between two of the child's consecutive Starts (sent one
+/// every `pace` by one timer) in the last second and W before the kill,
+/// less the pace: how long the child was seen not to run. The writer's
+/// slowness does not show here: its commits never hold up a Start.
+fn stall(starts: &[&RecordedRequest], kill_at: Instant, pace: Duration) -> Duration {
+    let mut times: Vec<Instant> = starts
+        .iter()
+        .map(|r| r.received_at)
+        .filter(|at| *at + W + Duration::from_secs(1) > kill_at)
+        .collect();
+    times.sort();
+    times.push(kill_at);
+    times
+        .windows(2)
+        .map(|w| (w[1] - w[0]).saturating_sub(pace))
+        .max()
+        .unwrap_or_default()
+}
 
 /// The burst's Starts, one every 4 ms, up to 2,000 (8 s); killed after a
 /// seeded 250 to 500 of them (1 to 2 s in).
@@ -45,6 +65,9 @@ pub struct Summary {
     pub started_inside_w: usize,
     /// Finished operations that got a reaper cancel (all inside W).
     pub extra_inside_w: usize,
+    /// The child's longest stall seen before the kill; the window judged
+    /// is W plus this.
+    pub stall: Duration,
     /// Reaped operations whose caller had given up and whose cancels were
     /// hung or backing off at the kill.
     pub reaped_with_cancel_unsettled: usize,
@@ -222,8 +245,11 @@ fn judge(
             .or_default()
             .push(r);
     }
+    let stall = stall(&starts, kill_at, burst(seed).pace);
+    let window = W + stall;
     let mut s = Summary {
         started: starts.len(),
+        stall,
         ..Summary::default()
     };
     for start in &starts {
@@ -236,21 +262,21 @@ fn judge(
         let fate = plan[i];
         let got = reaper_cancels.get(name).map_or(0, Vec::len);
         assert!(got <= 1, "{name} got {got} reaper cancels");
-        let inside_w = start.received_at + W > kill_at;
+        let inside_w = start.received_at + window > kill_at;
         s.started_inside_w += usize::from(inside_w);
         match finished_at(start, fate, log).filter(|at| *at < kill_at) {
             Some(at) => {
                 s.finished_before_kill += 1;
                 if got == 1 {
                     // A lost remove: allowed only for an end within W.
-                    assert!(at + W > kill_at, "{name} finished {:?} before the kill, outside W = {W:?}, and got a reaper cancel", kill_at - at);
+                    assert!(at + window > kill_at, "{name} finished {:?} before the kill, outside W + stall = {window:?}, and got a reaper cancel", kill_at - at);
                     s.extra_inside_w += 1;
                 }
             }
             None if inside_w => s.missed_inside_w += usize::from(got == 0),
             None => {
                 // Answered more than W before the kill: its record was committed.
-                assert_eq!(got, 1, "{name} ({fate:?}, answered {:?} before the kill, outside W = {W:?}) got no reaper cancel; its requests: {}", kill_at - start.received_at, history(log, name, start.received_at));
+                assert_eq!(got, 1, "{name} ({fate:?}, answered {:?} before the kill, outside W + stall = {window:?}) got no reaper cancel; its requests: {}", kill_at - start.received_at, history(log, name, start.received_at));
                 s.reaped += 1;
                 let tried = log.iter().any(|r| {
                     r.endpoint == Endpoint::Cancel
