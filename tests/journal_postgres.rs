@@ -79,3 +79,25 @@ async fn reaper_cancels_orphans_and_the_table_holds_no_credential() {
         assert!(!text.contains(secret), "{secret} stored: {text}");
     }
 }
+
+#[tokio::test]
+#[ignore = "PostgreSQL: set TOWER_LRO_PG to a libpq connection string and pass --ignored"]
+async fn a_dead_owners_row_goes_once_its_entries_are_reaped() {
+    let db = database().await;
+    let (client, connection) = tokio_postgres::connect(&db, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    let client = std::sync::Arc::new(client);
+    let owners = || {
+        let client = client.clone();
+        async move {
+            let rows = client
+                .query("SELECT owner FROM tower_lro_owners", &[])
+                .await
+                .unwrap();
+            rows.iter().map(|row| row.get::<_, String>(0)).collect()
+        }
+    };
+    scenarios::a_dead_owners_row_goes_once_its_entries_are_reaped(connect(&db).await, owners).await;
+}

@@ -93,3 +93,18 @@ async fn a_file_that_is_not_sqlite_is_a_clear_error() {
     assert!(std::error::Error::source(&err).is_some());
     drop(dir);
 }
+
+#[tokio::test]
+async fn a_dead_owners_row_goes_once_its_entries_are_reaped() {
+    let (_dir, path) = temp_file("owners");
+    let owners = || {
+        let path = path.clone();
+        async move {
+            let conn = rusqlite::Connection::open(&path).unwrap();
+            let mut stmt = conn.prepare("SELECT owner FROM tower_lro_owners").unwrap();
+            let rows = stmt.query_map([], |row| row.get::<_, String>(0)).unwrap();
+            rows.map(Result::unwrap).collect()
+        }
+    };
+    scenarios::a_dead_owners_row_goes_once_its_entries_are_reaped(open(&path), owners).await;
+}

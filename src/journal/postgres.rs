@@ -5,7 +5,7 @@ use std::time::Duration;
 use tokio::sync::Mutex;
 use tokio_postgres::{Client, NoTls};
 
-use super::schema::{Row, COLUMNS, SCHEMA};
+use super::schema::{forget_owners, Row, COLUMNS, SCHEMA};
 use super::{millis, Batch, BoxFuture, Entry, EntryId, Journal, JournalError, OwnerId};
 
 /// The database's clock in milliseconds since the Unix epoch: every lease
@@ -185,6 +185,10 @@ impl Journal for PostgresJournal {
             let client = self.client.lock().await;
             let rows = client
                 .query(&sql, &[&claimer.as_str(), &limit, &millis(claim_for)])
+                .await
+                .map_err(JournalError::store)?;
+            client
+                .execute(&forget_owners(NOW_MS), &[])
                 .await
                 .map_err(JournalError::store)?;
             entries_of(rows)
