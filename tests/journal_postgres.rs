@@ -8,6 +8,8 @@
 mod common;
 #[path = "common/pg.rs"]
 mod pg;
+#[path = "common/pg_proxy.rs"]
+mod pg_proxy;
 #[path = "common/journal.rs"]
 mod scenarios;
 
@@ -100,4 +102,155 @@ async fn a_dead_owners_row_goes_once_its_entries_are_reaped() {
         }
     };
     scenarios::a_dead_owners_row_goes_once_its_entries_are_reaped(connect(&db).await, owners).await;
+}
+
+/// PostgreSQL unreachable for two seconds in the middle of a run: calls
+/// made meanwhile neither fail nor wait for it; once it is back the writer
+/// reconnects and commits what it kept; nothing committed before is lost;
+/// a reaper then cancels each remaining operation exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "PostgreSQL: set TOWER_LRO_PG to a libpq connection string and pass --ignored"]
+async fn postgres_unreachable_for_seconds_mid_run() {
+    use std::collections::BTreeSet;
+    use std::time::Duration;
+    use tokio::time::Instant;
+    use tower::{Layer, ServiceExt};
+    use tower_lro::journal::{JournalWriter, Reaper, WriterOptions};
+    use tower_lro::testing::{Endpoint, OperationsServer};
+    use tower_lro::CancelOnDropLayer;
+
+    const OUTAGE: Duration = Duration::from_secs(2);
+    let db = database().await;
+    let proxy = pg_proxy::PgProxy::start(&db).await;
+    let journal = connect(&proxy.config).await;
+    let options = WriterOptions::new().lease(Duration::from_secs(60));
+    let writer = JournalWriter::start(journal.clone(), options).unwrap();
+    let server = OperationsServer::new();
+    let handle = server.serve().await.unwrap();
+    let base = handle.base_url();
+    let svc = CancelOnDropLayer::new()
+        .poll_policy(common::fast_polls())
+        .journal(writer.clone())
+        .layer(common::http_client());
+    let mut long = tokio::task::JoinSet::new();
+    let start_long = |long: &mut tokio::task::JoinSet<_>| {
+        long.spawn(svc.clone().oneshot(common::start(&base, 600_000)));
+    };
+    for _ in 0..10 {
+        start_long(&mut long);
+    }
+    let mine = |journal: Arc<dyn Journal>, owner: tower_lro::journal::OwnerId| async move {
+        let entries = journal.entries().await.expect("read the journal");
+        entries
+            .into_iter()
+            .filter(|e| e.owner() == &owner)
+            .map(|e| e.name().to_owned())
+            .collect::<BTreeSet<_>>()
+    };
+    let direct = connect(&db).await;
+    let bound = Duration::from_secs(10);
+    tokio::time::timeout(bound, async {
+        while mine(direct.clone(), writer.owner().clone()).await.len() < 10 {
+            writer.flush().await.unwrap();
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("waited {bound:?} for the first 10 records to commit"));
+    let before = mine(direct.clone(), writer.owner().clone()).await;
+
+    proxy.cut();
+    let cut_at = Instant::now();
+    for _ in 0..10 {
+        start_long(&mut long);
+    }
+    // Calls that finish: as fast as without a journal (well under the outage).
+    let mut short = BTreeSet::new();
+    for _ in 0..5 {
+        let t0 = Instant::now();
+        let response = svc.clone().oneshot(common::start(&base, 50)).await.unwrap();
+        let op = common::body_json(response.into_body()).await;
+        assert!(
+            t0.elapsed() < OUTAGE / 2,
+            "a call waited {:?} on the journal",
+            t0.elapsed()
+        );
+        assert_eq!(op["done"], true, "{op}");
+        short.insert(op["name"].as_str().unwrap().to_owned());
+    }
+    // Calls given up on: their cancels go out and are accepted meanwhile.
+    for _ in 0..5 {
+        let gets = server.requests_to(Endpoint::Get).len();
+        let call = svc.clone().oneshot(common::start(&base, 600_000));
+        tokio::select! {
+            _ = call => panic!("the operation runs 10 minutes"),
+            polled = server.wait_for(OUTAGE, |l| l.iter().filter(|r| r.endpoint == Endpoint::Get).count() > gets) => {
+                polled.expect("a poll during the outage");
+            }
+        }
+    }
+    let accepted = |l: &[tower_lro::testing::RecordedRequest]| {
+        l.iter()
+            .filter(|r| r.endpoint == Endpoint::Cancel && r.status == 200)
+            .count()
+            == 5
+    };
+    server
+        .wait_for(OUTAGE, accepted)
+        .await
+        .expect("the 5 cancels accepted during the outage");
+    assert!(cut_at.elapsed() < OUTAGE, "the calls took the whole outage");
+    tokio::time::sleep_until(cut_at + OUTAGE).await;
+    proxy.restore();
+
+    let bound = Duration::from_secs(20);
+    tokio::time::timeout(bound, writer.flush())
+        .await
+        .unwrap_or_else(|_| {
+            panic!("waited {bound:?} for the writer to commit after PostgreSQL came back")
+        })
+        .unwrap();
+    let stats = writer.stats();
+    assert!(
+        stats.errors > 0,
+        "the failed commits are counted: {stats:?}"
+    );
+    assert_eq!(stats.dropped, 0, "{stats:?}");
+    let after = mine(direct.clone(), writer.owner().clone()).await;
+    assert!(before.is_subset(&after), "a committed record was lost");
+    let cancelled: BTreeSet<String> = server
+        .requests_to(Endpoint::Cancel)
+        .into_iter()
+        .filter_map(|r| r.operation)
+        .collect();
+    let running: BTreeSet<String> = server
+        .operation_names()
+        .into_iter()
+        .filter(|n| !short.contains(n) && !cancelled.contains(n))
+        .collect();
+    assert_eq!(running.len(), 20);
+    assert_eq!(
+        after, running,
+        "the journal holds exactly the running operations"
+    );
+
+    // The process ends without cancelling: a reaper takes over.
+    writer.retire().await.unwrap();
+    let reaper = Reaper::new(direct.clone(), common::http_client());
+    let report = reaper.reap_once().await.unwrap();
+    assert_eq!(report.accepted, 20, "{report:?}");
+    for name in &running {
+        assert_eq!(server.cancels_for(name).len(), 1, "{name}");
+        assert_eq!(
+            server.operation(name).unwrap()["error"]["code"],
+            1,
+            "{name}"
+        );
+    }
+    for name in short.iter().chain(&cancelled) {
+        assert!(
+            server.cancels_for(name).len() <= 1,
+            "{name} cancelled twice"
+        );
+    }
+    long.abort_all();
 }
