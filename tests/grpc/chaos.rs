@@ -79,13 +79,24 @@ async fn chaos_1000_operations_with_30_percent_of_cancels_faulted() {
             }
         });
     }
+    // Every caller ends within 400 ms of its Start's answer (150 ms late),
+    // or its 100 ms operation's end: 60 s bounds a run that has stalled.
+    let bound = Duration::from_secs(60);
     let mut finished = 0;
-    while let Some(result) = callers.join_next().await {
-        finished += usize::from(result.expect("no caller panics"));
-    }
+    tokio::time::timeout(bound, async {
+        while let Some(result) = callers.join_next().await {
+            finished += usize::from(result.expect("no caller panics"));
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("waited {bound:?} for the {CALLS} callers; {finished} finished"));
+    // The policy's deadline (30 s) bounds every cancel.
     let report = cancels.drain(Duration::from_secs(60)).await;
     let elapsed = started.elapsed();
-    assert!(report.is_complete(), "{report:?}");
+    assert!(
+        report.is_complete(),
+        "drain waited 60 s, past the 30 s cancel deadline: {report:?}"
+    );
 
     // The server's view: each operation by its release id.
     let by_release: HashMap<usize, String> = server
