@@ -20,7 +20,7 @@ use tower_lro::testing::grpc::{OperationResult, Release};
 use tower_lro::testing::{Endpoint, Fault, FaultKind};
 use tower_lro::{CancelPolicy, GrpcLroMethods, PollPolicy};
 
-use support::{accepted_cancel, create, deploy, layer, serve, PIPELINE, WAIT};
+use support::{accepted_cancel, create, deploy, exactly_one_cancel, layer, serve, PIPELINE, WAIT};
 
 const FIRST: &str = "projects/my-project/locations/us-central1/operations/op-1";
 
@@ -69,8 +69,13 @@ async fn an_abandoned_release_is_cancelled_while_waiting() {
     let lro = layer();
     let mut client = deploy(&lro, &channel);
     let call = client.create_release(create("r2", 600_000));
-    let gave_up = tokio::time::timeout(Duration::from_millis(300), call).await;
-    assert!(gave_up.is_err(), "the operation runs 10 minutes");
+    tokio::select! {
+        _ = call => panic!("the operation runs 10 minutes"),
+        polled = server.wait_for(WAIT, |l| l.iter().any(|r| r.endpoint == Endpoint::Get)) => {
+            polled.expect("the operation was polled");
+        }
+    }
+    // Dropped while waiting.
     let log = accepted_cancel(&server).await;
     let cancel = log.iter().find(|r| r.endpoint == Endpoint::Cancel).unwrap();
     assert_eq!(
@@ -80,9 +85,7 @@ async fn an_abandoned_release_is_cancelled_while_waiting() {
     assert_eq!(cancel.operation.as_deref(), Some(FIRST));
     assert_eq!(cancel.headers["authorization"], "Bearer token-1");
     assert_eq!(cancel.headers["content-type"], "application/grpc");
-    let op = server.operation(FIRST).unwrap();
-    assert_eq!(op["error"]["code"], 1, "CANCELLED: {op}");
-    assert_eq!(server.cancels_for(FIRST).len(), 1);
+    exactly_one_cancel(&server, &lro.handle(), FIRST).await;
 }
 
 #[tokio::test]
@@ -97,11 +100,16 @@ async fn a_call_dropped_before_its_first_answer_is_cancelled() {
     let cancels = lro.handle();
     let mut client = deploy(&lro, &channel);
     let call = client.create_release(create("r3", 600_000));
-    let _ = tokio::time::timeout(Duration::from_millis(50), call).await;
-    accepted_cancel(&server).await;
-    assert_eq!(server.cancels_for(FIRST).len(), 1);
-    assert_eq!(server.operation(FIRST).unwrap()["error"]["code"], 1);
-    assert!(cancels.drain(WAIT).await.is_complete());
+    let created = |l: &[tower_lro::testing::RecordedRequest]| {
+        l.iter()
+            .any(|r| r.endpoint == Endpoint::Start && r.operation.is_some())
+    };
+    tokio::select! {
+        _ = call => panic!("the answer is held back 300 ms"),
+        arrived = server.wait_for(WAIT, created) => { arrived.expect("the Start arrived"); }
+    }
+    // Dropped with the Start's answer still on its way.
+    exactly_one_cancel(&server, &cancels, FIRST).await;
     assert_eq!(cancels.stats().accepted, 1);
 }
 
@@ -118,8 +126,7 @@ async fn a_call_dropped_during_a_poll_is_cancelled() {
         arrived = poll_arrived => { arrived.unwrap(); }
     }
     // The call is dropped here, with its GetOperation in flight.
-    accepted_cancel(&server).await;
-    assert_eq!(server.operation(FIRST).unwrap()["error"]["code"], 1);
+    exactly_one_cancel(&server, &lro.handle(), FIRST).await;
 }
 
 #[tokio::test]
@@ -173,7 +180,7 @@ async fn a_failed_poll_ends_the_call_naming_operation_and_code_and_cancels() {
     let message = status.message().to_owned();
     assert!(message.contains(FIRST), "{message}");
     assert!(message.contains("gRPC status 7"), "{message}");
-    accepted_cancel(&server).await;
+    exactly_one_cancel(&server, &lro.handle(), FIRST).await;
 }
 
 #[tokio::test]
@@ -237,6 +244,61 @@ async fn unimplemented_cancel_is_remembered_per_authority() {
     assert_eq!(cancels.stats().unimplemented, 2);
 }
 
+/// Two servers, one layer: A answers CancelOperation UNIMPLEMENTED; B's
+/// cancel is still sent and accepted. A tonic `Channel` adds its origin
+/// below the layer, so each client here gives its requests their server's
+/// origin above the layer (the Channel's own origin is the same).
+async fn two_authorities(lro: tower_lro::CancelOnDropLayer) {
+    let (a, a_handle, to_a) = serve().await;
+    let (b, b_handle, to_b) = serve().await;
+    a.inject(
+        Endpoint::Cancel,
+        Fault::Status(http::StatusCode::NOT_IMPLEMENTED),
+    );
+    let cancels = lro.handle();
+    for (server, handle, channel) in [(&a, &a_handle, &to_a), (&b, &b_handle, &to_b)] {
+        let origin: http::Uri = handle.base_url().parse().expect("a URL");
+        let stack = tower::ServiceBuilder::new()
+            .map_request(move |mut request: http::Request<tonic::body::Body>| {
+                let mut parts = origin.clone().into_parts();
+                parts.path_and_query = request.uri().path_and_query().cloned();
+                *request.uri_mut() = http::Uri::from_parts(parts).expect("origin and path");
+                request
+            })
+            .layer(lro.clone())
+            .service(channel.clone());
+        let mut client = tower_lro::testing::grpc::CloudDeployClient::new(stack);
+        let call = client.create_release(create("two", 600_000));
+        tokio::select! {
+            _ = call => panic!("the call finished"),
+            polled = server.wait_for(WAIT, |l| l.iter().any(|r| r.endpoint == Endpoint::Get)) => {
+                polled.expect("the operation was polled");
+            }
+        }
+        assert!(cancels.drain(WAIT).await.is_complete());
+    }
+    let at_a = a.requests_to(Endpoint::Cancel);
+    assert_eq!(at_a.len(), 1, "A: one UNIMPLEMENTED, not retried");
+    assert_eq!(at_a[0].grpc_status, Some(12));
+    let at_b = b.cancels_for(FIRST);
+    assert_eq!(at_b.len(), 1, "B's cancel was sent once: {at_b:?}");
+    assert_eq!(at_b[0].grpc_status, Some(0));
+    assert_eq!(
+        b.operation(FIRST).unwrap()["error"]["code"],
+        1,
+        "B's operation is CANCELLED"
+    );
+}
+
+#[tokio::test]
+async fn unimplemented_at_one_authority_does_not_silence_another() {
+    two_authorities(
+        layer()
+            .cancel_policy(CancelPolicy::new().remember_unimplemented(Duration::from_secs(3600))),
+    )
+    .await;
+}
+
 #[tokio::test]
 async fn opted_out_and_unlisted_methods_pass_through() {
     let (server, _handle, channel) = serve().await;
@@ -269,8 +331,5 @@ async fn the_layer_deadline_ends_the_call_and_cancels() {
         .await
         .expect_err("the deadline passes first");
     assert!(status.message().contains(FIRST), "{}", status.message());
-    let log = accepted_cancel(&server).await;
-    let cancel = log.iter().find(|r| r.endpoint == Endpoint::Cancel).unwrap();
-    assert_eq!(cancel.operation.as_deref(), Some(FIRST));
-    assert_eq!(server.operation(FIRST).unwrap()["error"]["code"], 1);
+    exactly_one_cancel(&server, &lro.handle(), FIRST).await;
 }

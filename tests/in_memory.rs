@@ -235,6 +235,75 @@ async fn unimplemented_is_not_retried_and_is_remembered_per_authority() {
     assert_eq!(report.stats.retried, 0);
 }
 
+/// Two origins behind one inner service: `a.example.test` answers every
+/// CancelOperation 501, `b.example.test` is an ordinary server.
+fn two_origins(
+    a: OperationsServer,
+    b: OperationsServer,
+) -> impl Service<
+    Req,
+    Response = http::Response<Full<Bytes>>,
+    Error = std::convert::Infallible,
+    Future = impl Send,
+> + Clone
+       + Send {
+    tower::service_fn(move |request: Req| {
+        let server = match request.uri().host() {
+            Some("a.example.test") => a.clone(),
+            Some("b.example.test") => b.clone(),
+            other => panic!("a request to {other:?}"),
+        };
+        ServiceExt::<Req>::oneshot(server, request)
+    })
+}
+
+#[tokio::test(start_paused = true)]
+async fn unimplemented_at_one_authority_does_not_silence_another() {
+    let (a, b) = (OperationsServer::new(), OperationsServer::new());
+    a.inject(Endpoint::Cancel, Fault::Status(StatusCode::NOT_IMPLEMENTED));
+    let layer = CancelOnDropLayer::new()
+        .poll_policy(no_jitter())
+        .cancel_policy(CancelPolicy::new().remember_unimplemented(Duration::from_secs(3600)));
+    let mut svc = layer.layer(two_origins(a.clone(), b.clone()));
+    let on = |host: &str| {
+        let mut request = start(600_000);
+        *request.uri_mut() = format!("https://{host}/v1/projects/p/locations/l/jobs")
+            .parse()
+            .unwrap();
+        request
+    };
+    for (host, server) in [("a.example.test", &a), ("b.example.test", &b)] {
+        let mut call = Box::pin(
+            ServiceExt::<Req>::ready(&mut svc)
+                .await
+                .unwrap()
+                .call(on(host)),
+        );
+        tokio::select! {
+            _ = &mut call => panic!("the call finished"),
+            log = server.wait_for(Duration::from_secs(3600), |l| l.iter().any(|r| r.endpoint == Endpoint::Get)) => { log.unwrap(); }
+        }
+        drop(call);
+        assert!(layer
+            .handle()
+            .drain(Duration::from_secs(60))
+            .await
+            .is_complete());
+    }
+    assert_eq!(
+        a.requests_to(Endpoint::Cancel).len(),
+        1,
+        "A: one 501, not retried"
+    );
+    let name = common::only_operation(&b);
+    assert_eq!(b.cancels_for(&name).len(), 1, "B's cancel was sent once");
+    assert_eq!(
+        b.operation(&name).unwrap()["error"]["code"],
+        1,
+        "B's operation is CANCELLED"
+    );
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_cancel_that_keeps_failing_gives_up_within_the_policy() {
     let server = OperationsServer::new();

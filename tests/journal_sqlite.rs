@@ -93,3 +93,39 @@ async fn a_file_that_is_not_sqlite_is_a_clear_error() {
     assert!(std::error::Error::source(&err).is_some());
     drop(dir);
 }
+
+#[tokio::test]
+async fn a_dead_owners_row_goes_once_its_entries_are_reaped() {
+    let (_dir, path) = temp_file("owners");
+    let owners = || {
+        let path = path.clone();
+        async move {
+            let conn = rusqlite::Connection::open(&path).unwrap();
+            let mut stmt = conn.prepare("SELECT owner FROM tower_lro_owners").unwrap();
+            let rows = stmt.query_map([], |row| row.get::<_, String>(0)).unwrap();
+            rows.map(Result::unwrap).collect()
+        }
+    };
+    scenarios::a_dead_owners_row_goes_once_its_entries_are_reaped(open(&path), owners).await;
+}
+
+#[tokio::test]
+async fn an_unwritable_location_is_a_clear_error_at_open() {
+    // A directory that is a regular file, and a file system no one can
+    // create files on (even root): both fail at open, with the cause.
+    let (dir, _) = temp_file("unwritable");
+    let not_a_dir = dir.path().join("file");
+    std::fs::write(&not_a_dir, b"x").unwrap();
+    for path in [
+        not_a_dir.join("journal.sqlite"),
+        "/proc/tower-lro-journal.sqlite".into(),
+    ] {
+        let err = SqliteJournal::open(&path).expect_err("an unwritable location opens");
+        assert_eq!(err.to_string(), "journal store failed", "{path:?}");
+        let source = std::error::Error::source(&err).expect("the store's error as source");
+        assert!(
+            source.to_string().contains("unable to open database file"),
+            "{path:?}: {source}"
+        );
+    }
+}

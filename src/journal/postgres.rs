@@ -2,10 +2,10 @@
 
 use std::time::Duration;
 
-use tokio::sync::Mutex;
+use tokio::sync::{Mutex, MutexGuard};
 use tokio_postgres::{Client, NoTls};
 
-use super::schema::{Row, COLUMNS, SCHEMA};
+use super::schema::{forget_owners, Row, COLUMNS, SCHEMA};
 use super::{millis, Batch, BoxFuture, Entry, EntryId, Journal, JournalError, OwnerId};
 
 /// The database's clock in milliseconds since the Unix epoch: every lease
@@ -20,10 +20,33 @@ const NOW_MS: &str = "(extract(epoch from clock_timestamp()) * 1000)::bigint";
 /// use the database's clock.
 ///
 /// One connection, without TLS (`NoTls`): run it over a unix socket or a
-/// private network, or implement [`Journal`] over your own pool.
-#[derive(Debug)]
+/// private network, or implement [`Journal`] over your own pool. A lost
+/// connection (the server restarted, the network cut) is re-established by
+/// the next call; calls made while the server is unreachable fail with
+/// [`JournalError::Store`] (the writer keeps their changes and retries).
 pub struct PostgresJournal {
+    /// The connection string (may hold a password: never printed).
+    config: String,
     client: Mutex<Client>,
+}
+
+impl std::fmt::Debug for PostgresJournal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PostgresJournal").finish_non_exhaustive()
+    }
+}
+
+/// Opens a connection driven on `runtime`.
+async fn open(config: &str, runtime: &tokio::runtime::Handle) -> Result<Client, JournalError> {
+    let (client, connection) = tokio_postgres::connect(config, NoTls)
+        .await
+        .map_err(JournalError::store)?;
+    runtime.spawn(async move {
+        if let Err(e) = connection.await {
+            tracing::warn!(error = %e, "journal: PostgreSQL connection closed");
+        }
+    });
+    Ok(client)
 }
 
 impl PostgresJournal {
@@ -37,14 +60,7 @@ impl PostgresJournal {
     /// [`JournalError::NoRuntime`] outside a tokio runtime.
     pub async fn connect(config: &str) -> Result<Self, JournalError> {
         let runtime = tokio::runtime::Handle::try_current().map_err(|_| JournalError::NoRuntime)?;
-        let (client, connection) = tokio_postgres::connect(config, NoTls)
-            .await
-            .map_err(JournalError::store)?;
-        runtime.spawn(async move {
-            if let Err(e) = connection.await {
-                tracing::warn!(error = %e, "journal: PostgreSQL connection closed");
-            }
-        });
+        let client = open(config, &runtime).await?;
         // Concurrent `CREATE TABLE IF NOT EXISTS` from several replicas can
         // race on the catalog; a transaction-scoped advisory lock serialises them.
         client
@@ -54,8 +70,21 @@ impl PostgresJournal {
             .await
             .map_err(JournalError::store)?;
         Ok(PostgresJournal {
+            config: config.to_owned(),
             client: Mutex::new(client),
         })
+    }
+
+    /// The connection, first re-established if it was lost.
+    async fn client(&self) -> Result<MutexGuard<'_, Client>, JournalError> {
+        let mut client = self.client.lock().await;
+        if client.is_closed() {
+            let runtime =
+                tokio::runtime::Handle::try_current().map_err(|_| JournalError::NoRuntime)?;
+            *client = open(&self.config, &runtime).await?;
+            tracing::info!("journal: reconnected to PostgreSQL");
+        }
+        Ok(client)
     }
 }
 
@@ -113,7 +142,7 @@ async fn write_batch(client: &mut Client, batch: &Batch) -> Result<(), tokio_pos
 impl Journal for PostgresJournal {
     fn commit<'a>(&'a self, batch: &'a Batch) -> BoxFuture<'a, Result<(), JournalError>> {
         Box::pin(async move {
-            let mut client = self.client.lock().await;
+            let mut client = self.client().await?;
             write_batch(&mut client, batch)
                 .await
                 .map_err(JournalError::store)
@@ -130,7 +159,7 @@ impl Journal for PostgresJournal {
                 "INSERT INTO tower_lro_owners (owner, lease_until_ms) VALUES ($1, {NOW_MS} + $2) \
                  ON CONFLICT (owner) DO UPDATE SET lease_until_ms = excluded.lease_until_ms"
             );
-            let client = self.client.lock().await;
+            let client = self.client().await?;
             client
                 .execute(&sql, &[&owner.as_str(), &millis(lease)])
                 .await
@@ -141,7 +170,7 @@ impl Journal for PostgresJournal {
 
     fn retire<'a>(&'a self, owner: &'a OwnerId) -> BoxFuture<'a, Result<(), JournalError>> {
         Box::pin(async move {
-            let client = self.client.lock().await;
+            let client = self.client().await?;
             client
                 .execute(
                     "DELETE FROM tower_lro_owners WHERE owner = $1",
@@ -182,9 +211,13 @@ impl Journal for PostgresJournal {
                     .join(", ")
             );
             let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-            let client = self.client.lock().await;
+            let client = self.client().await?;
             let rows = client
                 .query(&sql, &[&claimer.as_str(), &limit, &millis(claim_for)])
+                .await
+                .map_err(JournalError::store)?;
+            client
+                .execute(&forget_owners(NOW_MS), &[])
                 .await
                 .map_err(JournalError::store)?;
             entries_of(rows)
@@ -194,7 +227,7 @@ impl Journal for PostgresJournal {
     fn release<'a>(&'a self, ids: &'a [EntryId]) -> BoxFuture<'a, Result<(), JournalError>> {
         Box::pin(async move {
             let ids: Vec<&str> = ids.iter().map(EntryId::as_str).collect();
-            let client = self.client.lock().await;
+            let client = self.client().await?;
             client
                 .execute(
                     "UPDATE tower_lro_operations SET claimed_by = NULL, claim_until_ms = NULL \
@@ -210,7 +243,7 @@ impl Journal for PostgresJournal {
     fn entries(&self) -> BoxFuture<'_, Result<Vec<Entry>, JournalError>> {
         Box::pin(async move {
             let sql = format!("SELECT {COLUMNS} FROM tower_lro_operations ORDER BY created_ms");
-            let client = self.client.lock().await;
+            let client = self.client().await?;
             let rows = client.query(&sql, &[]).await.map_err(JournalError::store)?;
             entries_of(rows)
         })

@@ -38,6 +38,19 @@ CREATE TABLE IF NOT EXISTS tower_lro_operations (
 CREATE INDEX IF NOT EXISTS tower_lro_operations_owner ON tower_lro_operations (owner);
 ";
 
+/// Deletes the rows of owners whose lease has expired and who have no entry
+/// left (all reaped, or never any); `now` is the backend's expression for
+/// the current time in milliseconds. Run by every claim: a dead owner's
+/// row goes with the reaper round after its last entry is reaped. A
+/// process that renews later (after an outage) inserts its row again.
+pub(crate) fn forget_owners(now: &str) -> String {
+    format!(
+        "DELETE FROM tower_lro_owners WHERE lease_until_ms < {now} \
+         AND NOT EXISTS (SELECT 1 FROM tower_lro_operations o \
+           WHERE o.owner = tower_lro_owners.owner)"
+    )
+}
+
 /// The columns read back, in order (`SELECT {COLUMNS} FROM ...`).
 pub(crate) const COLUMNS: &str = "id, owner, name, protocol, route_scheme, route_authority, \
      route_method, route_path, headers, created_ms";

@@ -6,7 +6,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rusqlite::{params, Connection, TransactionBehavior};
 
-use super::schema::{Row, COLUMNS, SCHEMA};
+use super::schema::{forget_owners, Row, COLUMNS, SCHEMA};
 use super::{millis, Batch, BoxFuture, Entry, EntryId, Journal, JournalError, OwnerId};
 
 /// A [`Journal`] in one SQLite file (SQLite compiled in by `rusqlite`'s
@@ -166,10 +166,14 @@ impl Journal for SqliteJournal {
                  RETURNING {COLUMNS}"
             );
             let mut stmt = conn.prepare_cached(&sql).map_err(JournalError::store)?;
-            query_entries(
+            let claimed = query_entries(
                 &mut stmt,
                 params![claimer, now.saturating_add(millis(claim_for)), now, limit],
-            )
+            )?;
+            conn.prepare_cached(&forget_owners("?1"))
+                .and_then(|mut stmt| stmt.execute([now]))
+                .map_err(JournalError::store)?;
+            Ok(claimed)
         })
     }
 

@@ -10,7 +10,7 @@ use tower_lro::CancelStats;
 
 use crate::observe::{Attempt, AttemptOutcome, PANICS};
 use crate::verdict::{Evidence, Tally};
-use crate::{loss_rate, Chaos, FAULT_RATE};
+use crate::{loss_rate, Chaos};
 
 /// Counts derived from the evidence, for the report and the assertions.
 pub(crate) struct Figures {
@@ -100,8 +100,8 @@ impl Figures {
 
 /// The loss bound for the fast policy: of `abandoned` cancels, each lost
 /// with probability `p = f^k`: `p·A + 4·√(p·A)`. Returns `(p·A, bound)`.
-pub(crate) fn loss_bound(attempts_per_cancel: u32, abandoned: u64) -> (f64, f64) {
-    let p = loss_rate(FAULT_RATE, attempts_per_cancel);
+pub(crate) fn loss_bound(fault_rate: f64, attempts_per_cancel: u32, abandoned: u64) -> (f64, f64) {
+    let p = loss_rate(fault_rate, attempts_per_cancel);
     let expected_lost = p * abandoned as f64;
     (expected_lost, expected_lost + 4.0 * expected_lost.sqrt())
 }
@@ -156,7 +156,7 @@ pub(crate) fn print(
         } else {
             ""
         },
-        FAULT_RATE * 100.0
+        chaos.fault_rate * 100.0
     );
     eprintln!("callers by the state they were dropped in: {phases:?}");
     eprintln!(
@@ -164,10 +164,11 @@ pub(crate) fn print(
          (+ {not_created} callers dropped before their Start reached the server)",
         server.operations
     );
-    let (expected_lost, max_lost) = loss_bound(attempts_per_cancel, *abandoned);
+    let (expected_lost, max_lost) = loss_bound(chaos.fault_rate, attempts_per_cancel, *abandoned);
+    let fault_rate = chaos.fault_rate;
     eprintln!(
         "abandoned operations: cancelled {cancelled}; left running {left_running} (each after \
-         all {attempts_per_cancel} attempts faulted; expected p·A = {FAULT_RATE}^{attempts_per_cancel} \
+         all {attempts_per_cancel} attempts faulted; expected p·A = {fault_rate}^{attempts_per_cancel} \
          × {abandoned} = {expected_lost:.1}, bound {max_lost:.1}); delivered {:.2} %; \
          their attempts given up on before reaching the server: {unreceived_attempts}",
         100.0 * *cancelled as f64 / (*abandoned).max(1) as f64

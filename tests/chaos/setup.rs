@@ -13,7 +13,7 @@ use tower_lro::{CancelHandle, CancelOnDropLayer, CancelPolicy, PollPolicy};
 
 use crate::callers::{Arrivals, Stack};
 use crate::observe::{Attempt, Observed};
-use crate::{Chaos, ATTEMPTS, FAULT_RATE, RETRY_AFTER, START_HOLD};
+use crate::{Chaos, ATTEMPTS, RETRY_AFTER, START_HOLD};
 
 /// Whether to run the default `CancelPolicy` rather than the suite's fast one.
 pub(crate) fn default_policy() -> bool {
@@ -33,9 +33,9 @@ pub(crate) fn policy_attempts(policy: &CancelPolicy) -> u32 {
 }
 
 /// The server: every Start's answer held back [`START_HOLD`], a seeded
-/// [`FAULT_RATE`] of cancels faulted (503, 429 with `Retry-After`, a reset,
+/// `fault_rate` of cancels faulted (503, 429 with `Retry-After`, a reset,
 /// a hang), and `arrivals` told of each Start as it is recorded.
-pub(crate) fn chaos_server(seed: u64, arrivals: &Arrivals) -> OperationsServer {
+pub(crate) fn chaos_server(seed: u64, fault_rate: f64, arrivals: &Arrivals) -> OperationsServer {
     let server = OperationsServer::new();
     server.inject(
         Endpoint::Start,
@@ -44,7 +44,7 @@ pub(crate) fn chaos_server(seed: u64, arrivals: &Arrivals) -> OperationsServer {
     server.inject(
         Endpoint::Cancel,
         Fault::Random {
-            rate: FAULT_RATE,
+            rate: fault_rate,
             faults: vec![
                 FaultKind::Status(StatusCode::SERVICE_UNAVAILABLE),
                 FaultKind::RetryAfter(StatusCode::TOO_MANY_REQUESTS, RETRY_AFTER),

@@ -1,13 +1,22 @@
-//! The crash tests' child process and the parent's side of it.
+//! The crash tests' processes: this same test binary re-run with `--exact
+//! crash_child --ignored` and `CRASH_*` variables, in one of three roles.
 //!
-//! The child is this same test binary re-run with `--exact crash_child
-//! --ignored` and `CRASH_*` variables: it starts operations through
-//! `CancelOnDropLayer` with a journal against the parent's server, waits
-//! until the short ones have finished and the long ones are journaled,
-//! prints one `READY {json}` line and waits to be killed.
+//! - `burst`: starts operations through `CancelOnDropLayer` with a journal,
+//!   one every `CRASH_PACE_MS`, seeded: some run briefly and are awaited,
+//!   some callers give up after a random delay (their cancels meet the
+//!   server's faults: hung, backing off, accepted), the rest run long. It
+//!   prints `READY {owner}` before the first Start and is SIGKILLed by the
+//!   test mid-burst.
+//! - `live`: starts `CRASH_OPS` long operations, prints `READY {owner}` once
+//!   they are committed, and lives until the test ends: a live owner.
+//! - `reaper`: runs two reapers (interval 100 ms) whose cancels carry
+//!   `x-reaper: {tag}-{i}`; prints `READY reaper`.
+//!
+//! Every Start carries `x-replica: {tag}` and `x-op: {i}` so the parent
+//! can tell the processes' operations apart in the server's log, and find
+//! each one's fate.
 #![allow(dead_code)]
 
-use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -17,64 +26,118 @@ use http::HeaderValue;
 use tokio::task::JoinSet;
 use tower::{Layer, ServiceBuilder, ServiceExt};
 use tower_http::set_header::SetRequestHeaderLayer;
-use tower_lro::journal::{Entry, Journal, JournalWriter, Reaper, WriterOptions};
-use tower_lro::CancelOnDropLayer;
+use tower_lro::journal::{Journal, JournalWriter, Reaper, WriterOptions};
+use tower_lro::{CancelOnDropLayer, PollPolicy};
 
-use crate::common::{body_json, http_client, start};
+use crate::common::{http_client, start};
 
-/// Operations that finish before the kill: every `SHORT_EVERY`-th one.
-pub const SHORT_EVERY: usize = 4;
-/// How long a short operation runs.
-pub const SHORT_MS: u64 = 50;
-/// How long the others run: far longer than the test.
-pub const LONG_MS: u64 = 600_000;
-/// The child's owner lease: its entries are orphans this long after the kill.
-pub const LEASE: Duration = Duration::from_secs(1);
+/// The children's owner lease. Reapers claim a dead owner's entries this
+/// long after its last renewal (a third of it before the kill at most).
+pub const LEASE: Duration = Duration::from_secs(3);
+/// How often each reaper looks for orphans.
+pub const REAPER_INTERVAL: Duration = Duration::from_millis(100);
+/// How long the child may take to start and print READY.
+pub const READY_WITHIN: Duration = Duration::from_secs(60);
 
-/// What a child reports once it is ready to be killed.
-#[derive(Debug, serde::Deserialize)]
-pub struct Ready {
-    pub owner: String,
-    pub short: BTreeSet<String>,
-    pub long: BTreeSet<String>,
+/// The wire the burst runs on. gRPC joins once the journal records gRPC
+/// operations: its child starts with a CloudDeploy client over a tonic
+/// channel; the parent's verdict reads the same server log.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Wire {
+    /// REST/JSON over HTTP/1.1.
+    Rest,
 }
 
-/// A running child; killed (SIGKILL) when dropped, if still running.
+/// What the seeded burst does; the parent and the child derive the same
+/// choices from `seed`.
+#[derive(Clone, Copy, Debug)]
+pub struct Burst {
+    pub wire: Wire,
+    pub seed: u64,
+    /// One Start every `pace`.
+    pub pace: Duration,
+    /// The most Starts the child sends (it is killed long before).
+    pub max_ops: usize,
+}
+
+/// What the child does with operation `i` of a burst.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fate {
+    /// Runs this long; the caller waits for it.
+    Short(u64),
+    /// The caller gives up after this long (ms); the layer cancels.
+    Dropped(u64),
+    /// Runs for ten minutes; the caller waits until the kill.
+    Long,
+}
+
+/// The fates of a burst's operations, in order.
+pub fn fates(seed: u64, n: usize) -> Vec<Fate> {
+    let mut rng = fastrand::Rng::with_seed(seed);
+    let mut fates = Vec::with_capacity(n);
+    for _ in 0..n {
+        fates.push(match rng.u8(..100) {
+            0..=24 => Fate::Short(rng.u64(50..300)),
+            25..=59 => Fate::Dropped(rng.u64(0..300)),
+            _ => Fate::Long,
+        });
+    }
+    fates
+}
+
+/// A running child; SIGKILLed when dropped, if still running.
 pub struct ChildProcess {
     child: Child,
-    pub ready: Ready,
+    /// What followed `READY ` on its stdout.
+    pub ready: String,
 }
 
 impl ChildProcess {
-    /// Starts this binary's `crash_child` as a replica: `ops` operations
-    /// against the server at `base`, journaled in `journal` (the string the
-    /// test's opener is given); with `reaper_tag`, it also runs two reapers
-    /// whose cancels carry `x-reaper: {tag}-{i}`. Waits (up to 120 s) for
-    /// its READY line.
-    pub async fn replica(
-        base: String,
-        ops: usize,
-        journal: String,
-        reaper_tag: Option<&str>,
-    ) -> Self {
-        let mut env = vec![
-            ("CRASH_BASE", base),
-            ("CRASH_OPS", ops.to_string()),
-            ("CRASH_JOURNAL", journal),
+    /// A `burst` child (see the module docs), tagged `tag`.
+    pub async fn burst(base: &str, journal: &str, tag: &str, burst: Burst) -> Self {
+        let env = [
+            ("CRASH_ROLE", "burst".to_owned()),
+            ("CRASH_BASE", base.to_owned()),
+            ("CRASH_JOURNAL", journal.to_owned()),
+            ("CRASH_TAG", tag.to_owned()),
+            ("CRASH_SEED", burst.seed.to_string()),
+            ("CRASH_PACE_MS", burst.pace.as_millis().to_string()),
+            ("CRASH_OPS", burst.max_ops.to_string()),
         ];
-        if let Some(tag) = reaper_tag {
-            env.push(("CRASH_REAPER_TAG", tag.to_owned()));
-        }
-        Self::start("crash_child", &env).await
+        Self::start(&env).await
     }
 
-    /// Starts the child with `env` and waits (up to 120 s) for its READY line.
-    async fn start(test: &str, env: &[(&str, String)]) -> Self {
-        let mut command = Command::new(std::env::current_exe().unwrap());
+    /// A `live` child with `ops` long operations, tagged `tag`.
+    pub async fn live(base: &str, journal: &str, tag: &str, ops: usize) -> Self {
+        let env = [
+            ("CRASH_ROLE", "live".to_owned()),
+            ("CRASH_BASE", base.to_owned()),
+            ("CRASH_JOURNAL", journal.to_owned()),
+            ("CRASH_TAG", tag.to_owned()),
+            ("CRASH_OPS", ops.to_string()),
+        ];
+        Self::start(&env).await
+    }
+
+    /// A `reaper` child whose cancels carry `x-reaper: {tag}-{i}`.
+    pub async fn reaper(journal: &str, tag: &str) -> Self {
+        let env = [
+            ("CRASH_ROLE", "reaper".to_owned()),
+            ("CRASH_JOURNAL", journal.to_owned()),
+            ("CRASH_TAG", tag.to_owned()),
+        ];
+        Self::start(&env).await
+    }
+
+    /// Starts the child with `env`; waits (up to [`READY_WITHIN`]) for its
+    /// READY line, failing if it does not come or the child exits first.
+    async fn start(env: &[(&str, String)]) -> Self {
+        let exe = std::env::current_exe().expect("the test binary's path");
+        let mut command = Command::new(exe);
         command
             .args([
                 "--exact",
-                test,
+                "crash_child",
                 "--ignored",
                 "--nocapture",
                 "--test-threads=1",
@@ -85,30 +148,32 @@ impl ChildProcess {
         for (k, v) in env {
             command.env(k, v);
         }
-        let mut child = command.spawn().unwrap();
-        let stdout = child.stdout.take().unwrap();
+        let mut child = command.spawn().expect("spawn the crash child");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let role = env[0].1.clone();
         let line = tokio::time::timeout(
-            Duration::from_secs(120),
+            READY_WITHIN,
             tokio::task::spawn_blocking(move || {
                 BufReader::new(stdout)
                     .lines()
                     .map_while(Result::ok)
                     // libtest prints `test crash_child ... ` first, on the same line.
-                    .find_map(|l| l.split_once("READY ").map(|(_, json)| json.to_owned()))
+                    .find_map(|l| l.split_once("READY ").map(|(_, rest)| rest.to_owned()))
             }),
         )
         .await
-        .expect("the child was not ready within 120 s")
-        .unwrap()
-        .expect("the child exited without READY");
-        let ready = serde_json::from_str(&line).unwrap();
-        ChildProcess { child, ready }
+        .unwrap_or_else(|_| panic!("the {role} child printed no READY within {READY_WITHIN:?}"))
+        .expect("the reading task")
+        .unwrap_or_else(|| panic!("the {role} child exited without READY"));
+        ChildProcess { child, ready: line }
     }
 
-    /// SIGKILL, and reap the process.
+    /// SIGKILL, and reap the process; fails if it had already exited.
     pub fn kill(&mut self) {
-        self.child.kill().unwrap();
-        let status = self.child.wait().unwrap();
+        let running = self.child.try_wait().expect("try_wait").is_none();
+        assert!(running, "the child exited before the kill");
+        self.child.kill().expect("SIGKILL");
+        let status = self.child.wait().expect("wait for the killed child");
         assert!(!status.success(), "the child exited by itself: {status}");
     }
 }
@@ -124,100 +189,141 @@ fn env(name: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| panic!("{name} not set for the crash child"))
 }
 
-/// The names of `journal`'s entries that `keep` accepts.
-pub async fn entry_names(journal: &dyn Journal, keep: impl Fn(&Entry) -> bool) -> BTreeSet<String> {
-    journal
-        .entries()
-        .await
-        .unwrap()
-        .into_iter()
-        .filter(|e| keep(e))
-        .map(|e| e.name().to_owned())
-        .collect()
-}
-
-/// The child test's body: runs [`child_main`] if this process is a crash
-/// child (`CRASH_CHILD` set); a no-op otherwise. `open` is given the
-/// replica's `journal` string (a path, a connection string).
+/// The child test's body: runs the role in `CRASH_ROLE`. `open` is given
+/// the `CRASH_JOURNAL` string (a path, a connection string). Run on its own
+/// (not by a crash test) it fails, saying so.
 pub fn run_child<F, Fut>(open: F)
 where
     F: Fn(String) -> Fut,
     Fut: std::future::Future<Output = Arc<dyn Journal>>,
 {
-    if std::env::var("CRASH_CHILD").is_err() {
-        return;
-    }
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    rt.block_on(child_main(open));
-}
-
-/// The child's body: `open` opens a connection to the journal.
-pub async fn child_main<F, Fut>(open: F)
-where
-    F: Fn(String) -> Fut,
-    Fut: std::future::Future<Output = Arc<dyn Journal>>,
-{
+    assert!(
+        std::env::var("CRASH_CHILD").is_ok(),
+        "crash_child is the crash tests' child process, started by them; skip it with --skip crash_child"
+    );
     let _ = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_env_filter("warn")
         .try_init();
+    let rt = tokio::runtime::Runtime::new().expect("a runtime");
+    rt.block_on(async move {
+        let journal = open(env("CRASH_JOURNAL")).await;
+        match env("CRASH_ROLE").as_str() {
+            "burst" => burst_main(journal).await,
+            "live" => live_main(journal).await,
+            "reaper" => reaper_main(open).await,
+            other => panic!("unknown CRASH_ROLE {other}"),
+        }
+    });
+}
+
+/// Start `i`, tagged with this child's `x-replica` and `x-op: {i}`.
+fn tagged_start(
+    base: &str,
+    ms: u64,
+    i: usize,
+) -> http::Request<http_body_util::Full<bytes::Bytes>> {
+    let mut request = start(base, ms);
+    let tag = HeaderValue::from_str(&env("CRASH_TAG")).expect("a header-safe tag");
+    request.headers_mut().insert("x-replica", tag);
+    request.headers_mut().insert("x-op", HeaderValue::from(i));
+    request
+}
+
+async fn burst_main(journal: Arc<dyn Journal>) {
     let base = env("CRASH_BASE");
-    let n: usize = env("CRASH_OPS").parse().unwrap();
-    let config = env("CRASH_JOURNAL");
-    let journal = open(config.clone()).await;
-    let writer = JournalWriter::start(journal.clone(), WriterOptions::new().lease(LEASE)).unwrap();
+    let seed: u64 = env("CRASH_SEED").parse().expect("CRASH_SEED");
+    let pace = Duration::from_millis(env("CRASH_PACE_MS").parse().expect("CRASH_PACE_MS"));
+    let n: usize = env("CRASH_OPS").parse().expect("CRASH_OPS");
+    let writer =
+        JournalWriter::start(journal, WriterOptions::new().lease(LEASE)).expect("on a runtime");
+    // Polls from 20 ms, x1.5 per step, at most every second: the short
+    // operations are seen done soon after they finish.
+    let polls = PollPolicy::new()
+        .initial_delay(Duration::from_millis(20))
+        .max_delay(Duration::from_secs(1));
+    let svc = CancelOnDropLayer::new()
+        .poll_policy(polls)
+        .journal(writer.clone())
+        .layer(http_client());
+    println!("READY {}", writer.owner().as_str());
+    let mut calls = JoinSet::new();
+    let mut tick = tokio::time::interval(pace);
+    for (i, fate) in fates(seed, n).into_iter().enumerate() {
+        tick.tick().await;
+        match fate {
+            Fate::Short(ms) => {
+                let call = svc.clone().oneshot(tagged_start(&base, ms, i));
+                calls.spawn(async move {
+                    let _ = call.await;
+                });
+            }
+            Fate::Dropped(after) => {
+                let call = svc.clone().oneshot(tagged_start(&base, 600_000, i));
+                calls.spawn(async move {
+                    let _ = tokio::time::timeout(Duration::from_millis(after), call).await;
+                });
+            }
+            Fate::Long => {
+                let call = svc.clone().oneshot(tagged_start(&base, 600_000, i));
+                calls.spawn(async move {
+                    let _ = call.await;
+                });
+            }
+        }
+    }
+    std::future::pending::<()>().await;
+}
+
+async fn live_main(journal: Arc<dyn Journal>) {
+    let base = env("CRASH_BASE");
+    let n: usize = env("CRASH_OPS").parse().expect("CRASH_OPS");
+    let writer = JournalWriter::start(journal.clone(), WriterOptions::new().lease(LEASE))
+        .expect("on a runtime");
     let svc = CancelOnDropLayer::new()
         .journal(writer.clone())
         .layer(http_client());
-    let (mut short, mut long) = (JoinSet::new(), JoinSet::new());
+    let mut calls = JoinSet::new();
     for i in 0..n {
-        let is_short = i % SHORT_EVERY == 0;
-        let ms = if is_short { SHORT_MS } else { LONG_MS };
-        let call = svc.clone().oneshot(start(&base, ms));
-        if is_short {
-            short.spawn(async move { body_json(call.await.unwrap().into_body()).await });
-        } else {
-            long.spawn(call);
-        }
+        calls.spawn(svc.clone().oneshot(tagged_start(&base, 600_000, i)));
     }
-    let mut short_names = BTreeSet::new();
-    while let Some(op) = short.join_next().await {
-        let op = op.unwrap();
-        assert_eq!(op["done"], true, "{op}");
-        short_names.insert(op["name"].as_str().unwrap().to_owned());
-    }
-    // Wait until every long operation is journaled (their records are
-    // enqueued as their first answers are read) and the short ones' removes
-    // are committed.
-    let want = n - short_names.len();
-    let long_names = loop {
-        writer.flush().await.unwrap();
-        let mine = entry_names(&*journal, |e| e.owner() == writer.owner()).await;
-        if mine.len() == want && mine.is_disjoint(&short_names) {
-            break mine;
+    // READY once all n are journaled and committed.
+    loop {
+        writer.flush().await.expect("the writer runs");
+        let entries = journal.entries().await.expect("read the journal");
+        if entries
+            .iter()
+            .filter(|e| e.owner() == writer.owner())
+            .count()
+            == n
+        {
+            break;
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
-    };
-    if let Ok(tag) = std::env::var("CRASH_REAPER_TAG") {
-        for i in 0..2 {
-            let stack = ServiceBuilder::new()
-                .layer(SetRequestHeaderLayer::overriding(
-                    http::header::HeaderName::from_static("x-reaper"),
-                    HeaderValue::from_str(&format!("{tag}-{i}")).unwrap(),
-                ))
-                .service(http_client());
-            let reaper = Reaper::new(open(config.clone()).await, stack)
-                .interval(Duration::from_millis(100))
-                .batch(8);
-            tokio::spawn(reaper.run());
-        }
     }
-    let ready = serde_json::json!({
-        "owner": writer.owner().as_str(),
-        "short": short_names,
-        "long": long_names,
-    });
-    println!("READY {ready}");
+    println!("READY {}", writer.owner().as_str());
     std::future::pending::<()>().await;
-    drop(long);
+    drop(calls);
+}
+
+async fn reaper_main<F, Fut>(open: F)
+where
+    F: Fn(String) -> Fut,
+    Fut: std::future::Future<Output = Arc<dyn Journal>>,
+{
+    let tag = env("CRASH_TAG");
+    for i in 0..2 {
+        let stack = ServiceBuilder::new()
+            .layer(SetRequestHeaderLayer::overriding(
+                http::header::HeaderName::from_static("x-reaper"),
+                HeaderValue::from_str(&format!("{tag}-{i}")).expect("a header-safe tag"),
+            ))
+            .service(http_client());
+        let reaper = Reaper::new(open(env("CRASH_JOURNAL")).await, stack)
+            .interval(REAPER_INTERVAL)
+            .batch(8);
+        tokio::spawn(reaper.run());
+    }
+    println!("READY reaper");
+    std::future::pending::<()>().await;
 }

@@ -326,3 +326,64 @@ pub async fn reaper_cancels_orphans(journal: Arc<dyn Journal>) {
     );
     handle.shutdown().await;
 }
+
+/// A dead owner's row is deleted by the claim after its last entry is
+/// removed, a live owner's never; `owners` reads the owner ids stored.
+pub async fn a_dead_owners_row_goes_once_its_entries_are_reaped<F, Fut>(
+    journal: Arc<dyn Journal>,
+    owners: F,
+) where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = BTreeSet<String>>,
+{
+    let (live, dead) = (OwnerId::random(), OwnerId::random());
+    journal.renew(&live, Duration::from_secs(60)).await.unwrap();
+    // A lease that has already ended: the owner is dead.
+    journal.renew(&dead, Duration::ZERO).await.unwrap();
+    let base = "http://127.0.0.1:9";
+    let batch = Batch {
+        records: vec![
+            entry(&dead, 0, base, "projects/p/operations/dead-0"),
+            entry(&live, 0, base, "projects/p/operations/live-0"),
+        ],
+        removes: vec![],
+    };
+    journal.commit(&batch).await.unwrap();
+    let both: BTreeSet<String> = [live.as_str().to_owned(), dead.as_str().to_owned()].into();
+    assert_eq!(owners().await, both);
+    let reaper = OwnerId::random();
+    // Wait (at most a second) until the dead lease is in the past.
+    let mut claimed = Vec::new();
+    for _ in 0..100 {
+        claimed = journal
+            .claim(&reaper, 10, Duration::from_secs(60))
+            .await
+            .unwrap();
+        if !claimed.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(claimed.len(), 1, "the dead owner's entry is claimed");
+    assert_eq!(owners().await, both, "its row stays while it has an entry");
+    journal
+        .commit(&Batch {
+            records: vec![],
+            removes: vec![claimed[0].id().clone()],
+        })
+        .await
+        .unwrap();
+    assert!(journal
+        .claim(&reaper, 10, Duration::from_secs(60))
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(
+        owners().await,
+        [live.as_str().to_owned()].into(),
+        "the dead owner's row is deleted with its last entry reaped; the live one's stays"
+    );
+    // A process that renews after all comes back.
+    journal.renew(&dead, Duration::from_secs(60)).await.unwrap();
+    assert_eq!(owners().await, both);
+}

@@ -13,9 +13,13 @@ use tower_lro::testing::grpc::CreateReleaseRequest;
 use tower_lro::testing::{Endpoint, Fault, FaultKind};
 use tower_lro::{CancelOnDropLayer, CancelPolicy};
 
-use crate::support::{create, deploy, fast_polls, serve};
+use crate::support::{cancels_of, create, deploy, fast_polls, serve};
 
 const CALLS: usize = 1_000;
+/// The policy's attempts per cancel.
+const ATTEMPTS: u32 = 10;
+/// The share of cancel attempts the server faults.
+const FAULT_RATE: f64 = 0.3;
 
 /// What each caller does, by `i % 3`.
 fn plan(i: usize) -> (u64, Option<Duration>) {
@@ -39,7 +43,7 @@ async fn chaos_1000_operations_with_30_percent_of_cancels_faulted() {
     server.inject(
         Endpoint::Cancel,
         Fault::Random {
-            rate: 0.3,
+            rate: FAULT_RATE,
             faults: vec![
                 FaultKind::RetryAfter(
                     http::StatusCode::SERVICE_UNAVAILABLE,
@@ -56,7 +60,7 @@ async fn chaos_1000_operations_with_30_percent_of_cancels_faulted() {
         .poll_policy(fast_polls())
         .cancel_policy(
             CancelPolicy::new()
-                .attempts(10)
+                .attempts(ATTEMPTS)
                 .backoff(Duration::from_millis(20), Duration::from_millis(200))
                 .attempt_timeout(Duration::from_secs(1))
                 .deadline(Duration::from_secs(30)),
@@ -75,13 +79,24 @@ async fn chaos_1000_operations_with_30_percent_of_cancels_faulted() {
             }
         });
     }
+    // Every caller ends within 400 ms of its Start's answer (150 ms late),
+    // or its 100 ms operation's end: 60 s bounds a run that has stalled.
+    let bound = Duration::from_secs(60);
     let mut finished = 0;
-    while let Some(result) = callers.join_next().await {
-        finished += usize::from(result.expect("no caller panics"));
-    }
+    tokio::time::timeout(bound, async {
+        while let Some(result) = callers.join_next().await {
+            finished += usize::from(result.expect("no caller panics"));
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("waited {bound:?} for the {CALLS} callers; {finished} finished"));
+    // The policy's deadline (30 s) bounds every cancel.
     let report = cancels.drain(Duration::from_secs(60)).await;
     let elapsed = started.elapsed();
-    assert!(report.is_complete(), "{report:?}");
+    assert!(
+        report.is_complete(),
+        "drain waited 60 s, past the 30 s cancel deadline: {report:?}"
+    );
 
     // The server's view: each operation by its release id.
     let by_release: HashMap<usize, String> = server
@@ -94,26 +109,28 @@ async fn chaos_1000_operations_with_30_percent_of_cancels_faulted() {
         })
         .collect();
     assert_eq!(by_release.len(), CALLS);
+    let log = server.requests();
     let cancel_log = server.requests_to(Endpoint::Cancel);
-    let faulted = cancel_log.iter().filter(|r| r.fault.is_some()).count();
-    let mut abandoned = 0;
+    let (mut abandoned, mut sent, mut faulted) = (0, 0, 0);
     for (i, name) in &by_release {
-        let accepted = cancel_log
-            .iter()
-            .filter(|r| r.operation.as_deref() == Some(name) && r.grpc_status == Some(0))
-            .count();
+        // At most ATTEMPTS, none after the first OK.
+        let cancels = cancels_of(&log, name, ATTEMPTS);
+        sent += cancels.sent;
+        faulted += cancels.faulted;
         let op = server.operation(name).expect("not deleted");
         if plan(*i).1.is_some() {
             abandoned += 1;
-            // At least once: an attempt past its timeout is retried even
-            // if the server then accepts it.
-            assert!(accepted >= 1, "{name}: an accepted cancel");
+            assert_eq!(
+                cancels.accepted, 1,
+                "{name}: one accepted cancel: {cancels:?}"
+            );
             assert_eq!(op["error"]["code"], 1, "{name} CANCELLED: {op}");
         } else {
-            assert_eq!(accepted, 0, "{name} finished: no cancel");
+            assert_eq!(cancels.sent, 0, "{name} finished: no cancel at all");
             assert!(op.get("response").is_some(), "{name} succeeded: {op}");
         }
     }
+    assert_eq!(sent, cancel_log.len(), "a cancel for an unknown operation");
     let stats = cancels.stats();
     println!(
         "grpc chaos: {CALLS} calls, {finished} finished, {abandoned} abandoned; \
@@ -125,5 +142,18 @@ async fn chaos_1000_operations_with_30_percent_of_cancels_faulted() {
     assert_eq!(stats.fired, abandoned as u64);
     assert_eq!(stats.accepted, abandoned as u64);
     assert_eq!(stats.failed + stats.shed + stats.lost + stats.unanswered, 0);
-    assert!(faulted > 0);
+    // Every cancel past an operation's first was a retry.
+    assert_eq!(
+        stats.retried,
+        (sent - abandoned) as u64,
+        "retried = cancels - abandoned"
+    );
+    // The faulted share is the injected rate, within four standard
+    // deviations of a binomial over the attempts sent.
+    let share = faulted as f64 / sent as f64;
+    let bound = 4.0 * (FAULT_RATE * (1.0 - FAULT_RATE) / sent as f64).sqrt();
+    assert!(
+        (share - FAULT_RATE).abs() <= bound,
+        "faulted {faulted} of {sent} = {share:.3}, not {FAULT_RATE} +- {bound:.3}"
+    );
 }

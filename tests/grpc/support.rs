@@ -90,3 +90,67 @@ pub async fn accepted_cancel(server: &OperationsServer) -> Vec<RecordedRequest> 
         .await
         .expect("a CancelOperation answered OK")
 }
+
+/// What the server's log shows of one operation's CancelOperations, in
+/// order of arrival.
+#[derive(Debug)]
+pub struct Cancels {
+    /// Every CancelOperation for it.
+    pub sent: usize,
+    /// Those answered `OK`.
+    pub accepted: usize,
+    /// Those the server faulted.
+    pub faulted: usize,
+}
+
+/// The operation `name`'s cancels in `log`, checked: at most `attempts`,
+/// and none after the first answered `OK` (by arrival order).
+pub fn cancels_of(log: &[RecordedRequest], name: &str, attempts: u32) -> Cancels {
+    let mine: Vec<&RecordedRequest> = log
+        .iter()
+        .filter(|r| r.endpoint == Endpoint::Cancel && r.operation.as_deref() == Some(name))
+        .collect();
+    assert!(
+        mine.len() <= attempts as usize,
+        "{name}: {} cancels, more than the policy's {attempts} attempts",
+        mine.len()
+    );
+    if let Some(first_ok) = mine.iter().position(|r| r.grpc_status == Some(0)) {
+        assert_eq!(
+            first_ok + 1,
+            mine.len(),
+            "{name}: a cancel after the first OK: {:?}",
+            mine.iter()
+                .map(|r| (r.grpc_status, &r.fault))
+                .collect::<Vec<_>>()
+        );
+    }
+    Cancels {
+        sent: mine.len(),
+        accepted: mine.iter().filter(|r| r.grpc_status == Some(0)).count(),
+        faulted: mine.iter().filter(|r| r.fault.is_some()).count(),
+    }
+}
+
+/// Drains `handle` (failing if that takes longer than [`WAIT`]), then
+/// checks from the server's log that `name` got exactly one CancelOperation,
+/// answered `OK`, and is CANCELLED.
+pub async fn exactly_one_cancel(
+    server: &OperationsServer,
+    handle: &tower_lro::CancelHandle,
+    name: &str,
+) {
+    let report = handle.drain(WAIT).await;
+    assert!(
+        report.is_complete(),
+        "cancels still pending after {WAIT:?}: {report:?}"
+    );
+    let cancels = cancels_of(&server.requests(), name, 1);
+    assert_eq!(
+        (cancels.sent, cancels.accepted),
+        (1, 1),
+        "{name}: {cancels:?}"
+    );
+    let op = server.operation(name).expect("the operation exists");
+    assert_eq!(op["error"]["code"], 1, "{name} CANCELLED: {op}");
+}

@@ -1,0 +1,300 @@
+//! The parent's side of a mid-burst crash: runs the processes of
+//! `crash.rs`, SIGKILLs the burst at a seeded moment, waits for the
+//! reapers, and judges every operation from the server's log.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::time::Instant;
+use tower_lro::journal::Journal;
+use tower_lro::testing::{Endpoint, Fault, FaultKind, OperationsServer, RecordedRequest};
+
+use crate::crash::{fates, Burst, ChildProcess, Fate, LEASE, REAPER_INTERVAL};
+
+/// The loss window W the verdict allows. The writer loses what was not yet
+/// committed: about one commit (documented p99 ≤ 21 ms, max 35 ms, for both
+/// backends). On top of that the child must read a Start's answer and
+/// enqueue its record, and read a done poll or an accepted cancel and
+/// enqueue its remove, on a shared 2-core runner. 250 ms covers both, and
+/// stays well under the half-second a writer that sleeps before each commit
+/// would lose. The verdict adds the longest the child was seen not to run
+/// before the kill ([`stall`]): time it was descheduled is not its writer's.
+pub const W: Duration = Duration::from_millis(250);
+
+/// The longest gap between two of the child's consecutive Starts (sent one
+/// every `pace` by one timer) in the last second and W before the kill,
+/// less the pace: how long the child was seen not to run. The writer's
+/// slowness does not show here: its commits never hold up a Start.
+fn stall(starts: &[&RecordedRequest], kill_at: Instant, pace: Duration) -> Duration {
+    let mut times: Vec<Instant> = starts
+        .iter()
+        .map(|r| r.received_at)
+        .filter(|at| *at + W + Duration::from_secs(1) > kill_at)
+        .collect();
+    times.sort();
+    times.push(kill_at);
+    times
+        .windows(2)
+        .map(|w| (w[1] - w[0]).saturating_sub(pace))
+        .max()
+        .unwrap_or_default()
+}
+
+/// The burst's Starts, one every 4 ms, up to 2,000 (8 s); killed after a
+/// seeded 250 to 500 of them (1 to 2 s in).
+pub fn burst(seed: u64) -> Burst {
+    Burst {
+        wire: crate::crash::Wire::Rest,
+        seed,
+        pace: Duration::from_millis(4),
+        max_ops: 2_000,
+    }
+}
+
+/// What one crash run found, for the test's summary line.
+#[derive(Debug, Default)]
+pub struct Summary {
+    pub started: usize,
+    pub finished_before_kill: usize,
+    pub reaped: usize,
+    /// Unfinished operations answered within W of the kill with no cancel.
+    pub missed_inside_w: usize,
+    /// Starts answered within W of the kill (the bound on misses).
+    pub started_inside_w: usize,
+    /// Finished operations that got a reaper cancel (all inside W).
+    pub extra_inside_w: usize,
+    /// The child's longest stall seen before the kill; the window judged
+    /// is W plus this.
+    pub stall: Duration,
+    /// Reaped operations whose caller had given up and whose cancels were
+    /// hung or backing off at the kill.
+    pub reaped_with_cancel_unsettled: usize,
+}
+
+fn tagged<'a>(
+    log: &'a [RecordedRequest],
+    tag: &'a str,
+) -> impl Iterator<Item = &'a RecordedRequest> {
+    log.iter().filter(move |r| {
+        r.endpoint == Endpoint::Start
+            && r.headers.get("x-replica").is_some_and(|v| v == tag)
+            && r.operation.is_some()
+    })
+}
+
+fn is_reaper(r: &RecordedRequest) -> bool {
+    r.headers.contains_key("x-reaper")
+}
+
+/// Runs the scenario on the journal `config` (what the children open);
+/// `parent` is the parent's own connection to the same store.
+pub async fn kill_mid_burst(config: &str, parent: Arc<dyn Journal>, seed: u64) -> Summary {
+    let server = OperationsServer::new();
+    let handle = server.serve().await.expect("bind loopback");
+    let base = handle.base_url();
+    // Half the live process's cancel attempts fail: hung, backing off
+    // (503; 429 with Retry-After), so some are unsettled at the kill.
+    server.inject(
+        Endpoint::Cancel,
+        Fault::Random {
+            rate: 0.5,
+            faults: vec![
+                FaultKind::Hang,
+                FaultKind::Status(http::StatusCode::SERVICE_UNAVAILABLE),
+                FaultKind::RetryAfter(http::StatusCode::TOO_MANY_REQUESTS, Duration::from_secs(1)),
+            ],
+            seed,
+        },
+    );
+    // Reapers in two processes run all along, racing the live owners.
+    let reapers = [
+        ChildProcess::reaper(config, "R1").await,
+        ChildProcess::reaper(config, "R2").await,
+    ];
+    let live = ChildProcess::live(&base, config, "live", 20).await;
+    let plan = burst(seed);
+    let kill_after = 250 + fastrand::Rng::with_seed(seed).usize(..250);
+    let mut child = ChildProcess::burst(&base, config, "A", plan).await;
+    let owner = child.ready.clone();
+
+    // Bound: the Starts due by then, ten times over, plus a slow start.
+    let bound = plan.pace * kill_after as u32 * 10 + Duration::from_secs(10);
+    server
+        .wait_for(bound, |log| tagged(log, "A").count() >= kill_after)
+        .await
+        .unwrap_or_else(|e| {
+            panic!(
+                "waited {bound:?} for the burst's {kill_after} Starts; saw {}",
+                tagged(e.requests(), "A").count()
+            )
+        });
+    let kill_at = Instant::now();
+    child.kill();
+    server.clear_faults();
+
+    // The reapers claim A's entries once its lease has expired; bound: the
+    // lease, then a reaper round per batch of 8 of what can be left, plus
+    // 30 s for the cancels.
+    let left = tagged(&server.requests(), "A").count();
+    let bound = LEASE + REAPER_INTERVAL * (left as u32 / 8 + 2) + Duration::from_secs(30);
+    let deadline = Instant::now() + bound;
+    loop {
+        let entries = parent.entries().await.expect("read the journal");
+        let of_a = entries
+            .iter()
+            .filter(|e| e.owner().as_str() == owner)
+            .count();
+        if of_a == 0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "waited {bound:?} for the reapers to empty the killed owner's entries; {of_a} left"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let log = server.requests();
+    drop(reapers);
+    let summary = judge(&server, &log, kill_at, seed);
+
+    // The live owner's operations: never touched by a reaper, its entries kept.
+    for start in tagged(&log, "live") {
+        let name = start.operation.as_deref().unwrap_or_default();
+        assert!(
+            server.cancels_for(name).is_empty(),
+            "{name} of a live owner got a cancel"
+        );
+    }
+    let entries = parent.entries().await.expect("read the journal");
+    let kept = entries
+        .iter()
+        .filter(|e| e.owner().as_str() == live.ready)
+        .count();
+    assert_eq!(kept, 20, "the live owner's entries must stay");
+    drop(live);
+    handle.shutdown().await;
+    summary
+}
+
+/// When the child learned that `start`'s operation was done: the poll
+/// that ended its polling (the last, if it came after the operation's end),
+/// or its first accepted cancel of its own.
+fn finished_at(start: &RecordedRequest, fate: Fate, log: &[RecordedRequest]) -> Option<Instant> {
+    let name = start.operation.as_deref()?;
+    let of = |r: &&RecordedRequest| r.operation.as_deref() == Some(name);
+    let polled = match fate {
+        Fate::Short(ms) => log
+            .iter()
+            .filter(of)
+            .filter(|r| r.endpoint == Endpoint::Get && r.status == 200)
+            .last()
+            .map(|r| r.received_at)
+            .filter(|at| *at >= start.received_at + Duration::from_millis(ms)),
+        _ => None,
+    };
+    let cancelled = log
+        .iter()
+        .filter(of)
+        .find(|r| {
+            r.endpoint == Endpoint::Cancel && !is_reaper(r) && r.fault.is_none() && r.status == 200
+        })
+        .map(|r| r.received_at);
+    polled.into_iter().chain(cancelled).min()
+}
+
+/// `name`'s requests, for a failure message: endpoint, time since `t0`,
+/// status, fault.
+fn history(log: &[RecordedRequest], name: &str, t0: Instant) -> String {
+    log.iter()
+        .filter(|r| r.operation.as_deref() == Some(name))
+        .map(|r| {
+            format!(
+                "\n  {:?} +{:?} {} {:?}",
+                r.endpoint,
+                r.received_at - t0,
+                r.status,
+                r.fault
+            )
+        })
+        .collect()
+}
+
+/// The verdict on every operation the burst started.
+fn judge(
+    server: &OperationsServer,
+    log: &[RecordedRequest],
+    kill_at: Instant,
+    seed: u64,
+) -> Summary {
+    let starts: Vec<&RecordedRequest> = tagged(log, "A").collect();
+    let plan = fates(seed, burst(seed).max_ops);
+    let mut reaper_cancels = BTreeMap::<&str, Vec<&RecordedRequest>>::new();
+    for r in log
+        .iter()
+        .filter(|r| r.endpoint == Endpoint::Cancel && is_reaper(r))
+    {
+        assert!(
+            r.received_at > kill_at,
+            "a reaper cancelled {:?} while its owner lived",
+            r.operation
+        );
+        reaper_cancels
+            .entry(r.operation.as_deref().unwrap_or_default())
+            .or_default()
+            .push(r);
+    }
+    let stall = stall(&starts, kill_at, burst(seed).pace);
+    let window = W + stall;
+    let mut s = Summary {
+        started: starts.len(),
+        stall,
+        ..Summary::default()
+    };
+    for start in &starts {
+        let name = start.operation.as_deref().unwrap_or_default();
+        let i: usize = start.headers["x-op"]
+            .to_str()
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .expect("x-op");
+        let fate = plan[i];
+        let got = reaper_cancels.get(name).map_or(0, Vec::len);
+        assert!(got <= 1, "{name} got {got} reaper cancels");
+        let inside_w = start.received_at + window > kill_at;
+        s.started_inside_w += usize::from(inside_w);
+        match finished_at(start, fate, log).filter(|at| *at < kill_at) {
+            Some(at) => {
+                s.finished_before_kill += 1;
+                if got == 1 {
+                    // A lost remove: allowed only for an end within W.
+                    assert!(at + window > kill_at, "{name} finished {:?} before the kill, outside W + stall = {window:?}, and got a reaper cancel", kill_at - at);
+                    s.extra_inside_w += 1;
+                }
+            }
+            None if inside_w => s.missed_inside_w += usize::from(got == 0),
+            None => {
+                // Answered more than W before the kill: its record was committed.
+                assert_eq!(got, 1, "{name} ({fate:?}, answered {:?} before the kill, outside W + stall = {window:?}) got no reaper cancel; its requests: {}", kill_at - start.received_at, history(log, name, start.received_at));
+                s.reaped += 1;
+                let tried = log.iter().any(|r| {
+                    r.endpoint == Endpoint::Cancel
+                        && !is_reaper(r)
+                        && r.operation.as_deref() == Some(name)
+                });
+                s.reaped_with_cancel_unsettled += usize::from(tried);
+                if !matches!(fate, Fate::Short(_)) {
+                    let op = server.operation(name).expect("the operation exists");
+                    assert_eq!(op["error"]["code"], 1, "{name} not CANCELLED: {op}");
+                }
+            }
+        }
+    }
+    assert!(s.missed_inside_w <= s.started_inside_w);
+    assert!(
+        s.reaped_with_cancel_unsettled > 0 && s.finished_before_kill > 0,
+        "the kill found no unsettled cancel or no finished operation: {s:?}"
+    );
+    s
+}
