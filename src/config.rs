@@ -49,6 +49,8 @@ pub(crate) struct Config {
     pub(crate) shared: Arc<Shared>,
     /// Where tracked operations are journaled, if anywhere.
     pub(crate) journal: crate::journal_hook::Writer,
+    /// Which triggers fire a cancel, unless a request says otherwise.
+    pub(crate) cancel_on: crate::extensions::CancelOn,
 }
 
 impl fmt::Debug for Config {
@@ -65,6 +67,7 @@ impl fmt::Debug for Config {
             .field("route", &self.route.as_ref().map(|_| "custom"))
             .field("grpc_methods", &self.grpc_methods)
             .field("journal", &self.journal)
+            .field("cancel_on", &self.cancel_on)
             .finish()
     }
 }
@@ -88,6 +91,7 @@ impl Default for Config {
             route: None,
             grpc_methods: GrpcLroMethods::googleapis(),
             journal: Default::default(),
+            cancel_on: Default::default(),
         }
     }
 }

@@ -8,6 +8,7 @@ use tower_layer::Layer;
 
 use crate::cancel::{CancelHandle, CancelPolicy};
 use crate::config::Config;
+use crate::extensions::CancelOn;
 use crate::operation::{Operation, OperationName};
 use crate::poll::PollPolicy;
 use crate::protocol::grpc::GrpcLroMethods;
@@ -77,6 +78,16 @@ impl CancelOnDropLayer {
 
     fn config_mut(&mut self) -> &mut Config {
         Arc::make_mut(&mut self.config)
+    }
+
+    /// Which triggers fire a cancel (default [`CancelOn::all`]): when the
+    /// response future is dropped, the [`deadline`](Self::deadline) passes,
+    /// polling gives up, or [`CancelHandle::shutdown`] ends the call. A
+    /// request carrying its own [`CancelOn`] (or [`Detached`](crate::Detached))
+    /// overrides this.
+    pub fn cancel_on(mut self, triggers: CancelOn) -> Self {
+        self.config_mut().cancel_on = triggers;
+        self
     }
 
     /// How the layer polls `GetOperation` while an operation is not done.

@@ -105,10 +105,13 @@ mod shared;
 pub mod testing;
 
 pub use body::ResponseBody;
-pub use cancel::{CancelHandle, CancelOutcome, CancelPolicy, CancelStats, DrainReport};
+pub use cancel::{
+    CancelHandle, CancelOutcome, CancelPolicy, CancelStats, DrainReport, NotAccepted,
+    ShutdownReport,
+};
 pub use config::{DEFAULT_MAX_INSPECT_BYTES, FORWARDED_HEADERS};
 pub use error::{BoxError, Error};
-pub use extensions::{Detached, Resume, ReturnImmediately};
+pub use extensions::{CancelOn, Detached, Resume, ReturnImmediately};
 pub use future::ResponseFuture;
 pub use layer::CancelOnDropLayer;
 pub use operation::{Decoded, InvalidOperationName, Operation, OperationName, RouteError, Status};

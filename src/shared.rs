@@ -10,7 +10,9 @@ use std::time::Duration;
 use tokio::time::Instant;
 use tokio_util::task::TaskTracker;
 
-use crate::cancel::{CancelPolicy, CancelStats, Counters, Pool};
+use std::sync::Arc;
+
+use crate::cancel::{Calls, CancelPolicy, CancelStats, Counters, Pool};
 
 /// State shared by every clone of one layer and its services. The limits are
 /// fixed at creation: a policy with others gets a new `Shared`.
@@ -28,6 +30,8 @@ pub(crate) struct Shared {
     pub(crate) pending: AtomicUsize,
     /// In flight plus queued: more are shed.
     pub(crate) capacity: usize,
+    /// The calls waiting on an operation, for `CancelHandle::shutdown`.
+    pub(crate) calls: Arc<Calls>,
     unimplemented: Mutex<HashMap<String, Instant>>,
     no_wait: Mutex<HashSet<String>>,
 }
@@ -51,6 +55,7 @@ impl Shared {
             max_in_flight: policy.max_in_flight,
             pending: AtomicUsize::new(0),
             capacity: policy.max_in_flight.saturating_add(policy.max_queued),
+            calls: Arc::default(),
             unimplemented: Mutex::new(HashMap::new()),
             no_wait: Mutex::new(HashSet::new()),
         }

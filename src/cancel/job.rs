@@ -50,6 +50,8 @@ pub(crate) struct CancelJob<S> {
     pub(crate) call_span: Span,
     /// The operation's journal entry: removed once the cancel settles.
     pub(crate) journal: JournalSlot,
+    /// Where the outcome goes, if anywhere (a call ended by shutdown).
+    pub(crate) reply: Option<oneshot::Sender<CancelOutcome>>,
 }
 
 impl<S> CancelJob<S> {
@@ -73,6 +75,7 @@ impl<S> CancelJob<S> {
             runtime,
             call_span: Span::current(),
             journal: JournalSlot::default(),
+            reply: None,
         }
     }
 
@@ -99,7 +102,7 @@ impl<S> CancelJob<S> {
                 fired,
                 attempt: 0,
                 journal: self.journal,
-                reply,
+                reply: reply.or(self.reply),
                 settled: false,
             },
             types: PhantomData,

@@ -11,8 +11,10 @@ mod job;
 mod outcome;
 mod policy;
 mod pool;
+mod shutdown;
 mod stats;
 mod verify;
+mod waiting;
 mod worker;
 
 #[cfg(feature = "journal")]
@@ -24,5 +26,7 @@ pub use outcome::CancelOutcome;
 pub use policy::CancelPolicy;
 pub(crate) use policy::Reason;
 pub(crate) use pool::Pool;
+pub use shutdown::{NotAccepted, ShutdownReport};
 pub(crate) use stats::Counters;
 pub use stats::{CancelHandle, CancelStats, DrainReport};
+pub(crate) use waiting::{Calls, Registration};

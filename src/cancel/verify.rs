@@ -47,7 +47,7 @@ where
         span: Span::current(),
         fire: spawn_cancel::<S, ReqBody, ResBody>,
         // Never cancel again: this only watches.
-        detached: true,
+        cancel_on: crate::extensions::CancelOn::none(),
     };
     let future = ResponseFuture::<S, ReqBody, ResBody>::polling(Track::new(call), target.clone());
     let response = tokio::time::timeout(timeout, future).await.ok()?.ok()?;

@@ -13,8 +13,10 @@ use tokio::runtime::Handle;
 use tokio::time::{Instant, Sleep};
 use tracing::{field, Span};
 
+use crate::cancel::Registration;
 use crate::cancel::{CancelJob, Reason};
 use crate::config::Config;
+use crate::extensions::CancelOn;
 use crate::forwarded::Forwarded;
 use crate::journal_hook::JournalSlot;
 use crate::poll::{next_rpc, Schedule};
@@ -37,8 +39,9 @@ pub(crate) struct CallContext<S> {
     /// `spawn_cancel` for this service's types, chosen in `call` where its
     /// bounds hold, so that `Drop` (which may not add bounds) can use it.
     pub(crate) fire: fn(CancelJob<S>),
-    /// The request carried [`Detached`](crate::Detached): wait, never cancel.
-    pub(crate) detached: bool,
+    /// Which triggers fire a cancel for this call (none if it carried
+    /// [`Detached`](crate::Detached)).
+    pub(crate) cancel_on: CancelOn,
 }
 
 /// A call the layer inspects. Boxed, so that calls the layer does not
@@ -51,6 +54,9 @@ pub(crate) struct Track<S> {
     pub(crate) poll_span: Span,
     /// The operation's journal entry, once recorded.
     pub(crate) journal: JournalSlot,
+    /// Among the layer's waiting calls, once the operation is known (for
+    /// `CancelHandle::shutdown`).
+    pub(crate) waiting: Option<Registration>,
 }
 
 impl<S> Track<S> {
@@ -66,6 +72,7 @@ impl<S> Track<S> {
             target: None,
             poll_span: Span::none(),
             journal: JournalSlot::default(),
+            waiting: None,
         }
     }
 
@@ -99,32 +106,42 @@ impl<S> Track<S> {
         if announce {
             tracing::info!(parent: &self.call.span, operation.name = %target.name(), "operation started");
             // Not when verifying a cancel (already journaled), nor for a
-            // Detached call (never cancelled).
-            if !self.call.detached {
+            // call that nothing cancels.
+            if self.call.cancel_on.any() {
                 self.journal =
                     JournalSlot::record(&self.call.config.journal, &target, &self.call.headers);
             }
+            self.waiting = Some(self.call.shared.calls.register(target.name().clone()));
         }
         self.target = Some(target);
     }
 
     /// Stops watching: fires a cancel if an operation was known (it is not
-    /// done, or this would not be called) and the call is not detached.
+    /// done, or this would not be called) and the call's [`CancelOn`] fires
+    /// on `reason` (shutdown's, once shutdown has begun).
     pub(crate) fn give_up(self, reason: Reason) {
         let Track {
             call,
             target,
             journal,
+            waiting,
             ..
         } = self;
         let Some(target) = target else { return };
-        if call.detached {
+        let reason = match &waiting {
+            Some(waiting) if waiting.closing() => Reason::Shutdown,
+            _ => reason,
+        };
+        if !call.cancel_on.fires(reason) {
             tracing::info!(
                 parent: &call.span,
                 operation.name = %target.name(),
                 reason = reason.as_str(),
-                "stopped waiting on a Detached operation; not cancelling it"
+                "stopped waiting on the operation; not cancelling it (its trigger is off)"
             );
+            if let Some(waiting) = waiting {
+                waiting.not_cancelled();
+            }
             return;
         }
         tracing::info!(
@@ -144,6 +161,10 @@ impl<S> Track<S> {
             runtime: call.runtime,
             call_span: call.span,
             journal,
+            // Shutdown awaits the outcome of the cancels it caused.
+            reply: waiting
+                .filter(Registration::closing)
+                .map(Registration::cancelled),
         });
     }
 }
