@@ -9,15 +9,25 @@ mod common;
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use common::{assert_no_cancel, fast_polls, lro_client, send, start, WAIT};
+use common::{assert_no_cancel, lro_client, send, start, WAIT};
 use tower_lro::testing::{Endpoint, Fault, OperationsServer, RecordedRequest};
-use tower_lro::{CancelOn, CancelOnDropLayer, CancelPolicy, Error, NotAccepted};
+use tower_lro::{CancelOn, CancelOnDropLayer, CancelPolicy, Error, NotAccepted, PollPolicy};
 
 const CALLERS: usize = 5;
 
+/// One poll 5 ms after the operation is known, the next 50 s later: a
+/// waiting call is woken by shutdown, not by its poll timer.
+fn one_poll_then_wait() -> PollPolicy {
+    PollPolicy::new()
+        .initial_delay(Duration::from_millis(5))
+        .multiplier(10_000.0)
+        .max_delay(Duration::from_secs(600))
+        .jitter(false)
+}
+
 fn layer() -> CancelOnDropLayer {
     CancelOnDropLayer::new()
-        .poll_policy(fast_polls())
+        .poll_policy(one_poll_then_wait())
         .cancel_policy(
             CancelPolicy::new()
                 .backoff(Duration::from_millis(20), Duration::from_millis(100))
@@ -276,7 +286,7 @@ async fn shutdown_over_grpc_ends_calls_and_cancels_their_operations() {
     use grpc_support::{create, deploy, serve};
 
     let (server, _handle, channel) = serve().await;
-    let lro = grpc_support::layer();
+    let lro = grpc_support::layer().poll_policy(one_poll_then_wait());
     let cancels = lro.handle();
     let tasks: Vec<_> = (0..CALLERS)
         .map(|i| {
