@@ -90,6 +90,43 @@ impl CancelOnDropLayer {
         self
     }
 
+    /// Records the layer's metrics on `meter` (feature `opentelemetry`):
+    /// operations tracked and finished, polls, cancels fired and settled,
+    /// operations left running, wait and cancel durations, calls waiting and
+    /// cancels pending — the instruments and attributes listed in the
+    /// README's "Metrics" table (OpenTelemetry semantic conventions for RPC;
+    /// durations in seconds; never the operation name as an attribute).
+    ///
+    /// The instruments belong to the layer's [`CancelHandle`], like its
+    /// counters: the first meter given to a handle is kept.
+    ///
+    /// ```
+    /// # #[cfg(feature = "opentelemetry")] {
+    /// let meter = opentelemetry::global::meter("my-service");
+    /// let layer = tower_lro::CancelOnDropLayer::new().meter(&meter);
+    /// # let _ = layer;
+    /// # }
+    /// ```
+    #[cfg(feature = "opentelemetry")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "opentelemetry")))]
+    pub fn meter(self, meter: &opentelemetry::metrics::Meter) -> Self {
+        self.config.shared.counters.metrics.install(meter);
+        self
+    }
+
+    /// [`meter`](Self::meter) with the global meter provider's meter for
+    /// the `tower-lro` instrumentation scope
+    /// (`opentelemetry::global::meter_provider`; install the provider first).
+    #[cfg(feature = "opentelemetry")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "opentelemetry")))]
+    pub fn global_meter(self) -> Self {
+        let scope = opentelemetry::InstrumentationScope::builder(crate::metrics::SCOPE)
+            .with_version(env!("CARGO_PKG_VERSION"))
+            .build();
+        let meter = opentelemetry::global::meter_with_scope(scope);
+        self.meter(&meter)
+    }
+
     /// How the layer polls `GetOperation` while an operation is not done.
     pub fn poll_policy(mut self, policy: PollPolicy) -> Self {
         self.config_mut().poll = policy;
@@ -106,7 +143,12 @@ impl CancelOnDropLayer {
     pub fn cancel_policy(mut self, policy: CancelPolicy) -> Self {
         let config = self.config_mut();
         if !config.shared.fits(&policy) {
-            config.shared = Arc::new(Shared::new(&policy));
+            let shared = Arc::new(Shared::new(&policy));
+            shared
+                .counters
+                .metrics
+                .inherit(&config.shared.counters.metrics);
+            config.shared = shared;
         }
         config.cancel = policy;
         self

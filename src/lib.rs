@@ -92,6 +92,7 @@ mod inspect;
 pub mod journal;
 mod journal_hook;
 mod layer;
+mod metrics;
 mod operation;
 mod poll;
 mod protocol;

@@ -28,6 +28,8 @@ where
 {
     let shared = job.shared.clone();
     Counters::bump(&shared.counters.fired);
+    let metrics = &shared.counters.metrics;
+    metrics.cancel_fired(&job.target, job.reason);
     let capacity = shared.capacity;
     let admitted = shared
         .pending
@@ -37,6 +39,7 @@ where
         .is_ok();
     if !admitted {
         Counters::bump(&shared.counters.shed);
+        metrics.cancel_shed(&job.target);
         tracing::warn!(
             parent: &job.call_span,
             operation.name = %job.target.name(),
@@ -45,6 +48,7 @@ where
         );
         return;
     }
+    metrics.cancel_queued();
     let span = cancel_span(job.target.name(), job.reason.as_str(), &job.call_span);
     job.target.record_rpc(&span, Rpc::Cancel);
     let runtime = job.runtime.clone();
@@ -64,6 +68,11 @@ where
     let shared = job.shared.clone();
     Counters::bump(&shared.counters.fired);
     shared.pending.fetch_add(1, Ordering::AcqRel);
+    shared
+        .counters
+        .metrics
+        .cancel_fired(&job.target, job.reason);
+    shared.counters.metrics.cancel_queued();
     let span = cancel_span(job.target.name(), job.reason.as_str(), &job.call_span);
     job.target.record_rpc(&span, Rpc::Cancel);
     let runtime = job.runtime.clone();

@@ -46,6 +46,7 @@ pub(crate) fn spawn_in_flight<S, ReqBody, ResBody>(
         let call = &track.call;
         let Ok(body) = body else {
             Counters::bump(&call.shared.counters.unanswered);
+            call.shared.counters.metrics.unanswered();
             tracing::warn!(
                 limit_ms = u64::try_from(limit.as_millis()).unwrap_or(u64::MAX),
                 "the request abandoned in flight was not answered within the cancel deadline; \
@@ -114,6 +115,7 @@ impl Drop for LostGuard {
     fn drop(&mut self) {
         if let Some(shared) = self.0.take() {
             Counters::bump(&shared.counters.unanswered);
+            shared.counters.metrics.unanswered();
             tracing::warn!(
                 "a request abandoned in flight was dropped by the runtime shutting down; \
                  an operation it started cannot be cancelled"

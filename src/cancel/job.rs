@@ -144,6 +144,8 @@ impl Cancel {
         self.span
             .in_scope(|| outcome.log(self.fired, self.target.authority()));
         outcome.count(&self.config.shared.counters);
+        let metrics = &self.config.shared.counters.metrics;
+        metrics.cancel_settled(&self.target, outcome, self.fired);
         if outcome != CancelOutcome::Failed {
             self.journal.remove();
         }
@@ -159,6 +161,7 @@ impl Drop for Cancel {
         let shared = &self.config.shared;
         if !self.settled {
             Counters::bump(&shared.counters.lost);
+            shared.counters.metrics.cancel_lost(&self.target);
             tracing::warn!(
                 parent: &self.span,
                 operation.name = %self.target.name(),
@@ -166,6 +169,7 @@ impl Drop for Cancel {
             );
         }
         shared.pending.fetch_sub(1, Ordering::AcqRel);
+        shared.counters.metrics.cancel_unqueued();
     }
 }
 

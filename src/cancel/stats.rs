@@ -5,6 +5,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::metrics::Metrics;
 use crate::shared::Shared;
 
 /// Counters of one layer's cancels, from [`CancelHandle::stats`].
@@ -67,6 +68,8 @@ pub(crate) struct Counters {
     pub(crate) unanswered: AtomicU64,
     pub(crate) verified_cancelled: AtomicU64,
     pub(crate) completed_anyway: AtomicU64,
+    /// The same events as OpenTelemetry instruments, once a `Meter` is given.
+    pub(crate) metrics: Metrics,
 }
 
 impl Counters {

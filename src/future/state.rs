@@ -18,6 +18,7 @@ use crate::body::ResponseBody;
 use crate::cancel::Reason;
 use crate::error::{BoxError, Error};
 use crate::inspect::{split, Collect, Collected};
+use crate::metrics::Finished;
 use crate::operation::OperationName;
 use crate::poll::next_rpc;
 use crate::protocol::{PollBody, PollHead, Rpc, WireStatus};
@@ -200,6 +201,7 @@ impl<S> Track<S> {
             )));
         };
         self.poll_span = self.schedule.sent(rpc);
+        self.call.shared.counters.metrics.poll(target, rpc);
         target.record_rpc(&self.poll_span, rpc);
         let future = self
             .poll_span
@@ -298,6 +300,10 @@ impl<S> Track<S> {
         match answer {
             PollBody::Done { .. } => {
                 let polls = self.schedule.polls();
+                if let Some(metrics) = self.metrics.take() {
+                    let error = target.operation(&data).and_then(|op| op.error);
+                    metrics.finished(Finished::from_error(error.map(|e| e.code)), polls);
+                }
                 tracing::info!(operation.name = %operation, polls, "operation done");
                 let head = mem::take(head);
                 finish(Finish::ok(

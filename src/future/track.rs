@@ -19,6 +19,7 @@ use crate::config::Config;
 use crate::extensions::CancelOn;
 use crate::forwarded::Forwarded;
 use crate::journal_hook::JournalSlot;
+use crate::metrics::{CallMetrics, Finished};
 use crate::poll::{next_rpc, Schedule};
 use crate::protocol::{Protocol, Rpc, Target};
 use crate::shared::Shared;
@@ -57,6 +58,8 @@ pub(crate) struct Track<S> {
     /// Among the layer's waiting calls, once the operation is known (for
     /// `CancelHandle::shutdown`).
     pub(crate) waiting: Option<Registration>,
+    /// The wait's metric attributes and start, with a `Meter`.
+    pub(crate) metrics: Option<CallMetrics>,
 }
 
 impl<S> Track<S> {
@@ -73,6 +76,7 @@ impl<S> Track<S> {
             poll_span: Span::none(),
             journal: JournalSlot::default(),
             waiting: None,
+            metrics: None,
         }
     }
 
@@ -112,6 +116,8 @@ impl<S> Track<S> {
                     JournalSlot::record(&self.call.config.journal, &target, &self.call.headers);
             }
             self.waiting = Some(self.call.shared.calls.register(target.name().clone()));
+            let metrics = &self.call.shared.counters.metrics;
+            self.metrics = metrics.call(&target, &self.call.origin);
         }
         self.target = Some(target);
     }
@@ -125,9 +131,14 @@ impl<S> Track<S> {
             target,
             journal,
             waiting,
+            metrics,
+            schedule,
             ..
         } = self;
         let Some(target) = target else { return };
+        if let Some(metrics) = metrics {
+            metrics.finished(Finished::GaveUp, schedule.polls());
+        }
         let reason = match &waiting {
             Some(waiting) if waiting.closing() => Reason::Shutdown,
             _ => reason,
