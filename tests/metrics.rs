@@ -342,3 +342,54 @@ async fn grpc_operations_carry_the_rpc_attributes() {
         1
     );
 }
+
+/// The journal writer's commit latency: one histogram point per commit, in
+/// seconds.
+#[cfg(feature = "journal-sqlite")]
+#[tokio::test]
+async fn journal_commits_are_timed() {
+    use std::sync::Arc;
+    use tower_lro::journal::{
+        Entry, EntryId, Journal, JournalWriter, OwnerId, Protocol, Route, SqliteJournal,
+        WriterOptions,
+    };
+
+    let exported = Exported::new();
+    let meter = exported.provider.meter("test");
+    let path = std::env::temp_dir().join(format!(
+        "tower-lro-metrics-{}-{:x}.sqlite",
+        std::process::id(),
+        fastrand::u64(..)
+    ));
+    let journal: Arc<dyn Journal> = Arc::new(SqliteJournal::open(&path).unwrap());
+    let owner = OwnerId::random();
+    let writer = JournalWriter::start(
+        journal.clone(),
+        WriterOptions::new().owner(owner.clone()).meter(&meter),
+    )
+    .unwrap();
+    let uri: http::Uri = "http://127.0.0.1:1/v1/projects/p/locations/l/operations/o:cancel"
+        .parse()
+        .unwrap();
+    // Three commits: a flush after each record.
+    for seq in 0..3 {
+        writer.record(Entry::new(
+            EntryId::new(&owner, seq),
+            format!("projects/p/locations/l/operations/o{seq}"),
+            Protocol::Rest,
+            Route::rest(&http::Method::POST, &uri).unwrap(),
+            &http::HeaderMap::new(),
+            owner.clone(),
+            std::time::SystemTime::now(),
+        ));
+        writer.flush().await.unwrap();
+    }
+    assert_eq!(journal.entries().await.unwrap().len(), 3);
+    let rm = exported.collect();
+    assert_eq!(
+        metric(&rm, "lro.journal.commit.duration").unwrap().unit(),
+        "s"
+    );
+    assert_eq!(total(&rm, "lro.journal.commit.duration", None), 3);
+    let _ = std::fs::remove_file(&path);
+}

@@ -6,6 +6,10 @@
 #[cfg(feature = "opentelemetry")]
 mod otel;
 
+#[cfg(feature = "journal")]
+mod journal;
+#[cfg(feature = "journal")]
+pub(crate) use journal::JournalMetrics;
 #[cfg(feature = "opentelemetry")]
 pub(crate) use otel::{CallMetrics, Metrics, SCOPE};
 
