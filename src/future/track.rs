@@ -21,7 +21,7 @@ use crate::forwarded::Forwarded;
 use crate::journal_hook::JournalSlot;
 use crate::metrics::{CallMetrics, Finished};
 use crate::poll::{next_rpc, Schedule};
-use crate::protocol::{Protocol, Rpc, Target};
+use crate::protocol::{record_end, record_server, Protocol, Rpc, Target};
 use crate::shared::Shared;
 
 /// What a tracked call keeps from `call`: the inner service's clone, the
@@ -107,6 +107,7 @@ impl<S> Track<S> {
         self.call
             .span
             .record("operation.name", field::display(target.name()));
+        record_server(&self.call.span, target.authority());
         if announce {
             tracing::info!(parent: &self.call.span, operation.name = %target.name(), "operation started");
             // Not when verifying a cancel (already journaled), nor for a
@@ -136,6 +137,7 @@ impl<S> Track<S> {
             ..
         } = self;
         let Some(target) = target else { return };
+        record_end(&call.span, schedule.polls(), false, None);
         if let Some(metrics) = metrics {
             metrics.finished(Finished::GaveUp, schedule.polls());
         }

@@ -28,7 +28,7 @@ use crate::operation::{Operation, OperationName};
 use crate::request_body::RequestBody;
 
 use spans::record_grpc;
-pub(crate) use spans::{call_span, cancel_span, poll_span};
+pub(crate) use spans::{call_span, cancel_span, poll_span, record_end, record_server};
 pub use status::WireStatus;
 
 /// The header every request about an operation carries: its name, for
@@ -268,6 +268,7 @@ impl Target {
     /// Records the protocol's RPC attributes on a poll or cancel span for
     /// `rpc` (`rpc.system = "grpc"`, `rpc.service`; nothing for REST).
     pub(crate) fn record_rpc(&self, span: &tracing::Span, rpc: Rpc) {
+        spans::record_server(span, self.authority());
         if let Wire::Grpc(_) = self.wire {
             record_grpc(span, rpc);
         }
