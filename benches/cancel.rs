@@ -19,6 +19,12 @@
 //!
 //! The `run` pair is reported as a ratio to `spawn oneshot, run`.
 //!
+//! Metrics on vs off: `lro drop` and `lro drop, run` again, each beside the
+//! same with a layer given an OpenTelemetry `Meter` (`… +metrics`: an SDK
+//! `SdkMeterProvider` with a `ManualReader`, so that every measurement is
+//! aggregated), in a group of their own with the variant without metrics as
+//! the anchor.
+//!
 //! `cargo bench --bench cancel`  (quicker: `-- --measurement-time 3 --warm-up-time 1`)
 
 mod support;
@@ -85,11 +91,21 @@ fn main() {
         .build()
         .expect("runtime");
     let bare = service_fn(handler);
-    let layer = CancelOnDropLayer::new()
-        .poll_policy(PollPolicy::new().initial_delay(Duration::from_secs(3600)))
-        .cancel_policy(CancelPolicy::new().concurrency(64, 1 << 20));
-    let cancels = layer.handle();
-    let lro = layer.layer(bare);
+    // Two layers alike, each with its own handle; the second with metrics.
+    let layer = || {
+        CancelOnDropLayer::new()
+            .poll_policy(PollPolicy::new().initial_delay(Duration::from_secs(3600)))
+            .cancel_policy(CancelPolicy::new().concurrency(64, 1 << 20))
+    };
+    let provider = opentelemetry_sdk::metrics::SdkMeterProvider::builder()
+        .with_reader(opentelemetry_sdk::metrics::ManualReader::builder().build())
+        .build();
+    let meter = opentelemetry::metrics::MeterProvider::meter(&provider, "bench");
+    let (layer, layer_metrics) = (layer(), layer().meter(&meter));
+    // [without metrics, with metrics]
+    let handles = [layer.handle(), layer_metrics.handle()];
+    let services = [layer.layer(bare), layer_metrics.layer(bare)];
+    let cancels = &handles[0];
     let headers = start_headers();
     // What a hand-written cancel would carry: the forwarded headers.
     let mut cancel_headers = HeaderMap::new();
@@ -105,11 +121,11 @@ fn main() {
     let cancel_uri = Uri::from_static(CANCEL);
 
     // `n` tracking futures, each polled until it sleeps before its first poll.
-    let tracking = |n: u64| {
+    let tracking = |which: usize, n: u64| {
         rt.block_on(async {
             let mut futures = Vec::with_capacity(n as usize);
             for _ in 0..n {
-                let mut svc = lro.clone();
+                let mut svc = services[which].clone();
                 let mut f = Box::pin(svc.call(start_request(&headers)));
                 std::future::poll_fn(|cx| {
                     assert!(f.as_mut().poll(cx).is_pending());
@@ -125,7 +141,7 @@ fn main() {
     let untracked = |n: u64| {
         (0..n)
             .map(|_| {
-                let mut svc = lro.clone();
+                let mut svc = services[0].clone();
                 let mut request = start_request(&headers);
                 *request.method_mut() = Method::GET;
                 Box::pin(svc.call(request))
@@ -135,7 +151,7 @@ fn main() {
     // Sanity: a dropped tracking future fires one cancel, answered.
     {
         let before = cancels.stats();
-        drop(tracking(1));
+        drop(tracking(0, 1));
         let report = rt.block_on(cancels.drain(Duration::from_secs(5)));
         assert!(report.is_complete());
         assert_eq!(report.stats.fired, before.fired + 1);
@@ -181,13 +197,14 @@ fn main() {
             total
         })
     };
-    let lro_drop = |n: u64, run: bool| -> Duration {
+    let lro_drop = |which: usize, n: u64, run: bool| -> Duration {
+        let cancels = &handles[which];
         let mut total = Duration::ZERO;
         let mut left = n;
         while left > 0 {
             let batch = left.min(BATCH);
             left -= batch;
-            let futures = tracking(batch);
+            let futures = tracking(which, batch);
             total += rt.block_on(async {
                 let start = Instant::now();
                 drop(futures);
@@ -221,12 +238,12 @@ fn main() {
 
     let mut variants = vec![
         Variant::new("spawn oneshot", |n| spawn_oneshot(n, false)),
-        Variant::new("lro drop", |n| lro_drop(n, false)),
+        Variant::new("lro drop", |n| lro_drop(0, n, false)),
         Variant::new("drop untracked", drop_untracked),
     ];
     let mut run_variants = vec![
         Variant::new("spawn oneshot, run", |n| spawn_oneshot(n, true)),
-        Variant::new("lro drop, run", |n| lro_drop(n, true)),
+        Variant::new("lro drop, run", |n| lro_drop(0, n, true)),
     ];
     if support::profile_mode(&mut variants) | support::profile_mode(&mut run_variants) {
         return;
@@ -243,5 +260,18 @@ fn main() {
         "spawn oneshot, run",
         &measured,
     );
+    for run in [false, true] {
+        let name = if run { "lro drop, run" } else { "lro drop" };
+        let mut pair = vec![
+            Variant::new(name, |n| lro_drop(0, n, run)),
+            Variant::new(format!("{name} +metrics"), |n| lro_drop(1, n, run)),
+        ];
+        let measured = run_group(&mut c, &format!("metrics {name}"), &mut pair, &[None; 2], 0);
+        print_table(
+            &format!("metrics, {name}: ns per cancel; ratio of +metrics to without"),
+            name,
+            &measured,
+        );
+    }
     c.final_summary();
 }

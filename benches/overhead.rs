@@ -14,6 +14,13 @@
 //! | `lro GET` | `CancelOnDropLayer`, a request it does not inspect (GET) |
 //! | `lro POST json` | `CancelOnDropLayer`, POST answered by small JSON that is not an Operation (read, recognised as not one, re-wrapped) |
 //! | `lro POST done op` | `CancelOnDropLayer`, POST answered by an Operation already `done: true` |
+//! | `lro tracked` | `CancelOnDropLayer`, POST answered by a not-done Operation, one GetOperation (no delay) answered done |
+//! | `… +metrics` | the same layer given an OpenTelemetry `Meter` (SDK `SdkMeterProvider`, a `ManualReader`) |
+//!
+//! The metrics pairs (`lro GET`, `lro POST done op`, `lro tracked`, each
+//! without and with a meter) run as groups of their own, the variant
+//! without metrics the anchor: their interleaved ratio is the cost of the
+//! metrics.
 //!
 //! Ratios to `bare` are what count: criterion's median per variant, and the
 //! per-round ratio when the variants run interleaved (see `support`).
@@ -43,10 +50,14 @@ use support::{print_table, run_group, Variant};
 const NOT_AN_OPERATION: &[u8] = br#"{"name":"projects/p/things/t","kind":"thing","done_at":null}"#;
 const DONE_OPERATION: &[u8] =
     br#"{"name":"projects/p/locations/l/operations/op-1","done":true,"response":{"ok":true}}"#;
+const NOT_DONE_OPERATION: &[u8] = br#"{"name":"projects/p/locations/l/operations/op-1"}"#;
 
 async fn handler(req: Request<Full<Bytes>>) -> Result<Response<Full<Bytes>>, Infallible> {
-    let body: &'static [u8] = if req.uri().path().ends_with("/done") {
+    let path = req.uri().path();
+    let body: &'static [u8] = if path.ends_with("/done") || path.contains("/operations/") {
         DONE_OPERATION
+    } else if path.ends_with("/tracked") {
+        NOT_DONE_OPERATION
     } else {
         NOT_AN_OPERATION
     };
@@ -72,6 +83,7 @@ fn request(method: Method, uri: &Uri) -> Request<Full<Bytes>> {
 const THING: &str = "http://api.test/v1/projects/p/locations/l/things/t";
 const THINGS: &str = "http://api.test/v1/projects/p/locations/l/things";
 const DONE: &str = "http://api.test/v1/projects/p/locations/l/jobs/done";
+const TRACKED: &str = "http://api.test/v1/projects/p/locations/l/jobs/tracked";
 
 // ----- the floor: a minimal drop guard -----
 
@@ -190,6 +202,24 @@ fn overhead(c: &mut Criterion) {
     // The layer's own services need the runtime to be current at `call` for
     // inspected requests (they capture its handle); `block_on` makes it so.
     let lro = CancelOnDropLayer::new().layer(bare);
+    // The same with metrics: an SDK meter provider that aggregates (a
+    // manual reader, never collected while measuring).
+    let provider = opentelemetry_sdk::metrics::SdkMeterProvider::builder()
+        .with_reader(opentelemetry_sdk::metrics::ManualReader::builder().build())
+        .build();
+    let meter = opentelemetry::metrics::MeterProvider::meter(&provider, "bench");
+    let lro_metrics = CancelOnDropLayer::new().meter(&meter).layer(bare);
+    // Tracked: one poll at once, then done.
+    let no_delay = tower_lro::PollPolicy::new()
+        .initial_delay(Duration::ZERO)
+        .jitter(false);
+    let tracked = CancelOnDropLayer::new()
+        .poll_policy(no_delay.clone())
+        .layer(bare);
+    let tracked_metrics = CancelOnDropLayer::new()
+        .poll_policy(no_delay)
+        .meter(&meter)
+        .layer(bare);
 
     let rt = &rt;
     let mut variants = vec![
@@ -222,6 +252,34 @@ fn overhead(c: &mut Criterion) {
         "bare",
         &measured,
     );
+
+    // Metrics on vs off, each pair interleaved with the "off" variant as
+    // the anchor.
+    let pairs: [(&str, &_, &_, Method, &'static str); 3] = [
+        ("lro GET", &lro, &lro_metrics, Method::GET, THING),
+        ("lro POST done op", &lro, &lro_metrics, Method::POST, DONE),
+        (
+            "lro tracked",
+            &tracked,
+            &tracked_metrics,
+            Method::POST,
+            TRACKED,
+        ),
+    ];
+    for (name, off, on, method, uri) in pairs {
+        let with = format!("{name} +metrics");
+        let m = method.clone();
+        let mut pair = vec![
+            Variant::new(name, |n| timed(rt, off, m.clone(), uri, n)),
+            Variant::new(with, |n| timed(rt, on, method.clone(), uri, n)),
+        ];
+        let measured = run_group(c, &format!("metrics {name}"), &mut pair, &[None; 2], 0);
+        print_table(
+            &format!("metrics, {name}: ns per call; ratio of +metrics to without"),
+            name,
+            &measured,
+        );
+    }
 }
 
 fn main() {

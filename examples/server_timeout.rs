@@ -10,7 +10,7 @@
 //!                                                                                  (OperationsServer)
 //! ```
 //!
-//! Two ways a server gives up, both run here against loopback:
+//! Three ways a server gives up, all run here against loopback:
 //!
 //! a. **Its own timeout fires.** `TimeoutLayer` answers `504 Gateway Timeout`
 //!    and drops the handler future.
@@ -19,9 +19,14 @@
 //!    future; nobody is left to read the answer. This server's timeout is
 //!    10 min, far above the 10 s this example waits for the cancel, so the
 //!    cancel it sees can only come from the detected disconnect.
+//! c. **It is asked to stop (SIGTERM)** while two requests still wait. The
+//!    signal handler calls `CancelHandle::shutdown`: each waiting handler's
+//!    call ends with `Error::Shutdown` (answered `503`), each upstream
+//!    operation is cancelled, and the report names them; then axum shuts
+//!    down gracefully. (The example sends the signal to itself; Unix only.)
 //!
 //! Run it with `cargo run --example server_timeout`. It prints what happened
-//! and exits 0 only if the upstream received exactly one cancel in each case
+//! and exits 0 only if the upstream received exactly one cancel per operation in each case
 //! and GetOperation then shows the operation CANCELLED (`error.code: 1`).
 //! Tracing events go to stderr (`RUST_LOG` filters them; default `info`).
 
@@ -103,6 +108,11 @@ async fn start_job(State(state): State<AppState>, body: Bytes) -> Response {
     guard.0 = false;
     match result {
         Ok(response) => response.map(axum::body::Body::new).into_response(),
+        // The process is shutting down: the layer stopped waiting and
+        // cancelled the upstream operation.
+        Err(e @ tower_lro::Error::Shutdown { .. }) => {
+            (StatusCode::SERVICE_UNAVAILABLE, e.to_string()).into_response()
+        }
         Err(e) => (StatusCode::BAD_GATEWAY, e.to_string()).into_response(),
     }
 }
@@ -129,7 +139,7 @@ async fn main() -> ExitCode {
         .init();
     match run().await {
         Ok(true) => {
-            println!("\nOK: both ways of giving up cancelled the upstream operation.");
+            println!("\nOK: every way of giving up cancelled the upstream operations.");
             ExitCode::SUCCESS
         }
         Ok(false) => {
@@ -197,7 +207,7 @@ async fn run() -> Result<bool, BoxError> {
 
     // b. The server's client disconnects mid-request, to a server whose own
     // timeout cannot fire while this waits.
-    let (addr, stop_b, server_b) = serve(app(state, NO_TIMEOUT_WITHIN_WAIT)).await?;
+    let (addr, stop_b, server_b) = serve(app(state.clone(), NO_TIMEOUT_WITHIN_WAIT)).await?;
     println!("\nb. POST http://{addr}/jobs (a server that gives up after {NO_TIMEOUT_WITHIN_WAIT:?}) for a 60 s upstream operation; the client hangs up mid-request");
     let started = upstream.operation_names().len();
     let mut socket = TcpStream::connect(addr).await?;
@@ -234,12 +244,21 @@ async fn run() -> Result<bool, BoxError> {
     )
     .await?;
 
+    // c. SIGTERM while two requests wait on the upstream.
+    #[cfg(unix)]
+    {
+        ok &= sigterm(&upstream, &http, &upstream_base, state, &cancels).await?;
+    }
+    #[cfg(not(unix))]
+    let _ = state;
+    let expected = if cfg!(unix) { 4 } else { 2 };
+
     let report = cancels.drain(WAIT).await;
     println!(
         "\ncancel stats: fired={} accepted={} failed={}",
         report.stats.fired, report.stats.accepted, report.stats.failed
     );
-    ok &= report.stats.fired == 2 && report.stats.accepted == 2;
+    ok &= report.stats.fired == expected && report.stats.accepted == expected;
 
     let _ = stop.send(());
     let _ = stop_b.send(());
@@ -347,4 +366,92 @@ async fn check_cancelled(
         }
     );
     Ok(received.len() == 1 && received[0].body.is_empty() && state.is_cancelled())
+}
+
+/// c. Two clients wait on a server that never times out; the process gets
+/// SIGTERM; its handler shuts the layer down (every waiting call ends, its
+/// operation is cancelled), then the server. Says whether each client got
+/// `503`, each operation was cancelled once and the report names both.
+#[cfg(unix)]
+async fn sigterm(
+    upstream: &OperationsServer,
+    http: &HttpClient,
+    upstream_base: &str,
+    state: AppState,
+    cancels: &CancelHandle,
+) -> Result<bool, BoxError> {
+    use tokio::signal::unix::{signal, SignalKind};
+
+    let (addr, stop, server) = serve(app(state, NO_TIMEOUT_WITHIN_WAIT)).await?;
+    println!("\nc. two POST http://{addr}/jobs for 60 s upstream operations; then SIGTERM");
+    // What a server's main does: on SIGTERM, end the calls still waiting
+    // (their operations are cancelled), then stop serving.
+    let mut terminate = signal(SignalKind::terminate())?;
+    let handle = cancels.clone();
+    let on_sigterm = tokio::spawn(async move {
+        terminate.recv().await;
+        println!("   [server] SIGTERM: shutting down");
+        let report = handle.shutdown(Duration::from_secs(10)).await;
+        let _ = stop.send(());
+        report
+    });
+    let started = upstream.operation_names().len();
+    let clients: Vec<_> = (0..2)
+        .map(|_| {
+            let request = http::Request::post(format!("http://{addr}/jobs"))
+                .header(CONTENT_TYPE, "application/json")
+                .body(Full::from(r#"{"durationMs": 60000}"#));
+            let http = http.clone();
+            tokio::spawn(async move { http.oneshot(request?).await.map_err(BoxError::from) })
+        })
+        .collect();
+    upstream
+        .wait_for(WAIT, |log| {
+            let polled: std::collections::BTreeSet<_> = log
+                .iter()
+                .filter(|r| r.endpoint == Endpoint::Get && is_newer(r, started))
+                .filter_map(|r| r.operation.as_deref())
+                .collect();
+            polled.len() == 2
+        })
+        .await?;
+    let mut names: Vec<String> = upstream
+        .requests_to(Endpoint::Start)
+        .iter()
+        .filter(|r| is_newer(r, started))
+        .filter_map(|r| r.operation.clone())
+        .collect();
+    names.sort();
+    println!("   [client] both requests wait on {names:?}; sending SIGTERM");
+    let signalled = tokio::time::Instant::now();
+    std::process::Command::new("kill")
+        .args(["-TERM", &std::process::id().to_string()])
+        .status()?;
+    let mut ok = true;
+    for client in clients {
+        let response = client.await??;
+        let status = response.status();
+        let body = response.into_body().collect().await?.to_bytes();
+        println!("   [client] {status}: {}", String::from_utf8_lossy(&body));
+        ok &= status == StatusCode::SERVICE_UNAVAILABLE;
+    }
+    let report = on_sigterm.await?;
+    println!(
+        "   [server] shutdown report: accepted {:?}, not accepted {:?}",
+        report
+            .accepted
+            .iter()
+            .map(|n| n.as_str())
+            .collect::<Vec<_>>(),
+        report.not_accepted
+    );
+    server.await??;
+    let mut accepted: Vec<String> = report.accepted.iter().map(|n| n.to_string()).collect();
+    accepted.sort();
+    ok &= accepted == names && report.is_complete();
+    for name in &names {
+        let since = (signalled, "SIGTERM");
+        ok &= check_cancelled(upstream, http, upstream_base, name, cancels, since).await?;
+    }
+    Ok(ok)
 }

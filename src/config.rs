@@ -39,6 +39,8 @@ pub(crate) struct Config {
     pub(crate) protocol: ProtocolSettings,
     /// Where tracked operations are journaled, if anywhere.
     pub(crate) journal: crate::journal_hook::Writer,
+    /// Which triggers fire a cancel, unless a request says otherwise.
+    pub(crate) cancel_on: crate::extensions::CancelOn,
 }
 
 impl Config {
@@ -66,6 +68,7 @@ impl fmt::Debug for Config {
             .field("on_progress", &self.on_progress.as_ref().map(|_| "set"))
             .field("protocol", &self.protocol)
             .field("journal", &self.journal)
+            .field("cancel_on", &self.cancel_on)
             .finish()
     }
 }
@@ -83,6 +86,7 @@ impl Default for Config {
             on_progress: None,
             protocol: ProtocolSettings::default(),
             journal: Default::default(),
+            cancel_on: Default::default(),
         }
     }
 }

@@ -64,6 +64,13 @@ pub enum Error {
         /// The body's error.
         source: BoxError,
     },
+    /// [`CancelHandle::shutdown`](crate::CancelHandle::shutdown) ended the
+    /// call while it waited on the operation. A cancel was fired unless the
+    /// call's [`CancelOn`](crate::CancelOn) has the shutdown trigger off.
+    Shutdown {
+        /// The operation the call waited on.
+        operation: OperationName,
+    },
     /// A state the layer never reaches was reached: a bug in tower-lro, or a
     /// future polled after it completed. Holds what happened.
     Internal(&'static str),
@@ -89,9 +96,9 @@ impl Error {
             Error::DeadlineExceeded { operation, .. } | Error::Body { operation, .. } => {
                 operation.as_ref()
             }
-            Error::Poll { operation, .. } | Error::InvalidPollResponse { operation, .. } => {
-                Some(operation)
-            }
+            Error::Poll { operation, .. }
+            | Error::InvalidPollResponse { operation, .. }
+            | Error::Shutdown { operation } => Some(operation),
         }
     }
 }
@@ -145,6 +152,10 @@ impl fmt::Display for Error {
             Error::Body {
                 operation: None, ..
             } => f.write_str("reading the response body failed"),
+            Error::Shutdown { operation } => write!(
+                f,
+                "shutting down: stopped waiting on operation {operation}"
+            ),
         }
     }
 }

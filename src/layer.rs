@@ -8,6 +8,7 @@ use tower_layer::Layer;
 
 use crate::cancel::{CancelHandle, CancelPolicy, Delivery};
 use crate::config::Config;
+use crate::extensions::CancelOn;
 use crate::operation::{Operation, OperationName};
 use crate::poll::PollPolicy;
 use crate::protocol::{GrpcLroMethods, Routes};
@@ -84,6 +85,53 @@ impl CancelOnDropLayer {
         Arc::make_mut(&mut self.config)
     }
 
+    /// Which triggers fire a cancel (default [`CancelOn::all`]): when the
+    /// response future is dropped, the [`deadline`](Self::deadline) passes,
+    /// polling gives up, or [`CancelHandle::shutdown`] ends the call. A
+    /// request carrying its own [`CancelOn`] (or [`Detached`](crate::Detached))
+    /// overrides this.
+    pub fn cancel_on(mut self, triggers: CancelOn) -> Self {
+        self.config_mut().cancel_on = triggers;
+        self
+    }
+
+    /// Records the layer's metrics on `meter` (feature `opentelemetry`):
+    /// operations tracked and finished, polls, cancels fired and settled,
+    /// operations left running, wait and cancel durations, calls waiting and
+    /// cancels pending — the instruments and attributes listed in the
+    /// README's "Metrics" table (OpenTelemetry semantic conventions for RPC;
+    /// durations in seconds; never the operation name as an attribute).
+    ///
+    /// The instruments belong to the layer's [`CancelHandle`], like its
+    /// counters: the first meter given to a handle is kept.
+    ///
+    /// ```
+    /// # #[cfg(feature = "opentelemetry")] {
+    /// let meter = opentelemetry::global::meter("my-service");
+    /// let layer = tower_lro::CancelOnDropLayer::new().meter(&meter);
+    /// # let _ = layer;
+    /// # }
+    /// ```
+    #[cfg(feature = "opentelemetry")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "opentelemetry")))]
+    pub fn meter(self, meter: &opentelemetry::metrics::Meter) -> Self {
+        self.delivery.counters.metrics.install(meter);
+        self
+    }
+
+    /// [`meter`](Self::meter) with the global meter provider's meter for
+    /// the `tower-lro` instrumentation scope
+    /// (`opentelemetry::global::meter_provider`; install the provider first).
+    #[cfg(feature = "opentelemetry")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "opentelemetry")))]
+    pub fn global_meter(self) -> Self {
+        let scope = opentelemetry::InstrumentationScope::builder(crate::metrics::SCOPE)
+            .with_version(env!("CARGO_PKG_VERSION"))
+            .build();
+        let meter = opentelemetry::global::meter_with_scope(scope);
+        self.meter(&meter)
+    }
+
     /// How the layer polls `GetOperation` while an operation is not done.
     pub fn poll_policy(mut self, policy: PollPolicy) -> Self {
         self.config_mut().poll = policy;
@@ -99,7 +147,12 @@ impl CancelOnDropLayer {
     /// Services built before keep their own slots, queue and handle.
     pub fn cancel_policy(mut self, policy: CancelPolicy) -> Self {
         if !self.delivery.fits(&policy) {
-            self.delivery = Arc::new(Delivery::new(&policy));
+            let delivery = Arc::new(Delivery::new(&policy));
+            delivery
+                .counters
+                .metrics
+                .inherit(&self.delivery.counters.metrics);
+            self.delivery = delivery;
         }
         self.config_mut().cancel = policy;
         self

@@ -121,6 +121,7 @@ mod inspect;
 pub mod journal;
 mod journal_hook;
 mod layer;
+mod metrics;
 mod operation;
 mod poll;
 mod protocol;
@@ -133,10 +134,13 @@ mod service;
 pub mod testing;
 
 pub use body::ResponseBody;
-pub use cancel::{CancelHandle, CancelOutcome, CancelPolicy, CancelStats, DrainReport};
+pub use cancel::{
+    CancelHandle, CancelOutcome, CancelPolicy, CancelStats, DrainReport, NotAccepted,
+    ShutdownReport,
+};
 pub use config::FORWARDED_HEADERS;
 pub use error::{BoxError, Error};
-pub use extensions::{Detached, Resume, ReturnImmediately};
+pub use extensions::{CancelOn, Detached, Resume, ReturnImmediately};
 pub use future::ResponseFuture;
 pub use layer::CancelOnDropLayer;
 pub use operation::{

@@ -13,7 +13,7 @@ use crate::body::ResponseBody;
 use crate::cancel::{spawn_cancel, Delivery};
 use crate::config::Config;
 use crate::error::{BoxError, Error};
-use crate::extensions::{Detached, ReturnImmediately};
+use crate::extensions::{CancelOn, Detached, ReturnImmediately};
 use crate::forwarded::Forwarded;
 use crate::future::{spawn_in_flight, verify_fn, CallContext, ResponseFuture, Track};
 use crate::layer::CancelOnDropLayer;
@@ -128,9 +128,21 @@ where
             span: span.clone(),
             fire: Some(spawn_cancel::<S, ReqBody, ResBody>),
             verify: Some(verify_fn::<S, ReqBody, ResBody>()),
-            detached: req.extensions().get::<Detached>().is_some(),
+            cancel_on: cancel_on(&self.config, &req),
         });
         let future = span.in_scope(|| self.inner.call(req));
         ResponseFuture::tracked(future, track, spawn_in_flight::<S, ReqBody, ResBody>)
     }
+}
+
+/// The request's [`CancelOn`] ([`Detached`]: none), else the layer's.
+fn cancel_on<B>(config: &Config, req: &Request<B>) -> CancelOn {
+    let extensions = req.extensions();
+    if extensions.get::<Detached>().is_some() {
+        return CancelOn::none();
+    }
+    extensions
+        .get::<CancelOn>()
+        .copied()
+        .unwrap_or(config.cancel_on)
 }

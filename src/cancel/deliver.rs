@@ -28,6 +28,8 @@ where
 {
     let delivery = job.delivery.clone();
     Counters::bump(&delivery.counters.fired);
+    let metrics = &delivery.counters.metrics;
+    metrics.cancel_fired(&job.target, job.reason);
     let capacity = delivery.capacity;
     let admitted = delivery
         .pending
@@ -37,6 +39,7 @@ where
         .is_ok();
     if !admitted {
         Counters::bump(&delivery.counters.shed);
+        metrics.cancel_shed(&job.target);
         tracing::warn!(
             parent: &job.call_span,
             operation.name = %job.target.name(),
@@ -45,6 +48,7 @@ where
         );
         return;
     }
+    metrics.cancel_queued();
     let span = cancel_span(job.target.name(), job.reason.as_str(), &job.call_span);
     job.target.record_rpc(&span, Rpc::Cancel);
     let runtime = job.runtime.clone();
@@ -64,6 +68,9 @@ where
     let delivery = job.delivery.clone();
     Counters::bump(&delivery.counters.fired);
     delivery.pending.fetch_add(1, Ordering::AcqRel);
+    let metrics = &delivery.counters.metrics;
+    metrics.cancel_fired(&job.target, job.reason);
+    metrics.cancel_queued();
     let span = cancel_span(job.target.name(), job.reason.as_str(), &job.call_span);
     job.target.record_rpc(&span, Rpc::Cancel);
     let runtime = job.runtime.clone();

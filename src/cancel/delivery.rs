@@ -12,9 +12,12 @@ use std::time::Duration;
 use tokio::time::Instant;
 use tokio_util::task::TaskTracker;
 
+use std::sync::Arc;
+
 use super::policy::CancelPolicy;
 use super::pool::Pool;
 use super::stats::{CancelStats, Counters};
+use super::waiting::Calls;
 
 /// The state of one layer's cancel delivery, shared by every clone of the
 /// layer and its services. The limits are fixed at creation: a policy with
@@ -33,6 +36,8 @@ pub(crate) struct Delivery {
     pub(crate) pending: AtomicUsize,
     /// In flight plus queued: more are shed.
     pub(crate) capacity: usize,
+    /// The calls waiting on an operation, for `CancelHandle::shutdown`.
+    pub(crate) calls: Arc<Calls>,
     unimplemented: Mutex<HashMap<String, Instant>>,
     no_wait: Mutex<HashSet<String>>,
 }
@@ -56,6 +61,7 @@ impl Delivery {
             max_in_flight: policy.max_in_flight,
             pending: AtomicUsize::new(0),
             capacity: policy.max_in_flight.saturating_add(policy.max_queued),
+            calls: Arc::default(),
             unimplemented: Mutex::new(HashMap::new()),
             no_wait: Mutex::new(HashSet::new()),
         }

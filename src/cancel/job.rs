@@ -65,6 +65,8 @@ pub(crate) struct CancelJob<S> {
     /// How an accepted cancel is verified; `None`: it is not (a reaped
     /// cancel has no GetOperation route).
     pub(crate) verify: Option<VerifyFn<S>>,
+    /// Where the outcome goes, if anywhere (a call ended by shutdown).
+    pub(crate) reply: Option<oneshot::Sender<CancelOutcome>>,
 }
 
 impl<S> CancelJob<S> {
@@ -91,6 +93,7 @@ impl<S> CancelJob<S> {
             call_span: Span::current(),
             journal: JournalSlot::default(),
             verify,
+            reply: None,
         }
     }
 
@@ -119,7 +122,7 @@ impl<S> CancelJob<S> {
                 fired,
                 attempt: 0,
                 journal: self.journal,
-                reply,
+                reply: reply.or(self.reply),
                 settled: false,
             },
             types: PhantomData,
@@ -162,6 +165,8 @@ impl Cancel {
         self.span
             .in_scope(|| outcome.log(self.fired, self.target.authority()));
         outcome.count(&self.delivery.counters);
+        let metrics = &self.delivery.counters.metrics;
+        metrics.cancel_settled(&self.target, outcome, self.fired);
         if outcome != CancelOutcome::Failed {
             self.journal.remove();
         }
@@ -177,6 +182,7 @@ impl Drop for Cancel {
         let delivery = &self.delivery;
         if !self.settled {
             Counters::bump(&delivery.counters.lost);
+            delivery.counters.metrics.cancel_lost(&self.target);
             tracing::warn!(
                 parent: &self.span,
                 operation.name = %self.target.name(),
@@ -184,6 +190,7 @@ impl Drop for Cancel {
             );
         }
         delivery.pending.fetch_sub(1, Ordering::AcqRel);
+        delivery.counters.metrics.cancel_unqueued();
     }
 }
 

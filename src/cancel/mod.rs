@@ -12,7 +12,9 @@ mod job;
 mod outcome;
 mod policy;
 mod pool;
+mod shutdown;
 mod stats;
+mod waiting;
 mod worker;
 
 pub(crate) use deliver::{deliver_now, spawn_cancel};
@@ -21,5 +23,7 @@ pub(crate) use job::{BoxFuture, CancelJob, VerifyFn};
 pub use outcome::CancelOutcome;
 pub use policy::CancelPolicy;
 pub(crate) use policy::Reason;
+pub use shutdown::{NotAccepted, ShutdownReport};
 pub(crate) use stats::Counters;
 pub use stats::{CancelHandle, CancelStats, DrainReport};
+pub(crate) use waiting::Registration;

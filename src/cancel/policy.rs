@@ -149,6 +149,8 @@ pub(crate) enum Reason {
     /// A journal reaper cancels an operation a dead process left running.
     #[cfg_attr(not(feature = "journal"), allow(dead_code))]
     Reaped,
+    /// [`CancelHandle::shutdown`](crate::CancelHandle::shutdown) ended the call.
+    Shutdown,
 }
 
 impl Reason {
@@ -160,6 +162,7 @@ impl Reason {
             Reason::DroppedInFlight => "dropped_in_flight",
             Reason::Explicit => "explicit",
             Reason::Reaped => "reaped",
+            Reason::Shutdown => "shutdown",
         }
     }
 }

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use super::delivery::Delivery;
 use crate::config::Config;
+use crate::metrics::Metrics;
 
 /// Counters of one layer's cancels, from [`CancelHandle::stats`].
 ///
@@ -68,6 +69,8 @@ pub(crate) struct Counters {
     pub(crate) unanswered: AtomicU64,
     pub(crate) verified_cancelled: AtomicU64,
     pub(crate) completed_anyway: AtomicU64,
+    /// The same events as OpenTelemetry instruments, once a `Meter` is given.
+    pub(crate) metrics: Metrics,
 }
 
 impl Counters {

@@ -37,7 +37,7 @@ pub(crate) fn abandon<S, ReqBody, ResBody>(
 ) where
     S: Service<Request<ReqBody>>,
 {
-    if track.target.is_some() || track.call.detached {
+    if track.target.is_some() || !track.call.cancel_on.fires(reason) {
         return track.give_up(reason);
     }
     let in_flight = match state.project() {

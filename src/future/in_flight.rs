@@ -44,6 +44,7 @@ pub(crate) fn spawn_in_flight<S, ReqBody, ResBody>(
         let call = &track.call;
         let Ok(body) = body else {
             Counters::bump(&call.delivery.counters.unanswered);
+            call.delivery.counters.metrics.unanswered();
             tracing::warn!(
                 limit_ms = u64::try_from(limit.as_millis()).unwrap_or(u64::MAX),
                 "the request abandoned in flight was not answered within the cancel deadline; \
@@ -117,6 +118,7 @@ impl Drop for LostGuard {
     fn drop(&mut self) {
         if let Some(delivery) = self.0.take() {
             Counters::bump(&delivery.counters.unanswered);
+            delivery.counters.metrics.unanswered();
             tracing::warn!(
                 "a request abandoned in flight was dropped by the runtime shutting down; \
                  an operation it started cannot be cancelled"

@@ -199,9 +199,16 @@ where
         };
         let span = track.call.span.clone();
         let _entered = span.enter();
-        let finish = match deadline(track, cx) {
+        let finish = match shutdown(track, cx).or_else(|| deadline(track, cx)) {
             Some(finish) => finish,
-            None => ready!(drive(this.state.as_mut(), track, cx)),
+            None => match drive(this.state.as_mut(), track, cx) {
+                Poll::Ready(finish) => finish,
+                // The operation may have become known after shutdown began.
+                Poll::Pending => match shutdown(track, cx) {
+                    Some(finish) => finish,
+                    None => return Poll::Pending,
+                },
+            },
         };
         if let Some(mut track) = this.track.take() {
             match finish.give_up {
@@ -213,6 +220,20 @@ where
         this.state.set(State::Done);
         Poll::Ready(finish.output)
     }
+}
+
+/// Shutdown, if it has begun and the call waits on an operation.
+fn shutdown<S, B>(track: &mut Track<S>, cx: &mut Context<'_>) -> Option<Finish<B>> {
+    let waiting = track.waiting.as_ref()?;
+    if !waiting.poll_closing(cx) {
+        return None;
+    }
+    let operation = waiting.name().clone();
+    tracing::warn!(operation.name = %operation, "shutting down: no longer waiting on the operation");
+    Some(Finish::give_up(
+        Error::Shutdown { operation },
+        Reason::Shutdown,
+    ))
 }
 
 /// The layer's deadline, if it has passed.

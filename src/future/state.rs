@@ -18,9 +18,10 @@ use crate::body::ResponseBody;
 use crate::cancel::Reason;
 use crate::error::{BoxError, Error};
 use crate::inspect::{split, Collect, Collected};
+use crate::metrics::Finished;
 use crate::operation::OperationName;
 use crate::poll::next_rpc;
-use crate::protocol::{PollBody, PollHead, Rpc, WireStatus};
+use crate::protocol::{record_end, PollBody, PollHead, Rpc, WireStatus};
 use crate::request_body::RequestBody;
 
 pin_project! {
@@ -205,6 +206,7 @@ impl<S> Track<S> {
             )));
         };
         self.poll_span = self.schedule.sent(rpc);
+        self.call.delivery.counters.metrics.poll(target, rpc);
         target.record_rpc(&self.poll_span, rpc);
         let future = self
             .poll_span
@@ -303,6 +305,15 @@ impl<S> Track<S> {
         match answer {
             PollBody::Done { .. } => {
                 let polls = self.schedule.polls();
+                // The final status, decoded only for a span or a meter.
+                let code = (self.metrics.is_some() || !self.call.span.is_disabled()).then(|| {
+                    let op = target.operation(&data);
+                    op.and_then(|op| op.error).map_or(0, |e| e.code)
+                });
+                record_end(&self.call.span, polls, true, code);
+                if let Some(metrics) = self.metrics.take() {
+                    metrics.finished(Finished::from_error(code), polls);
+                }
                 tracing::info!(operation.name = %operation, polls, "operation done");
                 let head = mem::take(head);
                 finish(Finish::ok(

@@ -13,12 +13,14 @@ use tokio::runtime::Handle;
 use tokio::time::{Instant, Sleep};
 use tracing::{field, Span};
 
-use crate::cancel::{CancelJob, Delivery, Reason, VerifyFn};
+use crate::cancel::{CancelJob, Delivery, Reason, Registration, VerifyFn};
 use crate::config::Config;
+use crate::extensions::CancelOn;
 use crate::forwarded::Forwarded;
 use crate::journal_hook::JournalSlot;
+use crate::metrics::{CallMetrics, Finished};
 use crate::poll::{next_rpc, Schedule};
-use crate::protocol::{Protocol, Rpc, Target};
+use crate::protocol::{record_end, record_server, Protocol, Rpc, Target};
 
 /// What a tracked call keeps from `call`: the inner service's clone, the
 /// protocol and original request's URI, the forwarded headers, the layer's
@@ -40,8 +42,9 @@ pub(crate) struct CallContext<S> {
     /// How a cancel this call fires verifies its outcome (chosen in `call`
     /// likewise).
     pub(crate) verify: Option<VerifyFn<S>>,
-    /// The request carried [`Detached`](crate::Detached): wait, never cancel.
-    pub(crate) detached: bool,
+    /// Which triggers fire a cancel for this call (none if it carried
+    /// [`Detached`](crate::Detached)).
+    pub(crate) cancel_on: CancelOn,
 }
 
 /// A call the layer inspects. Boxed, so that calls the layer does not
@@ -54,6 +57,11 @@ pub(crate) struct Track<S> {
     pub(crate) poll_span: Span,
     /// The operation's journal entry, once recorded.
     pub(crate) journal: JournalSlot,
+    /// Among the layer's waiting calls, once the operation is known (for
+    /// `CancelHandle::shutdown`).
+    pub(crate) waiting: Option<Registration>,
+    /// The wait's metric attributes and start, with a `Meter`.
+    pub(crate) metrics: Option<CallMetrics>,
 }
 
 impl<S> Track<S> {
@@ -69,6 +77,8 @@ impl<S> Track<S> {
             target: None,
             poll_span: Span::none(),
             journal: JournalSlot::default(),
+            waiting: None,
+            metrics: None,
         }
     }
 
@@ -101,35 +111,54 @@ impl<S> Track<S> {
         self.call
             .span
             .record("operation.name", field::display(target.name()));
+        record_server(&self.call.span, target.authority());
         if announce {
             tracing::info!(parent: &self.call.span, operation.name = %target.name(), "operation started");
             // Not when verifying a cancel (already journaled), nor for a
-            // Detached call (never cancelled).
-            if !self.call.detached {
+            // call that nothing cancels.
+            if self.call.cancel_on.any() {
                 self.journal =
                     JournalSlot::record(&self.call.config.journal, &target, &self.call.headers);
             }
+            self.waiting = Some(self.call.delivery.calls.register(target.name().clone()));
+            let metrics = &self.call.delivery.counters.metrics;
+            self.metrics = metrics.call(&target, &self.call.origin);
         }
         self.target = Some(target);
     }
 
     /// Stops watching: fires a cancel if an operation was known (it is not
-    /// done, or this would not be called) and the call is not detached.
+    /// done, or this would not be called) and the call's [`CancelOn`] fires
+    /// on `reason` (shutdown's, once shutdown has begun).
     pub(crate) fn give_up(self, reason: Reason) {
         let Track {
             call,
             target,
             journal,
+            waiting,
+            metrics,
+            schedule,
             ..
         } = self;
         let Some(target) = target else { return };
-        let Some(fire) = call.fire.filter(|_| !call.detached) else {
+        record_end(&call.span, schedule.polls(), false, None);
+        if let Some(metrics) = metrics {
+            metrics.finished(Finished::GaveUp, schedule.polls());
+        }
+        let reason = match &waiting {
+            Some(waiting) if waiting.closing() => Reason::Shutdown,
+            _ => reason,
+        };
+        let Some(fire) = call.fire.filter(|_| call.cancel_on.fires(reason)) else {
             tracing::info!(
                 parent: &call.span,
                 operation.name = %target.name(),
                 reason = reason.as_str(),
-                "stopped waiting on a Detached operation; not cancelling it"
+                "stopped waiting on the operation; not cancelling it (its trigger is off)"
             );
+            if let Some(waiting) = waiting {
+                waiting.not_cancelled();
+            }
             return;
         };
         tracing::info!(
@@ -149,6 +178,10 @@ impl<S> Track<S> {
             call_span: call.span,
             journal,
             verify: call.verify,
+            // Shutdown awaits the outcome of the cancels it caused.
+            reply: waiting
+                .filter(Registration::closing)
+                .map(Registration::cancelled),
         });
     }
 }

@@ -68,7 +68,7 @@ where
         // Never cancel again: this only watches.
         fire: None,
         verify: None,
-        detached: true,
+        cancel_on: crate::extensions::CancelOn::none(),
     };
     let future = ResponseFuture::<S, ReqBody, ResBody>::polling(Track::new(call), target.clone());
     let response = tokio::time::timeout(timeout, future).await.ok()?.ok()?;

@@ -20,6 +20,8 @@ pub struct WriterOptions {
     max_batch: usize,
     queue: usize,
     owner: Option<OwnerId>,
+    /// `lro.journal.commit.duration`, with a `Meter`.
+    metrics: crate::metrics::JournalMetrics,
 }
 
 impl Default for WriterOptions {
@@ -29,6 +31,7 @@ impl Default for WriterOptions {
             max_batch: 1024,
             queue: 65_536,
             owner: None,
+            metrics: Default::default(),
         }
     }
 }
@@ -60,6 +63,16 @@ impl WriterOptions {
     /// [`WriterStats::dropped`] and logged at `warn`.
     pub fn queue(mut self, capacity: usize) -> Self {
         self.queue = capacity.max(1);
+        self
+    }
+
+    /// Records each commit's latency on `meter` (feature `opentelemetry`):
+    /// the histogram `lro.journal.commit.duration`, in seconds, from the
+    /// first attempt to success (retries included).
+    #[cfg(feature = "opentelemetry")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "opentelemetry")))]
+    pub fn meter(mut self, meter: &opentelemetry::metrics::Meter) -> Self {
+        self.metrics = crate::metrics::JournalMetrics::new(meter);
         self
     }
 
@@ -334,6 +347,7 @@ impl Task {
         let c = &self.counters;
         c.coalesced.fetch_add(pending.coalesced, Ordering::Relaxed);
         let mut delay = Duration::from_millis(100);
+        let started = tokio::time::Instant::now();
         while !batch.is_empty() {
             match self.journal.commit(&batch).await {
                 Ok(()) => {
@@ -342,6 +356,7 @@ impl Task {
                         .fetch_add(batch.records.len() as u64, Ordering::Relaxed);
                     c.removed
                         .fetch_add(batch.removes.len() as u64, Ordering::Relaxed);
+                    self.options.metrics.committed(started);
                     break;
                 }
                 Err(e) => {

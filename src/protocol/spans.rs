@@ -15,6 +15,11 @@ pub(crate) fn call_span<B>(protocol: Protocol, request: &Request<B>) -> Span {
             http.request.method = %request.method(),
             url.path = request.uri().path(),
             operation.name = field::Empty,
+            server.address = field::Empty,
+            server.port = field::Empty,
+            gcp.longrunning.poll_attempt_count = field::Empty,
+            gcp.longrunning.done = field::Empty,
+            gcp.longrunning.status_code = field::Empty,
         ),
         Protocol::Grpc => {
             let path = request.uri().path().trim_start_matches('/');
@@ -25,6 +30,11 @@ pub(crate) fn call_span<B>(protocol: Protocol, request: &Request<B>) -> Span {
                 rpc.service = service,
                 rpc.method = method,
                 operation.name = field::Empty,
+                server.address = field::Empty,
+                server.port = field::Empty,
+                gcp.longrunning.poll_attempt_count = field::Empty,
+                gcp.longrunning.done = field::Empty,
+                gcp.longrunning.status_code = field::Empty,
             )
         }
     }
@@ -39,6 +49,8 @@ pub(crate) fn poll_span(attempt: u32, delay_ms: u64, rpc: Rpc) -> Span {
         rpc.system = field::Empty,
         rpc.service = field::Empty,
         rpc.method = rpc.as_str(),
+        server.address = field::Empty,
+        server.port = field::Empty,
         http.response.status_code = field::Empty,
         rpc.grpc.status_code = field::Empty,
     )
@@ -55,6 +67,8 @@ pub(crate) fn cancel_span(name: &OperationName, reason: &'static str, call: &Spa
         rpc.system = field::Empty,
         rpc.service = field::Empty,
         rpc.method = field::Empty,
+        server.address = field::Empty,
+        server.port = field::Empty,
         attempt = field::Empty,
         http.response.status_code = field::Empty,
         rpc.grpc.status_code = field::Empty,
@@ -70,4 +84,36 @@ pub(crate) fn record_grpc(span: &Span, rpc: Rpc) {
     span.record("rpc.system", "grpc");
     span.record("rpc.service", super::grpc::requests::OPERATIONS_SERVICE);
     span.record("rpc.method", rpc.as_str());
+}
+
+/// Records `server.address` and `server.port` (OpenTelemetry) from a
+/// `host:port` authority on a call, poll or cancel span.
+pub(crate) fn record_server(span: &Span, authority: &str) {
+    if authority.is_empty() || span.is_disabled() {
+        return;
+    }
+    let (host, port) = match authority.rsplit_once(':') {
+        Some((host, port)) if !host.ends_with(']') || host.starts_with('[') => {
+            (host, port.parse::<u16>().ok())
+        }
+        _ => (authority, None),
+    };
+    span.record(
+        "server.address",
+        host.trim_start_matches('[').trim_end_matches(']'),
+    );
+    if let Some(port) = port {
+        span.record("server.port", i64::from(port));
+    }
+}
+
+/// Records how the wait ended on a call span, with the
+/// `gcp.longrunning.*` attributes: polls sent, whether the operation was
+/// seen done, and (when done) its `google.rpc.Code` (0 for a response).
+pub(crate) fn record_end(span: &Span, polls: u32, done: bool, status_code: Option<i32>) {
+    span.record("gcp.longrunning.poll_attempt_count", i64::from(polls));
+    span.record("gcp.longrunning.done", done);
+    if let Some(code) = status_code {
+        span.record("gcp.longrunning.status_code", i64::from(code));
+    }
 }

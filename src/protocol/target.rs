@@ -165,6 +165,7 @@ impl Target {
     /// Records the protocol's RPC attributes on a poll or cancel span for
     /// `rpc` (`rpc.system = "grpc"`, `rpc.service`; nothing for REST).
     pub(crate) fn record_rpc(&self, span: &tracing::Span, rpc: Rpc) {
+        super::spans::record_server(span, self.authority());
         if let Wire::Grpc(_) = self.wire {
             record_grpc(span, rpc);
         }
