@@ -21,6 +21,7 @@
 
 mod deliver;
 mod entry;
+mod origins;
 mod reaper;
 mod route;
 mod schema;

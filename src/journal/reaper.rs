@@ -14,6 +14,7 @@ use tower_service::Service;
 use tracing::{field, Instrument};
 
 use super::deliver::cancel_entry;
+use super::origins::{origin_key, Services};
 use super::{Entry, EntryId, Journal, JournalError, OwnerId};
 use crate::cancel::{CancelOutcome, CancelPolicy, Delivery};
 use crate::config::Config;
@@ -125,36 +126,6 @@ impl Counters {
         self.failed.fetch_add(r.failed, Ordering::Relaxed);
         self.unrouted.fetch_add(r.unrouted, Ordering::Relaxed);
     }
-}
-
-/// Which service an entry's cancel goes through.
-#[derive(Clone)]
-enum Services<S> {
-    /// One service routing by the request's URI.
-    Any(S),
-    /// One per origin (`scheme://authority`, lowercase).
-    PerOrigin(Arc<[(String, S)]>),
-}
-
-impl<S: Clone> Services<S> {
-    fn for_entry(&self, entry: &Entry) -> Option<S> {
-        match self {
-            Services::Any(service) => Some(service.clone()),
-            Services::PerOrigin(services) => {
-                let route = entry.route();
-                let origin = origin_key(route.scheme(), route.authority());
-                services
-                    .iter()
-                    .find(|(o, _)| *o == origin)
-                    .map(|(_, s)| s.clone())
-            }
-        }
-    }
-}
-
-/// `scheme://authority`, lowercase (both are case-insensitive).
-fn origin_key(scheme: &str, authority: &str) -> String {
-    format!("{scheme}://{authority}").to_ascii_lowercase()
 }
 
 impl<S, B> Reaper<S, B> {

@@ -9,8 +9,17 @@
 //! two steps, the head and then the complete body with its trailers, so that
 //! a protocol whose status comes in trailers can classify there.
 //!
-//! REST/JSON (`rest`) is one implementation; a second protocol adds a variant
-//! to [`Protocol`] and to the private `Wire` enum, and a module beside `rest`.
+//! The seam owns routing and its settings: every [`Target`] is built by
+//! `Target::new` from (operation name, origin, [`ProtocolSettings`]) —
+//! recognition, explicit cancels ([`Origin`]) and the journal alike — and
+//! each protocol's settings (REST: inspect predicate, `path_prefix`, route
+//! function; gRPC: the method table, the channel's origin) live in
+//! `settings`. Nothing outside this module builds a route or reads `rest`
+//! or `grpc`.
+//!
+//! REST/JSON (`rest`) and gRPC (`grpc`) are the implementations; another
+//! protocol adds a variant to [`Protocol`] and to the private `Wire` enum of
+//! `target`, and a module beside them.
 
 pub(crate) mod grpc;
 #[cfg(feature = "__internals")]
