@@ -14,6 +14,8 @@
 mod common;
 #[path = "common/crash.rs"]
 mod crash;
+#[path = "common/fleet.rs"]
+mod fleet;
 #[path = "common/pg.rs"]
 mod pg;
 #[path = "common/crash_verdict.rs"]
@@ -58,4 +60,33 @@ async fn sigkill_mid_burst_seed_2() {
 #[ignore = "PostgreSQL: set TOWER_LRO_PG to a libpq connection string and pass --ignored"]
 async fn sigkill_mid_burst_seed_3() {
     kill_mid_burst(3).await;
+}
+
+async fn fleet_run(replicas: usize, kills: usize) {
+    let db = pg::fresh_database("tower_lro_fleet").await;
+    let parent = Arc::new(PostgresJournal::connect(&db).await.unwrap());
+    let r = fleet::run_fleet(&db, parent, replicas, kills, 11).await;
+    let ms = |d: std::time::Duration| d.as_secs_f64() * 1e3;
+    println!(
+        "fleet: {} replicas on one PostgreSQL, {} killed and replaced; {} operations started by the killed ones, \
+         {} reaped each exactly once, {} missed and {} cancelled twice inside W = {:?} (0 outside it); \
+         kill -> reaper cancel p50 {:.0} ms, p99 {:.0} ms, max {:.0} ms (lease {:?}, reaper interval {:?})",
+        r.replicas, r.kills, r.started, r.reaped, r.missed_inside_w, r.extra_inside_w, fleet::WINDOW,
+        ms(r.kill_to_cancel[0]), ms(r.kill_to_cancel[1]), ms(r.kill_to_cancel[2]),
+        crash::LEASE, crash::REAPER_INTERVAL
+    );
+}
+
+/// Eight replicas under load, three killed at random and replaced.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "PostgreSQL: set TOWER_LRO_PG to a libpq connection string and pass --ignored"]
+async fn fleet_of_8_replicas_3_killed_and_replaced() {
+    fleet_run(8, 3).await;
+}
+
+/// The long fleet run: 20 kills.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "the long fleet run (PostgreSQL): --ignored --exact fleet_long_8_replicas_20_killed_and_replaced --nocapture"]
+async fn fleet_long_8_replicas_20_killed_and_replaced() {
+    fleet_run(8, 20).await;
 }

@@ -11,7 +11,7 @@ use common::body_bytes;
 use http::{Method, StatusCode};
 use http_body_util::Full;
 use tower::{Layer, Service, ServiceExt};
-use tower_lro::testing::{Endpoint, Fault, OperationsServer};
+use tower_lro::testing::{Endpoint, Fault, FaultKind, OperationsServer};
 use tower_lro::{CancelOnDrop, CancelOnDropLayer, CancelPolicy, Error, Operation, PollPolicy};
 
 const BASE: &str = "https://ops.example.test";
@@ -302,6 +302,52 @@ async fn unimplemented_at_one_authority_does_not_silence_another() {
         1,
         "B's operation is CANCELLED"
     );
+}
+
+#[tokio::test(start_paused = true)]
+async fn time_queued_for_a_slot_does_not_eat_a_cancels_deadline() {
+    // One slot; the first two attempts hang until their timeout (5 s). A's
+    // first hangs (0-5 s); B, queued since 0, takes the slot while A backs
+    // off, and hangs (5-10 s); A's retry then starts past A's 10 s
+    // deadline: A fails. B's retry (10 s) is within B's 10 s counted from
+    // its first attempt (5 s), not from when it was fired: accepted.
+    let server = OperationsServer::new();
+    server.inject(
+        Endpoint::Cancel,
+        Fault::Sequence(vec![FaultKind::Hang, FaultKind::Hang]),
+    );
+    let layer = CancelOnDropLayer::new()
+        .poll_policy(no_jitter())
+        .cancel_policy(
+            CancelPolicy::new()
+                .concurrency(1, 16)
+                .attempt_timeout(Duration::from_secs(5))
+                .deadline(Duration::from_secs(10)),
+        );
+    let mut svc = layer.layer(server.clone());
+    let a = started_call(&mut svc, &server, 600_000).await;
+    let b = started_call(&mut svc, &server, 600_000).await;
+    drop((a, b));
+    let report = layer.handle().drain(Duration::from_secs(60)).await;
+    assert!(report.is_complete(), "{report:?}");
+    let names = server.operation_names();
+    let (a, b) = (&names[0], &names[1]);
+    assert_eq!(
+        server.cancels_for(a).len(),
+        1,
+        "A: one hung attempt, then its deadline"
+    );
+    assert_eq!(
+        server.cancels_for(b).len(),
+        2,
+        "B: a hung attempt, then its retry"
+    );
+    assert_eq!(
+        server.operation(b).unwrap()["error"]["code"],
+        1,
+        "B is CANCELLED"
+    );
+    assert_eq!((report.stats.accepted, report.stats.failed), (1, 1));
 }
 
 #[tokio::test(start_paused = true)]

@@ -89,9 +89,12 @@ impl CancelPolicy {
         self
     }
 
-    /// How long one cancel may take in all, from the moment it is fired,
-    /// waiting for a free slot included (default 60 s). Retries stop when
-    /// the next attempt would start past it.
+    /// How long one cancel may go on retrying, from its first attempt
+    /// (default 60 s). Retries stop when the next attempt would start past
+    /// it. Time queued for a free slot before the first attempt is not
+    /// counted: the queue bounds that ([`concurrency`](Self::concurrency)),
+    /// and [`CancelHandle::drain`](crate::CancelHandle::drain) bounds a
+    /// shutdown.
     pub fn deadline(mut self, deadline: Duration) -> Self {
         self.deadline = deadline;
         self

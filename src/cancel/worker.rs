@@ -106,6 +106,12 @@ fn start(shared: &Shared, job: &mut Job) -> Option<Duration> {
         return None;
     }
     let now = Instant::now();
+    if c.attempt == 0 {
+        // The deadline bounds retrying, and runs from the first attempt:
+        // time queued behind a burst's backlog (slots held by attempts
+        // that hang until their timeout) must not eat a cancel's retries.
+        c.fired = now;
+    }
     let deadline = c.deadline();
     if now >= deadline {
         let attempt = c.attempt;

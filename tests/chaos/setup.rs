@@ -109,11 +109,20 @@ pub(crate) fn client_stack(
 
 /// Waits until every cancel, and every call abandoned in flight, has
 /// finished, and every request has been answered: how long the drain took.
+///
+/// The drain's bound, from the run: the last cancel may start only after
+/// every one fired before it held a slot for a whole attempt timeout (3 s),
+/// `max_in_flight` (64) at a time, and then retries for the policy's 60 s.
 pub(crate) async fn drain(server: &OperationsServer, cancels: &CancelHandle) -> Duration {
     let drain_started = Instant::now();
-    let report = cancels.drain(Duration::from_secs(60)).await;
+    let fired = cancels.stats().fired as u32;
+    let bound = Duration::from_secs(3) * fired.div_ceil(64) + Duration::from_secs(60);
+    let report = cancels.drain(bound).await;
     let drain_time = drain_started.elapsed();
-    assert!(report.is_complete(), "drain left work: {report:?}");
+    assert!(
+        report.is_complete(),
+        "drain waited {bound:?} (the backlog of {fired} cancels, then the deadline) and left work: {report:?}"
+    );
     // Hung requests end when their client gives up (a stream reset).
     server
         .wait_for(Duration::from_secs(10), |log| {

@@ -107,6 +107,21 @@ impl ChildProcess {
         Self::start(&env).await
     }
 
+    /// A fleet replica: a `burst` child (tagged `tag`) that also runs two
+    /// reapers whose cancels carry `x-reaper: {tag}-{i}`.
+    pub async fn replica(base: &str, journal: &str, tag: &str, burst: Burst) -> Self {
+        let env = [
+            ("CRASH_ROLE", "replica".to_owned()),
+            ("CRASH_BASE", base.to_owned()),
+            ("CRASH_JOURNAL", journal.to_owned()),
+            ("CRASH_TAG", tag.to_owned()),
+            ("CRASH_SEED", burst.seed.to_string()),
+            ("CRASH_PACE_MS", burst.pace.as_millis().to_string()),
+            ("CRASH_OPS", burst.max_ops.to_string()),
+        ];
+        Self::start(&env).await
+    }
+
     /// A `live` child with `ops` long operations, tagged `tag`.
     pub async fn live(base: &str, journal: &str, tag: &str, ops: usize) -> Self {
         let env = [
@@ -212,6 +227,11 @@ where
             "burst" => burst_main(journal).await,
             "live" => live_main(journal).await,
             "reaper" => reaper_main(open).await,
+            // A fleet replica: reapers of its own beside a burst.
+            "replica" => {
+                spawn_reapers(&open, &env("CRASH_TAG")).await;
+                burst_main(journal).await
+            }
             other => panic!("unknown CRASH_ROLE {other}"),
         }
     });
@@ -237,11 +257,12 @@ async fn burst_main(journal: Arc<dyn Journal>) {
     let n: usize = env("CRASH_OPS").parse().expect("CRASH_OPS");
     let writer =
         JournalWriter::start(journal, WriterOptions::new().lease(LEASE)).expect("on a runtime");
-    // Polls from 20 ms, x1.5 per step, at most every second: the short
-    // operations are seen done soon after they finish.
+    // Polls from 20 ms, x1.5 per step, at most every 5 s: the short
+    // operations are seen done soon after they finish, the long ones add
+    // little load.
     let polls = PollPolicy::new()
         .initial_delay(Duration::from_millis(20))
-        .max_delay(Duration::from_secs(1));
+        .max_delay(Duration::from_secs(5));
     let svc = CancelOnDropLayer::new()
         .poll_policy(polls)
         .journal(writer.clone())
@@ -306,12 +327,13 @@ async fn live_main(journal: Arc<dyn Journal>) {
     drop(calls);
 }
 
-async fn reaper_main<F, Fut>(open: F)
+/// Runs two reapers (interval [`REAPER_INTERVAL`], batches of 8) on their
+/// own connections; their cancels carry `x-reaper: {tag}-{i}`.
+async fn spawn_reapers<F, Fut>(open: &F, tag: &str)
 where
     F: Fn(String) -> Fut,
     Fut: std::future::Future<Output = Arc<dyn Journal>>,
 {
-    let tag = env("CRASH_TAG");
     for i in 0..2 {
         let stack = ServiceBuilder::new()
             .layer(SetRequestHeaderLayer::overriding(
@@ -324,6 +346,14 @@ where
             .batch(8);
         tokio::spawn(reaper.run());
     }
+}
+
+async fn reaper_main<F, Fut>(open: F)
+where
+    F: Fn(String) -> Fut,
+    Fut: std::future::Future<Output = Arc<dyn Journal>>,
+{
+    spawn_reapers(&open, &env("CRASH_TAG")).await;
     println!("READY reaper");
     std::future::pending::<()>().await;
 }

@@ -65,6 +65,8 @@ pub struct Summary {
     pub started_inside_w: usize,
     /// Finished operations that got a reaper cancel (all inside W).
     pub extra_inside_w: usize,
+    /// From the kill to each reaped operation's reaper cancel.
+    pub kill_to_cancel: Vec<Duration>,
     /// The child's longest stall seen before the kill; the window judged
     /// is W plus this.
     pub stall: Duration,
@@ -157,7 +159,11 @@ pub async fn kill_mid_burst(config: &str, parent: Arc<dyn Journal>, seed: u64) -
     }
     let log = server.requests();
     drop(reapers);
-    let summary = judge(&server, &log, kill_at, seed);
+    let summary = judge(&server, &log, kill_at, "A", plan);
+    assert!(
+        summary.reaped_with_cancel_unsettled > 0 && summary.finished_before_kill > 0,
+        "the kill found no unsettled cancel or no finished operation: {summary:?}"
+    );
 
     // The live owner's operations: never touched by a reaper, its entries kept.
     for start in tagged(&log, "live") {
@@ -222,19 +228,25 @@ fn history(log: &[RecordedRequest], name: &str, t0: Instant) -> String {
 }
 
 /// The verdict on every operation the burst started.
-fn judge(
+pub fn judge(
     server: &OperationsServer,
     log: &[RecordedRequest],
     kill_at: Instant,
-    seed: u64,
+    tag: &str,
+    run: Burst,
 ) -> Summary {
-    let starts: Vec<&RecordedRequest> = tagged(log, "A").collect();
-    let plan = fates(seed, burst(seed).max_ops);
-    let mut reaper_cancels = BTreeMap::<&str, Vec<&RecordedRequest>>::new();
-    for r in log
+    let starts: Vec<&RecordedRequest> = tagged(log, tag).collect();
+    let names: std::collections::BTreeSet<&str> = starts
         .iter()
-        .filter(|r| r.endpoint == Endpoint::Cancel && is_reaper(r))
-    {
+        .filter_map(|r| r.operation.as_deref())
+        .collect();
+    let plan = fates(run.seed, run.max_ops);
+    let mut reaper_cancels = BTreeMap::<&str, Vec<&RecordedRequest>>::new();
+    for r in log.iter().filter(|r| {
+        r.endpoint == Endpoint::Cancel
+            && is_reaper(r)
+            && r.operation.as_deref().is_some_and(|n| names.contains(n))
+    }) {
         assert!(
             r.received_at > kill_at,
             "a reaper cancelled {:?} while its owner lived",
@@ -245,7 +257,7 @@ fn judge(
             .or_default()
             .push(r);
     }
-    let stall = stall(&starts, kill_at, burst(seed).pace);
+    let stall = stall(&starts, kill_at, run.pace);
     let window = W + stall;
     let mut s = Summary {
         started: starts.len(),
@@ -278,6 +290,8 @@ fn judge(
                 // Answered more than W before the kill: its record was committed.
                 assert_eq!(got, 1, "{name} ({fate:?}, answered {:?} before the kill, outside W + stall = {window:?}) got no reaper cancel; its requests: {}", kill_at - start.received_at, history(log, name, start.received_at));
                 s.reaped += 1;
+                s.kill_to_cancel
+                    .push(reaper_cancels[name][0].received_at - kill_at);
                 let tried = log.iter().any(|r| {
                     r.endpoint == Endpoint::Cancel
                         && !is_reaper(r)
@@ -292,9 +306,5 @@ fn judge(
         }
     }
     assert!(s.missed_inside_w <= s.started_inside_w);
-    assert!(
-        s.reaped_with_cancel_unsettled > 0 && s.finished_before_kill > 0,
-        "the kill found no unsettled cancel or no finished operation: {s:?}"
-    );
     s
 }

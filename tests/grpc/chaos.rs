@@ -1,13 +1,16 @@
 //! 1,000 CreateRelease calls through the layer on one tonic `Channel`:
-//! a third dropped before their first answer, a third abandoned while
-//! their operation runs, a third left to finish; 30 % of cancel attempts
+//! a third dropped once the server has their Start (its answer held back),
+//! a third once the layer has read their first poll, a third left to
+//! finish; 30 % of cancel attempts
 //! faulted (UNAVAILABLE with a RetryInfo, RESOURCE_EXHAUSTED, a reset
 //! stream, a hang). The server's log is the ground truth.
 
 use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use prost::Message;
+use tokio::sync::oneshot;
 use tokio::time::Instant;
 use tower_lro::testing::grpc::CreateReleaseRequest;
 use tower_lro::testing::{Endpoint, Fault, FaultKind};
@@ -21,16 +24,49 @@ const ATTEMPTS: u32 = 10;
 /// The share of cancel attempts the server faults.
 const FAULT_RATE: f64 = 0.3;
 
-/// What each caller does, by `i % 3`.
-fn plan(i: usize) -> (u64, Option<Duration>) {
+/// When a caller gives up.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum GiveUp {
+    /// As soon as the server has recorded its Start: before the answer,
+    /// which the server holds back.
+    StartArrived,
+    /// As soon as the layer has read its first poll answer.
+    FirstPoll,
+    /// Never: its operation finishes.
+    Never,
+}
+
+/// What each caller does, by `i % 3`: its operation's duration, and when
+/// it gives up.
+fn plan(i: usize) -> (u64, GiveUp) {
     match i % 3 {
-        // Dropped before the first answer (Starts are answered 150 ms late).
-        0 => (600_000, Some(Duration::from_millis(50))),
-        // Abandoned while waiting.
-        1 => (600_000, Some(Duration::from_millis(400))),
-        // Finishes.
-        _ => (100, None),
+        0 => (600_000, GiveUp::StartArrived),
+        1 => (600_000, GiveUp::FirstPoll),
+        _ => (100, GiveUp::Never),
     }
+}
+
+/// One-shot notifications by caller index.
+type Signals = Arc<Mutex<HashMap<usize, oneshot::Sender<()>>>>;
+
+fn signal(signals: &Signals, i: usize) {
+    if let Some(tx) = signals.lock().unwrap().remove(&i) {
+        let _ = tx.send(());
+    }
+}
+
+fn subscribe(signals: &Signals, i: usize) -> oneshot::Receiver<()> {
+    let (tx, rx) = oneshot::channel();
+    signals.lock().unwrap().insert(i, tx);
+    rx
+}
+
+/// The caller index in a CreateRelease body (`release_id` `c{i}`).
+fn caller_of(body: &[u8]) -> Option<usize> {
+    let id = CreateReleaseRequest::decode(body.get(5..)?)
+        .ok()?
+        .release_id;
+    id.strip_prefix('c')?.parse().ok()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -66,21 +102,46 @@ async fn chaos_1000_operations_with_30_percent_of_cancels_faulted() {
                 .deadline(Duration::from_secs(30)),
         );
     let cancels = lro.handle();
+    // Drops on events, never on a timer: the server's notice that a Start
+    // arrived, the layer's first poll answer (`on_progress`).
+    let arrived: Signals = Signals::default();
+    let hook = arrived.clone();
+    server.on_request(move |r| {
+        if r.endpoint == Endpoint::Start {
+            caller_of(&r.body)
+                .into_iter()
+                .for_each(|i| signal(&hook, i));
+        }
+    });
     let started = Instant::now();
     let mut callers = tokio::task::JoinSet::new();
     for i in 0..CALLS {
-        let mut client = deploy(&lro, &channel);
+        let (duration_ms, give_up) = plan(i);
+        let (polled, first_poll) = oneshot::channel();
+        let polled = Mutex::new(Some(polled));
+        let caller_layer = lro.clone().on_progress(move |_| {
+            if let Some(tx) = polled.lock().unwrap().take() {
+                let _ = tx.send(());
+            }
+        });
+        let mut client = deploy(&caller_layer, &channel);
+        let start_arrived = subscribe(&arrived, i);
         callers.spawn(async move {
-            let (duration_ms, give_up) = plan(i);
             let call = client.create_release(create(&format!("c{i}"), duration_ms));
-            match give_up {
-                Some(after) => tokio::time::timeout(after, call).await.is_ok(),
-                None => call.await.is_ok_and(|r| r.into_inner().done),
+            let event = match give_up {
+                GiveUp::Never => return call.await.is_ok_and(|r| r.into_inner().done),
+                GiveUp::StartArrived => start_arrived,
+                GiveUp::FirstPoll => first_poll,
+            };
+            tokio::select! {
+                biased;
+                _ = event => false,
+                answered = call => answered.is_ok(),
             }
         });
     }
-    // Every caller ends within 400 ms of its Start's answer (150 ms late),
-    // or its 100 ms operation's end: 60 s bounds a run that has stalled.
+    // Every caller ends at an event or its 100 ms operation's end: 60 s
+    // bounds a run that has stalled.
     let bound = Duration::from_secs(60);
     let mut finished = 0;
     tokio::time::timeout(bound, async {
@@ -118,7 +179,7 @@ async fn chaos_1000_operations_with_30_percent_of_cancels_faulted() {
         sent += cancels.sent;
         faulted += cancels.faulted;
         let op = server.operation(name).expect("not deleted");
-        if plan(*i).1.is_some() {
+        if plan(*i).1 != GiveUp::Never {
             abandoned += 1;
             assert_eq!(
                 cancels.accepted, 1,

@@ -1,0 +1,157 @@
+//! A fleet on one journal: replica processes (each a layer with a writer
+//! and two reapers) under sustained load; one at a time is SIGKILLed at a
+//! seeded moment and replaced by a new one. Each kill is judged like a
+//! single crash (`crash_verdict.rs`), and no reaper ever touches a live
+//! replica's operations.
+#![allow(dead_code)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::time::Instant;
+use tower_lro::journal::Journal;
+use tower_lro::testing::{Endpoint, OperationsServer};
+
+use crate::crash::{Burst, ChildProcess, Wire, LEASE, REAPER_INTERVAL};
+use crate::verdict::{judge, Summary, W};
+
+/// What a fleet run found.
+#[derive(Debug)]
+pub struct FleetReport {
+    pub replicas: usize,
+    pub kills: usize,
+    pub started: usize,
+    pub reaped: usize,
+    pub missed_inside_w: usize,
+    pub extra_inside_w: usize,
+    /// From a kill to each of its operations' reaper cancel: p50, p99, max.
+    pub kill_to_cancel: [Duration; 3],
+}
+
+/// A replica's load: one Start every 100 ms (10 a second; 80 for eight
+/// replicas, on a shared 2-core runner), seeded.
+fn load(seed: u64) -> Burst {
+    Burst {
+        wire: Wire::Rest,
+        seed,
+        pace: Duration::from_millis(100),
+        max_ops: 100_000,
+    }
+}
+
+struct Replica {
+    tag: String,
+    run: Burst,
+    child: ChildProcess,
+}
+
+async fn replica(base: &str, config: &str, n: u64, seed: u64) -> Replica {
+    let tag = format!("F{n}");
+    let run = load(seed.wrapping_mul(1_000).wrapping_add(n));
+    let child = ChildProcess::replica(base, config, &tag, run).await;
+    Replica { tag, run, child }
+}
+
+/// `replicas` processes on the journal `config`; `kills` times, after a
+/// seeded 0.5 to 1.5 s, one of them is SIGKILLed and a new one started.
+pub async fn run_fleet(
+    config: &str,
+    parent: Arc<dyn Journal>,
+    replicas: usize,
+    kills: usize,
+    seed: u64,
+) -> FleetReport {
+    let server = OperationsServer::new();
+    let handle = server.serve().await.expect("bind loopback");
+    let base = handle.base_url();
+    let mut rng = fastrand::Rng::with_seed(seed);
+    let mut live = Vec::new();
+    for n in 0..replicas as u64 {
+        live.push(replica(&base, config, n, seed).await);
+    }
+    let mut dead = Vec::new();
+    for k in 0..kills {
+        tokio::time::sleep(Duration::from_millis(rng.u64(500..1_500))).await;
+        let mut victim = live.swap_remove(rng.usize(..live.len()));
+        let kill_at = Instant::now();
+        victim.child.kill();
+        dead.push((victim, kill_at));
+        live.push(replica(&base, config, (replicas + k) as u64, seed).await);
+    }
+    // Every dead owner's entries reaped: bound, the lease and a round per
+    // batch of what they can hold, plus 30 s for the cancels.
+    let owners: Vec<String> = dead.iter().map(|(r, _)| r.child.ready.clone()).collect();
+    let bound = LEASE + REAPER_INTERVAL * 100 + Duration::from_secs(30);
+    let deadline = Instant::now() + bound;
+    loop {
+        let entries = parent.entries().await.expect("read the journal");
+        let left = entries
+            .iter()
+            .filter(|e| owners.iter().any(|o| o == e.owner().as_str()))
+            .count();
+        if left == 0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "waited {bound:?} for the fleet's reapers to empty the killed owners' entries; {left} left"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let log = server.requests();
+    let summaries: Vec<Summary> = dead
+        .iter()
+        .map(|(r, kill_at)| judge(&server, &log, *kill_at, &r.tag, r.run))
+        .collect();
+    // The live replicas: no reaper cancel for any of their operations.
+    for r in &live {
+        for start in log.iter().filter(|q| {
+            q.endpoint == Endpoint::Start
+                && q.headers
+                    .get("x-replica")
+                    .is_some_and(|v| v == r.tag.as_str())
+        }) {
+            let name = start.operation.as_deref().unwrap_or_default();
+            let reaped = log.iter().any(|q| {
+                q.endpoint == Endpoint::Cancel
+                    && q.headers.contains_key("x-reaper")
+                    && q.operation.as_deref() == Some(name)
+            });
+            assert!(
+                !reaped,
+                "{name} of live replica {} got a reaper cancel",
+                r.tag
+            );
+        }
+    }
+    drop(live);
+    handle.shutdown().await;
+    let mut latencies: Vec<Duration> = summaries
+        .iter()
+        .flat_map(|s| s.kill_to_cancel.iter().copied())
+        .collect();
+    latencies.sort();
+    let at = |q: f64| {
+        latencies
+            .get(((latencies.len() as f64 * q) as usize).min(latencies.len().saturating_sub(1)))
+            .copied()
+            .unwrap_or_default()
+    };
+    let sum = |f: fn(&Summary) -> usize| summaries.iter().map(f).sum();
+    FleetReport {
+        replicas,
+        kills,
+        started: sum(|s| s.started),
+        reaped: sum(|s| s.reaped),
+        missed_inside_w: sum(|s| s.missed_inside_w),
+        extra_inside_w: sum(|s| s.extra_inside_w),
+        kill_to_cancel: [
+            at(0.5),
+            at(0.99),
+            latencies.last().copied().unwrap_or_default(),
+        ],
+    }
+}
+
+/// The loss window the fleet is judged with (the crash tests').
+pub const WINDOW: Duration = W;
