@@ -29,7 +29,10 @@ where
     let shared = job.shared.clone();
     Counters::bump(&shared.counters.fired);
     let metrics = &shared.counters.metrics;
-    metrics.cancel_fired(&job.target, job.reason);
+    let mut job = job;
+    if job.metrics.is_none() {
+        metrics.cancel_fired(&job.target, job.reason);
+    }
     let capacity = shared.capacity;
     let admitted = shared
         .pending
@@ -39,6 +42,9 @@ where
         .is_ok();
     if !admitted {
         Counters::bump(&shared.counters.shed);
+        if let Some(deferred) = job.metrics.take() {
+            deferred.record(&job.target);
+        }
         metrics.cancel_shed(&job.target);
         tracing::warn!(
             parent: &job.call_span,

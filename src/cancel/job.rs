@@ -28,6 +28,7 @@ use crate::config::Config;
 use crate::error::BoxError;
 use crate::forwarded::Forwarded;
 use crate::journal_hook::JournalSlot;
+use crate::metrics::GaveUp;
 use crate::protocol::{CancelAnswer, Rpc, Target};
 use crate::request_body::RequestBody;
 use crate::shared::Shared;
@@ -52,6 +53,8 @@ pub(crate) struct CancelJob<S> {
     pub(crate) journal: JournalSlot,
     /// Where the outcome goes, if anywhere (a call ended by shutdown).
     pub(crate) reply: Option<oneshot::Sender<CancelOutcome>>,
+    /// The call's metrics, recorded by the delivery rather than the caller.
+    pub(crate) metrics: Option<GaveUp>,
 }
 
 impl<S> CancelJob<S> {
@@ -76,6 +79,7 @@ impl<S> CancelJob<S> {
             call_span: Span::current(),
             journal: JournalSlot::default(),
             reply: None,
+            metrics: None,
         }
     }
 
@@ -103,6 +107,7 @@ impl<S> CancelJob<S> {
                 attempt: 0,
                 journal: self.journal,
                 reply: reply.or(self.reply),
+                metrics: self.metrics,
                 settled: false,
             },
             types: PhantomData,
@@ -123,6 +128,8 @@ pub(crate) struct Cancel {
     pub(crate) attempt: u32,
     journal: JournalSlot,
     reply: Option<oneshot::Sender<CancelOutcome>>,
+    /// The giving-up call's metrics, until recorded.
+    metrics: Option<GaveUp>,
     settled: bool,
 }
 
@@ -136,6 +143,14 @@ impl Cancel {
             .unwrap_or(self.fired)
     }
 
+    /// Records the giving-up call's metrics (once): at the first attempt,
+    /// else when the cancel settles or is lost.
+    pub(crate) fn record_fired(&mut self) {
+        if let Some(metrics) = self.metrics.take() {
+            metrics.record(&self.target);
+        }
+    }
+
     /// Ends the cancel with `outcome`: recorded on its span, logged, counted;
     /// the journal entry removed unless it failed (a reaper retries it once
     /// this process's lease ends); the waiting caller, if any, answered.
@@ -144,6 +159,7 @@ impl Cancel {
         self.span
             .in_scope(|| outcome.log(self.fired, self.target.authority()));
         outcome.count(&self.config.shared.counters);
+        self.record_fired();
         let metrics = &self.config.shared.counters.metrics;
         metrics.cancel_settled(&self.target, outcome, self.fired);
         if outcome != CancelOutcome::Failed {
@@ -158,6 +174,7 @@ impl Cancel {
 
 impl Drop for Cancel {
     fn drop(&mut self) {
+        self.record_fired();
         let shared = &self.config.shared;
         if !self.settled {
             Counters::bump(&shared.counters.lost);

@@ -138,14 +138,14 @@ impl<S> Track<S> {
         } = self;
         let Some(target) = target else { return };
         record_end(&call.span, schedule.polls(), false, None);
-        if let Some(metrics) = metrics {
-            metrics.finished(Finished::GaveUp, schedule.polls());
-        }
         let reason = match &waiting {
             Some(waiting) if waiting.closing() => Reason::Shutdown,
             _ => reason,
         };
         if !call.cancel_on.fires(reason) {
+            if let Some(metrics) = metrics {
+                metrics.finished(Finished::GaveUp, schedule.polls());
+            }
             tracing::info!(
                 parent: &call.span,
                 operation.name = %target.name(),
@@ -178,6 +178,8 @@ impl<S> Track<S> {
             reply: waiting
                 .filter(Registration::closing)
                 .map(Registration::cancelled),
+            // Recorded by the delivery, off the caller's path.
+            metrics: metrics.map(|m| m.gave_up(reason, schedule.polls())),
         });
     }
 }
