@@ -29,7 +29,10 @@ where
     let delivery = job.delivery.clone();
     Counters::bump(&delivery.counters.fired);
     let metrics = &delivery.counters.metrics;
-    metrics.cancel_fired(&job.target, job.reason);
+    let mut job = job;
+    if job.metrics.is_none() {
+        metrics.cancel_fired(&job.target, job.reason);
+    }
     let capacity = delivery.capacity;
     let admitted = delivery
         .pending
@@ -39,6 +42,9 @@ where
         .is_ok();
     if !admitted {
         Counters::bump(&delivery.counters.shed);
+        if let Some(deferred) = job.metrics.take() {
+            deferred.record(&job.target);
+        }
         metrics.cancel_shed(&job.target);
         tracing::warn!(
             parent: &job.call_span,

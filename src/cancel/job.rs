@@ -28,6 +28,7 @@ use crate::config::Config;
 use crate::error::BoxError;
 use crate::forwarded::Forwarded;
 use crate::journal_hook::JournalSlot;
+use crate::metrics::GaveUp;
 use crate::protocol::{CancelAnswer, Rpc, Target};
 use crate::request_body::RequestBody;
 
@@ -67,6 +68,8 @@ pub(crate) struct CancelJob<S> {
     pub(crate) verify: Option<VerifyFn<S>>,
     /// Where the outcome goes, if anywhere (a call ended by shutdown).
     pub(crate) reply: Option<oneshot::Sender<CancelOutcome>>,
+    /// The call's metrics, recorded by the delivery rather than the caller.
+    pub(crate) metrics: Option<GaveUp>,
 }
 
 impl<S> CancelJob<S> {
@@ -94,6 +97,7 @@ impl<S> CancelJob<S> {
             journal: JournalSlot::default(),
             verify,
             reply: None,
+            metrics: None,
         }
     }
 
@@ -123,6 +127,7 @@ impl<S> CancelJob<S> {
                 attempt: 0,
                 journal: self.journal,
                 reply: reply.or(self.reply),
+                metrics: self.metrics,
                 settled: false,
             },
             types: PhantomData,
@@ -144,6 +149,8 @@ pub(crate) struct Cancel {
     pub(crate) attempt: u32,
     journal: JournalSlot,
     reply: Option<oneshot::Sender<CancelOutcome>>,
+    /// The giving-up call's metrics, until recorded.
+    metrics: Option<GaveUp>,
     settled: bool,
 }
 
@@ -157,6 +164,14 @@ impl Cancel {
             .unwrap_or(self.fired)
     }
 
+    /// Records the giving-up call's metrics (once): at the first attempt,
+    /// else when the cancel settles or is lost.
+    pub(crate) fn record_fired(&mut self) {
+        if let Some(metrics) = self.metrics.take() {
+            metrics.record(&self.target);
+        }
+    }
+
     /// Ends the cancel with `outcome`: recorded on its span, logged, counted;
     /// the journal entry removed unless it failed (a reaper retries it once
     /// this process's lease ends); the waiting caller, if any, answered.
@@ -165,6 +180,7 @@ impl Cancel {
         self.span
             .in_scope(|| outcome.log(self.fired, self.target.authority()));
         outcome.count(&self.delivery.counters);
+        self.record_fired();
         let metrics = &self.delivery.counters.metrics;
         metrics.cancel_settled(&self.target, outcome, self.fired);
         if outcome != CancelOutcome::Failed {
@@ -179,6 +195,7 @@ impl Cancel {
 
 impl Drop for Cancel {
     fn drop(&mut self) {
+        self.record_fired();
         let delivery = &self.delivery;
         if !self.settled {
             Counters::bump(&delivery.counters.lost);

@@ -122,6 +122,8 @@ fn start(shared: &Shared, job: &mut Job) -> Option<Duration> {
     }
     if c.attempt > 0 {
         Counters::bump(&shared.counters.retried);
+    } else {
+        c.record_fired();
     }
     c.attempt += 1;
     c.span.record("attempt", c.attempt);

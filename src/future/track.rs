@@ -142,14 +142,14 @@ impl<S> Track<S> {
         } = self;
         let Some(target) = target else { return };
         record_end(&call.span, schedule.polls(), false, None);
-        if let Some(metrics) = metrics {
-            metrics.finished(Finished::GaveUp, schedule.polls());
-        }
         let reason = match &waiting {
             Some(waiting) if waiting.closing() => Reason::Shutdown,
             _ => reason,
         };
         let Some(fire) = call.fire.filter(|_| call.cancel_on.fires(reason)) else {
+            if let Some(metrics) = metrics {
+                metrics.finished(Finished::GaveUp, schedule.polls());
+            }
             tracing::info!(
                 parent: &call.span,
                 operation.name = %target.name(),
@@ -182,6 +182,8 @@ impl<S> Track<S> {
             reply: waiting
                 .filter(Registration::closing)
                 .map(Registration::cancelled),
+            // Recorded by the delivery, off the caller's path.
+            metrics: metrics.map(|m| m.gave_up(reason, schedule.polls())),
         });
     }
 }

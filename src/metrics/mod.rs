@@ -11,7 +11,7 @@ mod journal;
 #[cfg(feature = "journal")]
 pub(crate) use journal::JournalMetrics;
 #[cfg(feature = "opentelemetry")]
-pub(crate) use otel::{CallMetrics, Metrics, SCOPE};
+pub(crate) use otel::{CallMetrics, GaveUp, Metrics, SCOPE};
 
 /// How a tracked operation ended for its caller: the
 /// `lro.operation.outcome` attribute.
@@ -66,6 +66,16 @@ mod off {
     #[derive(Debug)]
     pub(crate) enum CallMetrics {}
 
+    /// No deferred record in this build (never made).
+    #[derive(Debug)]
+    pub(crate) enum GaveUp {}
+
+    impl GaveUp {
+        pub(crate) fn record(self, _: &Target) {
+            match self {}
+        }
+    }
+
     #[allow(clippy::unused_self)]
     impl Metrics {
         #[inline]
@@ -96,8 +106,11 @@ mod off {
         pub(crate) fn finished(self, _: Finished, _: u32) {
             match self {}
         }
+        pub(crate) fn gave_up(self, _: Reason, _: u32) -> GaveUp {
+            match self {}
+        }
     }
 }
 
 #[cfg(not(feature = "opentelemetry"))]
-pub(crate) use off::{CallMetrics, Metrics};
+pub(crate) use off::{CallMetrics, GaveUp, Metrics};

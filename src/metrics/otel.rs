@@ -192,6 +192,7 @@ impl Metrics {
             instruments,
             attributes,
             since: Instant::now(),
+            waiting: true,
         })
     }
 
@@ -295,24 +296,73 @@ pub(crate) struct CallMetrics {
     instruments: Arc<Instruments>,
     attributes: Vec<KeyValue>,
     since: Instant,
+    /// Still counted in `lro.calls.waiting`.
+    waiting: bool,
 }
 
 impl CallMetrics {
     /// The wait ended: how, after `polls` polls.
-    pub(crate) fn finished(self, how: Finished, polls: u32) {
+    pub(crate) fn finished(mut self, how: Finished, polls: u32) {
+        self.leave();
+        self.record(how, polls, self.since.elapsed());
+    }
+
+    fn record(&self, how: Finished, polls: u32, waited: std::time::Duration) {
         let m = &self.instruments;
-        m.duration
-            .record(self.since.elapsed().as_secs_f64(), &self.attributes);
+        m.duration.record(waited.as_secs_f64(), &self.attributes);
         m.polls_per_operation
             .record(u64::from(polls), &self.attributes);
         let mut attributes = self.attributes.clone();
         attributes.push(KeyValue::new("lro.operation.outcome", how.as_str()));
         m.finished.add(1, &attributes);
     }
+
+    fn leave(&mut self) {
+        if std::mem::take(&mut self.waiting) {
+            self.instruments.waiting.add(-1, &[]);
+        }
+    }
+
+    /// The layer gave up and fires a cancel for `reason`: the call stops
+    /// counting as waiting now (an atomic, no attributes); the rest is
+    /// recorded off the caller's path, by the cancel's delivery
+    /// ([`GaveUp::record`]).
+    pub(crate) fn gave_up(mut self, reason: Reason, polls: u32) -> GaveUp {
+        self.leave();
+        GaveUp {
+            waited: self.since.elapsed(),
+            call: self,
+            reason,
+            polls,
+        }
+    }
 }
 
 impl Drop for CallMetrics {
     fn drop(&mut self) {
-        self.instruments.waiting.add(-1, &[]);
+        self.leave();
+    }
+}
+
+/// What a call that gave up still has to record: its end and its cancel's
+/// firing, done by the delivery (first attempt, or settling, or loss).
+#[derive(Debug)]
+pub(crate) struct GaveUp {
+    call: CallMetrics,
+    reason: Reason,
+    polls: u32,
+    waited: std::time::Duration,
+}
+
+impl GaveUp {
+    /// Records `lro.operations.finished` (`gave_up`), the wait's duration
+    /// and polls, and `lro.cancels.fired` for the cancel of `target`.
+    pub(crate) fn record(self, target: &Target) {
+        self.call.record(Finished::GaveUp, self.polls, self.waited);
+        let reason = KeyValue::new("lro.cancel.reason", self.reason.as_str());
+        self.call
+            .instruments
+            .fired
+            .add(1, &cancel_attributes(target, reason));
     }
 }
