@@ -262,6 +262,8 @@ struct State {
     faults: HashMap<Endpoint, Active>,
     /// Operations started over gRPC: the start method's declared types.
     grpc_starts: HashMap<String, grpc::Started>,
+    /// Resources created over gRPC: the operation that creates each.
+    grpc_creates: HashMap<String, String>,
     /// Called with every request as it is recorded ([`OperationsServer::on_request`]).
     on_request: Option<RequestHook>,
 }
@@ -295,6 +297,7 @@ impl OperationsServer {
                     log_base: 0,
                     faults: HashMap::new(),
                     grpc_starts: HashMap::new(),
+                    grpc_creates: HashMap::new(),
                     on_request: None,
                 }),
                 log_changed: watch::Sender::new(0),

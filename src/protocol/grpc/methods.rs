@@ -78,6 +78,12 @@ static TABLE: LazyLock<Vec<Row>> = LazyLock::new(|| {
 static BY_METHOD: LazyLock<HashMap<&'static str, Row>> =
     LazyLock::new(|| TABLE.iter().map(|row| (row.method, *row)).collect());
 
+/// Every row of the googleapis table, sorted by method.
+#[cfg(test)]
+pub(crate) fn googleapis_rows() -> &'static [Row] {
+    &TABLE
+}
+
 /// The googleapis row of `method`.
 pub(crate) fn googleapis_row(method: &str) -> Option<&'static Row> {
     BY_METHOD.get(method)

@@ -38,7 +38,10 @@
 mod calls;
 mod client;
 mod convert;
+mod descriptors;
 mod messages;
+mod resource;
+mod start;
 
 use std::future::Future;
 use std::time::Duration;
@@ -60,6 +63,7 @@ pub use crate::protocol::grpc::messages::{
 pub(crate) use self::convert::Started;
 use super::dispatch::{before_work, read_body};
 use super::handlers::Answer;
+use super::ops::Facts;
 use super::{fault, Endpoint, FaultKind, Inner};
 use crate::protocol::grpc::{frame, methods, status as grpc_status};
 use crate::BoxError;
@@ -243,10 +247,22 @@ impl Inner {
     /// An operation's JSON as a protobuf Operation, with the declared types
     /// of the method that started it over gRPC, if one did.
     fn proto(&self, json: &serde_json::Value) -> Operation {
-        let started = json["name"]
-            .as_str()
-            .and_then(|name| self.lock().grpc_starts.get(name).cloned());
-        convert::operation(json, started.as_ref())
+        let name = json["name"].as_str().unwrap_or_default();
+        let state = self.lock();
+        let Some(started) = state.grpc_starts.get(name) else {
+            drop(state);
+            return convert::operation(json, None);
+        };
+        let facts = match state.ops.get(name) {
+            Some(op) => op.facts(tokio::time::Instant::now()),
+            // Deleted since `json` was read: as it stood then.
+            None => Facts {
+                create_time: std::time::SystemTime::now(),
+                end_time: None,
+                requested_cancellation: json.get("error").is_some(),
+            },
+        };
+        convert::operation(json, Some((started, &facts)))
     }
 
     /// Fills in a logged call's gRPC status code.

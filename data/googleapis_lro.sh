@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Rebuilds googleapis_lro.bin.gz: the protobuf descriptors (a
+# google.protobuf.FileDescriptorSet, imports included, no source info) of every
+# .proto file in the folders of those named in grpc_lro_methods.tsv (a declared
+# response or metadata type may live in another file of its package), compiled
+# by protox, gzip'd.
+#
+# usage: data/googleapis_lro.sh /path/to/googleapis   (a checkout of
+#        https://github.com/googleapis/googleapis at the table's snapshot)
+# needs: protox 0.10 (cargo install protox --version 0.10.0 --features bin)
+set -euo pipefail
+googleapis=${1:?usage: $0 /path/to/googleapis}
+here=$(cd "$(dirname "$0")" && pwd)
+out=$(mktemp)
+trap 'rm -f "$out"' EXIT
+mapfile -t dirs < <(grep -v '^#' "$here/grpc_lro_methods.tsv" | cut -f2 | xargs -n1 dirname | sort -u)
+mapfile -t files < <(cd "$googleapis" && for d in "${dirs[@]}"; do ls "$d"/*.proto; done | sort -u)
+(cd "$googleapis" && protox -I . --include-imports -o "$out" "${files[@]}")
+gzip -9 -n -c "$out" >"$here/googleapis_lro.bin.gz"
+echo "wrote $here/googleapis_lro.bin.gz (${#files[@]} files and their imports)"
