@@ -48,6 +48,8 @@ pub(crate) struct MethodTypes {
     pub(crate) resource_option: Option<ExtensionDescriptor>,
     /// `google.api.field_behavior` (a field option).
     pub(crate) field_behavior: Option<ExtensionDescriptor>,
+    /// `google.api.resource_reference` (a field option).
+    pub(crate) resource_reference: Option<ExtensionDescriptor>,
 }
 
 /// The messages of the table method `row`.
@@ -86,6 +88,7 @@ pub(crate) fn method_types(row: &Row) -> Result<MethodTypes, tonic::Status> {
         metadata: by_url(row.metadata_type_url()),
         resource_option: pool.get_extension_by_name("google.api.resource"),
         field_behavior: pool.get_extension_by_name("google.api.field_behavior"),
+        resource_reference: pool.get_extension_by_name("google.api.resource_reference"),
     })
 }
 

@@ -11,7 +11,8 @@
 //! - An **update** (the request carries the resource): the resource's own
 //!   `name`.
 //! - Anything else (`Delete*`, verbs): the request's `name`, else its
-//!   `parent`.
+//!   `parent`, else the first string field that references a resource
+//!   (`google.api.resource_reference`: `endpoint`, `service_name`, ...).
 //!
 //! The `response`, of the declared type: the request's resource (with its
 //! name) when it is of that type; else an empty message of that type, named
@@ -183,7 +184,10 @@ pub(crate) fn plan(types: &MethodTypes, request: &DynamicMessage) -> Result<Plan
     let id = id_field(&types.request, resource_type);
     let (target, creates) = match (parent.as_deref(), id.as_ref()) {
         (Some(parent), Some(id)) => (create_name(types, request, parent, id)?, true),
-        _ => (existing_name(request, carried.as_ref(), parent)?, false),
+        _ => (
+            existing_name(types, request, carried.as_ref(), parent)?,
+            false,
+        ),
     };
     let response = types.response.clone().map(|descriptor| {
         let mut message = match carried.as_ref() {
@@ -235,9 +239,24 @@ fn create_name(
     Ok(format!("{parent}/{collection}/{id}"))
 }
 
+/// The first non-empty string field with a `google.api.resource_reference`.
+fn referenced(types: &MethodTypes, request: &DynamicMessage) -> Option<String> {
+    let extension = types.resource_reference.as_ref()?;
+    types.request.fields().find_map(|field| {
+        if field.is_list() || !field.options().has_extension(extension) {
+            return None;
+        }
+        match request.get_field(&field).as_ref() {
+            Value::String(s) if !s.is_empty() => Some(s.clone()),
+            _ => None,
+        }
+    })
+}
+
 /// An update's resource name (the carried resource's `name`), else the
-/// request's `name`, else its `parent`.
+/// request's `name`, else its `parent`, else the resource it references.
 fn existing_name(
+    types: &MethodTypes,
     request: &DynamicMessage,
     carried: Option<&FieldDescriptor>,
     parent: Option<String>,
@@ -251,6 +270,7 @@ fn existing_name(
         .or_else(|| string_field(request, "name"))
         .filter(|n| !n.is_empty())
         .or(parent)
+        .or_else(|| referenced(types, request))
         .ok_or_else(|| {
             tonic::Status::invalid_argument("The request names no resource (a name, or a parent).")
         })
@@ -272,6 +292,86 @@ mod tests {
             collection(&patterns, "folders/p/locations/l/deliveryPipelines/d"),
             None
         );
+    }
+
+    /// A request as a client fills it in: `parent`, `name`, every `*_id`,
+    /// and the carried resource's `name` where the request has them.
+    fn filled(types: &MethodTypes) -> DynamicMessage {
+        let mut request = DynamicMessage::new(types.request.clone());
+        let text = |v: &str| Value::String(v.to_owned());
+        let _ = request.try_set_field_by_name("parent", text("projects/p/locations/l"));
+        let _ = request.try_set_field_by_name("name", text("projects/p/locations/l/things/t"));
+        let reference = types.resource_reference.as_ref().unwrap();
+        for field in types.request.fields() {
+            if field.name().ends_with("_id") {
+                let _ = request.try_set_field(&field, text("x"));
+            }
+            if field.options().has_extension(reference) {
+                let _ = request.try_set_field(&field, text("projects/p/locations/l/things/t"));
+            }
+        }
+        if let Some(field) = types
+            .response
+            .as_ref()
+            .and_then(|r| resource_field(&types.request, r))
+        {
+            let mut resource = DynamicMessage::new(field.kind().as_message().unwrap().clone());
+            let _ = resource.try_set_field_by_name("name", text("projects/p/locations/l/things/t"));
+            request.set_field(&field, Value::Message(resource));
+        }
+        request
+    }
+
+    #[test]
+    fn every_table_method_names_a_resource_and_answers_its_declared_type() {
+        let mut unnamed = Vec::new();
+        for row in crate::protocol::grpc::methods::googleapis_rows() {
+            let types = super::super::descriptors::method_types(row).unwrap();
+            match plan(&types, &filled(&types)) {
+                Ok(plan) => {
+                    assert!(!plan.target.is_empty(), "{}", row.method);
+                    let declared = types.response.as_ref().map(|r| r.full_name().to_owned());
+                    let answered = plan
+                        .response
+                        .as_ref()
+                        .map(|m| m.descriptor().full_name().to_owned());
+                    assert_eq!(answered, declared, "{}", row.method);
+                }
+                Err(_) => unnamed.push(row.method),
+            }
+        }
+        // The only methods refused are those whose request has no field
+        // that names a resource by the API conventions (e.g. Speech's
+        // LongRunningRecognize; Dataproc's project_id/region/cluster_name).
+        let reference = super::super::descriptors::method_types(
+            crate::protocol::grpc::methods::googleapis_row(unnamed[0]).unwrap(),
+        )
+        .unwrap()
+        .resource_reference
+        .unwrap();
+        for method in &unnamed {
+            let row = crate::protocol::grpc::methods::googleapis_row(method).unwrap();
+            let types = super::super::descriptors::method_types(row).unwrap();
+            let names = types.request.fields().any(|f| {
+                ["name", "parent"].contains(&f.name()) || f.options().has_extension(&reference)
+            });
+            let carries = types
+                .response
+                .as_ref()
+                .and_then(|r| resource_field(&types.request, r))
+                .is_some_and(|f| {
+                    f.kind()
+                        .as_message()
+                        .unwrap()
+                        .get_field_by_name("name")
+                        .is_some()
+                });
+            assert!(
+                !names && !carries,
+                "{method} names a resource but was refused"
+            );
+        }
+        assert!(unnamed.len() < 100, "{} methods refused", unnamed.len());
     }
 
     #[test]
