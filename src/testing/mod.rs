@@ -12,7 +12,9 @@
 //!
 //! Served over HTTP, the same port also speaks gRPC (HTTP/2 requests with
 //! `content-type: application/grpc...`): `google.longrunning.Operations`
-//! and a start method, `google.cloud.deploy.v1.CloudDeploy/CreateRelease`,
+//! and every start method of the googleapis long-running table (e.g.
+//! `google.cloud.deploy.v1.CloudDeploy/CreateRelease`), answered as the
+//! real service would (resource names, echoed requests, typed metadata),
 //! on the same operations, request log and faults — see [`grpc`]. The
 //! in-memory `Service` impl is REST only.
 //!

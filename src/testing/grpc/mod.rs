@@ -8,14 +8,37 @@
 //!
 //! | method (`:path`) | [`Endpoint`] | answer |
 //! |---|---|---|
-//! | `/google.cloud.deploy.v1.CloudDeploy/CreateRelease` | `Start` | a new `Operation` on `projects/{p}/locations/{l}`, with `metadata` a `google.cloud.deploy.v1.OperationMetadata` and, once done, `response` a `google.cloud.deploy.v1.Release` named `{parent}/releases/{release_id}` |
-//! | any other method of the googleapis long-running table whose request's field 1 is a parent under `projects/{p}/locations/{l}` | `Start` | a new `Operation` whose `metadata`/`response` are empty messages of the method's declared types |
+//! | any method of the googleapis long-running table (2,666, e.g. `/google.cloud.deploy.v1.CloudDeploy/CreateRelease`) | `Start` | a new `Operation` (below) |
 //! | `/google.longrunning.Operations/GetOperation` | `Get` | the `Operation` |
 //! | `/google.longrunning.Operations/ListOperations` | `List` | a page of operations (`name`: `projects/{p}/locations/{l}`, or that followed by `/operations`) |
 //! | `/google.longrunning.Operations/CancelOperation` | `Cancel` | `google.protobuf.Empty`; the operation ends with `error.code` 1 |
 //! | `/google.longrunning.Operations/DeleteOperation` | `Delete` | `google.protobuf.Empty` |
 //! | `/google.longrunning.Operations/WaitOperation` | `Wait` | the `Operation` once done or at `timeout` |
 //! | anything else | `Other` | `UNIMPLEMENTED` |
+//!
+//! A start decodes its request by the method's descriptor (compiled from
+//! the googleapis protos) and answers as the real service would:
+//! - the resource it acts on is `{parent}/{collection}/{id}` for a create
+//!   (`parent` and `{resource}_id`: `CreateRelease` on
+//!   `projects/p/locations/l/deliveryPipelines/d` with `release_id` `r` is
+//!   `.../deliveryPipelines/d/releases/r`, the collection read from the
+//!   resource's `google.api.resource` pattern), the resource's own `name`
+//!   for an update, else the request's `name`, `parent`, or first field
+//!   with a `google.api.resource_reference`; a request naming none (a few
+//!   older APIs), or a `REQUIRED` id left empty, is `INVALID_ARGUMENT`;
+//! - a create of a resource that a live operation (not deleted, not
+//!   cancelled) already creates is `ALREADY_EXISTS`;
+//! - the operation is named `{projects/p/locations/l}/operations/op-{n}`
+//!   after the resource's location (or its first collection and id);
+//! - its `metadata` is the method's declared `metadata_type` with, where
+//!   the type has them, `create_time`, `end_time` (once done: when it
+//!   finished, the same on every read), `target` (the resource), `verb`
+//!   (`create`, `update`, `delete`, ...), `requested_cancellation` and
+//!   `api_version` (`v1`);
+//! - once done, its `response` is the declared `response_type`: the
+//!   request's resource, named, when it is of that type (a CreateRelease
+//!   answers the request's `Release` with its name); else an empty message
+//!   of that type (named if the type is a resource).
 //!
 //! A start runs for the milliseconds in the request metadata
 //! `x-duration-ms`, else the server's default duration. Operations started
