@@ -18,7 +18,8 @@
 //!
 //! The same port speaks gRPC (HTTP/2, `content-type: application/grpc`):
 //! `google.longrunning.Operations` (GetOperation, ListOperations,
-//! CancelOperation, DeleteOperation, WaitOperation) and
+//! CancelOperation, DeleteOperation, WaitOperation) and every start method
+//! of the googleapis long-running table, e.g.
 //! `google.cloud.deploy.v1.CloudDeploy/CreateRelease` (run time: request
 //! metadata `x-duration-ms`), on the same operations. Point a generated
 //! client at it (e.g. google-cloud-deploy's `CloudDeployClient` with an
