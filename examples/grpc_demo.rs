@@ -19,12 +19,12 @@ use std::time::Duration;
 use prost::Message;
 use tonic::transport::Channel;
 use tower::ServiceBuilder;
-use tower_lro::testing::grpc::{
+use tower_lro::CancelOnDropLayer;
+use tower_lro_testing::grpc::{
     CloudDeployClient, CreateReleaseRequest, GetOperationRequest, OperationResult,
     OperationsClient, Release,
 };
-use tower_lro::testing::{Endpoint, OperationsServer};
-use tower_lro::CancelOnDropLayer;
+use tower_lro_testing::{Endpoint, OperationsServer};
 use tracing_subscriber::EnvFilter;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;

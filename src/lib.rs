@@ -61,9 +61,6 @@
 //! the operation — drop it (or `Box::pin` and drop) when you give up.
 //!
 //! # Features
-//! - `testing`: [`testing::OperationsServer`], an in-process AIP-151 server
-//!   (a tower `Service`, also served by hyper on loopback, REST and gRPC) for
-//!   tests; implies `tonic`.
 //! - `tonic`: [`RequestBody`] for `tonic::body::Body`, so the layer can wrap
 //!   a `tonic::transport::Channel` under a generated client. gRPC support
 //!   itself (recognition, polling, cancelling: [`GrpcLroMethods`]) is always
@@ -99,10 +96,6 @@ mod request_body;
 mod retry;
 mod service;
 mod shared;
-
-#[cfg(feature = "testing")]
-#[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
-pub mod testing;
 
 pub use body::ResponseBody;
 pub use cancel::{CancelHandle, CancelOutcome, CancelPolicy, CancelStats, DrainReport};

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tower_lro::journal::{Journal, Reaper, SqliteJournal};
-use tower_lro::testing::OperationsServer;
+use tower_lro_testing::OperationsServer;
 
 use crash::ChildProcess;
 
@@ -42,7 +42,7 @@ async fn sigkill_then_reaper_cancels_every_abandoned_operation_once() {
     assert_eq!(ready.short.len() + ready.long.len(), OPS);
     assert_eq!(server.operation_names().len(), OPS);
     assert!(server
-        .requests_to(tower_lro::testing::Endpoint::Cancel)
+        .requests_to(tower_lro_testing::Endpoint::Cancel)
         .is_empty());
 
     // What the crash left in the file: exactly the running operations.

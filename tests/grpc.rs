@@ -16,9 +16,9 @@ mod support;
 use std::time::Duration;
 
 use prost::Message;
-use tower_lro::testing::grpc::{OperationResult, Release};
-use tower_lro::testing::{Endpoint, Fault, FaultKind};
 use tower_lro::{CancelPolicy, GrpcLroMethods, PollPolicy};
+use tower_lro_testing::grpc::{OperationResult, Release};
+use tower_lro_testing::{Endpoint, Fault, FaultKind};
 
 use support::{accepted_cancel, create, deploy, layer, serve, PIPELINE, WAIT};
 

@@ -13,8 +13,8 @@ use super::convert::{self, Started};
 use super::descriptors::MethodTypes;
 use super::resource;
 use super::Operation;
-use crate::protocol::grpc::methods::Row;
-use crate::testing::Inner;
+use crate::grpc::methods::Row;
+use crate::Inner;
 
 /// tonic's codec for a start method: the request decoded as a
 /// [`DynamicMessage`] of the method's request descriptor, the answer a prost

@@ -9,11 +9,11 @@ use std::sync::LazyLock;
 
 use prost_reflect::{DescriptorPool, ExtensionDescriptor, MessageDescriptor};
 
-use crate::protocol::grpc::methods::Row;
+use crate::grpc::methods::Row;
 
 /// The gzip'd `google.protobuf.FileDescriptorSet` of every `.proto` file of
 /// the table, imports included.
-const DESCRIPTOR_SET_GZ: &[u8] = include_bytes!("../../../data/googleapis_lro.bin.gz");
+const DESCRIPTOR_SET_GZ: &[u8] = include_bytes!("../../data/googleapis_lro.bin.gz");
 
 /// The decoded descriptors, or why they could not be read; built on first use.
 static POOL: LazyLock<Result<DescriptorPool, String>> = LazyLock::new(|| {
@@ -105,11 +105,11 @@ pub(crate) fn timestamp(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocol::grpc::methods::googleapis_row;
+    use crate::grpc::methods::googleapis_row;
 
     #[test]
     fn every_table_method_has_its_request_descriptor() {
-        let rows = crate::protocol::grpc::methods::googleapis_rows();
+        let rows = crate::grpc::methods::googleapis_rows();
         assert!(rows.len() > 2000);
         let mut missing = Vec::new();
         for row in rows {

@@ -1,4 +1,6 @@
-//! An embedded AIP-151 operations server, for tests, demos and benchmarks.
+//! An embedded AIP-151 operations server, for tests, demos and benchmarks:
+//! the counterpart of [`tower-lro`](https://docs.rs/tower-lro)'s layer, as
+//! `tower-test` is tower's.
 //!
 //! [`OperationsServer`] is an in-process, in-memory implementation of the
 //! [AIP-151] `google.longrunning.Operations` HTTP/JSON API, with a request
@@ -7,8 +9,6 @@
 //! served over HTTP/1.1 and HTTP/2 on a loopback port with
 //! [`OperationsServer::serve`]. Clones share one state, and so does every
 //! HTTP server started from it.
-//!
-//! Available with the `testing` cargo feature.
 //!
 //! Served over HTTP, the same port also speaks gRPC (HTTP/2 requests with
 //! `content-type: application/grpc...`): `google.longrunning.Operations`
@@ -142,7 +142,7 @@
 //! use bytes::Bytes;
 //! use http_body_util::{BodyExt, Full};
 //! use tower::ServiceExt;
-//! use tower_lro::testing::{Endpoint, Fault, OperationsServer};
+//! use tower_lro_testing::{Endpoint, Fault, OperationsServer};
 //!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() {
@@ -170,6 +170,9 @@
 //! [AIP-160]: https://google.aip.dev/160
 //! [AIP-193]: https://google.aip.dev/193
 
+#![forbid(unsafe_code)]
+#![warn(missing_docs, missing_debug_implementations, rust_2018_idioms)]
+
 mod dispatch;
 mod fault;
 mod filter;
@@ -193,6 +196,7 @@ use std::time::Duration;
 use serde_json::Value;
 use tokio::sync::watch;
 use tokio::time::Instant;
+use tower_lro::BoxError;
 
 pub use self::fault::{Fault, FaultKind};
 pub use self::log::{RecordedRequest, WaitTimeout};

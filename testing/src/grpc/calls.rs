@@ -14,9 +14,9 @@ use super::{
     to_status, CancelOperationRequest, DeleteOperationRequest, Empty, GetOperationRequest,
     ListOperationsRequest, ListOperationsResponse, Operation, WaitOperationRequest,
 };
-use crate::protocol::grpc::methods;
-use crate::testing::route::Target;
-use crate::testing::{Endpoint, Inner};
+use crate::grpc::methods;
+use crate::route::Target;
+use crate::{Endpoint, Inner};
 
 /// Runs one unary call through tonic's server with `codec`: decodes the
 /// request, calls `f`, encodes its answer (or its error, trailers-only).

@@ -11,9 +11,9 @@ use serde_json::Value;
 use prost_reflect::{DynamicMessage, Kind as FieldKind, Value as ReflectValue};
 
 use super::descriptors::{self, MethodTypes};
-use crate::protocol::grpc::messages::{Operation, OperationResult, Status};
-use crate::protocol::grpc::methods::Row;
-use crate::testing::ops::Facts;
+use crate::grpc::longrunning::{Operation, OperationResult, Status};
+use crate::grpc::methods::Row;
+use crate::ops::Facts;
 
 /// The type URL of `google.protobuf.Struct`.
 pub(crate) const STRUCT_TYPE: &str = "type.googleapis.com/google.protobuf.Struct";
@@ -179,7 +179,7 @@ pub(crate) fn operation(json: &Value, started: Option<(&Started, &Facts)>) -> Op
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocol::grpc::methods::googleapis_row;
+    use crate::grpc::methods::googleapis_row;
     use serde_json::json;
 
     #[test]

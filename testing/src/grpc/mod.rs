@@ -62,7 +62,9 @@ mod calls;
 mod client;
 mod convert;
 mod descriptors;
+mod longrunning;
 mod messages;
+mod methods;
 mod resource;
 mod start;
 
@@ -76,19 +78,19 @@ use prost::Message;
 use tonic::Code;
 
 pub use self::client::{CloudDeployClient, OperationsClient};
-pub use self::messages::{CreateReleaseRequest, OperationMetadata, Release, CREATE_RELEASE};
-pub use crate::protocol::grpc::messages::{
+pub use self::longrunning::{
     CancelOperationRequest, DeleteOperationRequest, Empty, GetOperationRequest,
     ListOperationsRequest, ListOperationsResponse, Operation, OperationResult, RetryInfo, Status,
     WaitOperationRequest,
 };
+pub use self::messages::{CreateReleaseRequest, OperationMetadata, Release, CREATE_RELEASE};
 
 pub(crate) use self::convert::Started;
+use self::longrunning::{retry_status, single_message};
 use super::dispatch::{before_work, read_body};
 use super::handlers::Answer;
 use super::ops::Facts;
 use super::{fault, Endpoint, FaultKind, Inner};
-use crate::protocol::grpc::{frame, methods, status as grpc_status};
 use crate::BoxError;
 
 const GET: &str = "/google.longrunning.Operations/GetOperation";
@@ -129,7 +131,7 @@ fn endpoint(path: &str) -> Endpoint {
 fn addressed(endpoint: Endpoint, body: &[u8]) -> Option<String> {
     match endpoint {
         Endpoint::Get | Endpoint::Cancel | Endpoint::Delete | Endpoint::Wait => {
-            let message = frame::decode_single(body).ok()?;
+            let message = single_message(body)?;
             Some(GetOperationRequest::decode(message).ok()?.name)
         }
         _ => None,
@@ -181,12 +183,12 @@ fn status_for(code: i32) -> StatusCode {
 /// `google.rpc.RetryInfo` of `retry` (429 gets 1 s unless given).
 fn fault_status(status: StatusCode, retry: Option<Duration>) -> tonic::Status {
     let code = code_for(status);
-    let message = format!("Injected fault: {status} (tower_lro::testing::Fault).");
+    let message = format!("Injected fault: {status} (tower_lro_testing::Fault).");
     let retry =
         retry.or((status == StatusCode::TOO_MANY_REQUESTS).then_some(Duration::from_secs(1)));
     match retry {
         Some(delay) => {
-            let details = grpc_status::retry_status(code as i32, &message, delay);
+            let details = retry_status(code as i32, &message, delay);
             tonic::Status::with_details(code, message, Bytes::from(details))
         }
         None => tonic::Status::new(code, message),

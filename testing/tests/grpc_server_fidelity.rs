@@ -13,11 +13,11 @@ use prost::Message;
 use tonic::client::Grpc;
 use tonic::transport::Channel;
 use tonic::Code;
-use tower_lro::testing::grpc::{
+use tower_lro_testing::grpc::{
     CancelOperationRequest, CreateReleaseRequest, GetOperationRequest, Operation,
     OperationMetadata, OperationResult, OperationsClient, Release, WaitOperationRequest,
 };
-use tower_lro::testing::{OperationsServer, ServerHandle};
+use tower_lro_testing::{OperationsServer, ServerHandle};
 
 const LOCATION: &str = "projects/my-project/locations/us-central1";
 const PIPELINE: &str = "projects/my-project/locations/us-central1/deliveryPipelines/web-app";

@@ -325,7 +325,7 @@ mod tests {
     #[test]
     fn every_table_method_names_a_resource_and_answers_its_declared_type() {
         let mut unnamed = Vec::new();
-        for row in crate::protocol::grpc::methods::googleapis_rows() {
+        for row in crate::grpc::methods::googleapis_rows() {
             let types = super::super::descriptors::method_types(row).unwrap();
             match plan(&types, &filled(&types)) {
                 Ok(plan) => {
@@ -344,13 +344,13 @@ mod tests {
         // that names a resource by the API conventions (e.g. Speech's
         // LongRunningRecognize; Dataproc's project_id/region/cluster_name).
         let reference = super::super::descriptors::method_types(
-            crate::protocol::grpc::methods::googleapis_row(unnamed[0]).unwrap(),
+            crate::grpc::methods::googleapis_row(unnamed[0]).unwrap(),
         )
         .unwrap()
         .resource_reference
         .unwrap();
         for method in &unnamed {
-            let row = crate::protocol::grpc::methods::googleapis_row(method).unwrap();
+            let row = crate::grpc::methods::googleapis_row(method).unwrap();
             let types = super::super::descriptors::method_types(row).unwrap();
             let names = types.request.fields().any(|f| {
                 ["name", "parent"].contains(&f.name()) || f.options().has_extension(&reference)
