@@ -1,34 +1,136 @@
 //! The protobuf descriptors of the googleapis table's methods: each
 //! method's request message and its declared `response_type` and
-//! `metadata_type`, read with `prost-reflect` from a descriptor set compiled
-//! from the googleapis protos (`data/googleapis_lro.bin.gz`, made by
-//! `data/googleapis_lro.sh`).
+//! `metadata_type`, read with `prost-reflect` from the descriptors compiled
+//! from the googleapis protos (`data/googleapis_lro.bundle`, made by
+//! `data/googleapis_lro.sh`: each file's `FileDescriptorProto`, gzip'd on its
+//! own). A method's pool holds only its `.proto` file and what that imports
+//! (and, if a declared type lives elsewhere, the other files of its folder),
+//! built on first use and kept.
 
+use std::collections::HashMap;
 use std::io::Read as _;
-use std::sync::LazyLock;
+use std::sync::{LazyLock, Mutex, PoisonError};
 
+use bytes::Bytes;
+use prost::Message as _;
 use prost_reflect::{DescriptorPool, ExtensionDescriptor, MessageDescriptor};
+use prost_types::FileDescriptorProto;
 
-use crate::grpc::methods::Row;
+use super::methods::Row;
 
-/// The gzip'd `google.protobuf.FileDescriptorSet` of every `.proto` file of
-/// the table, imports included.
-const DESCRIPTOR_SET_GZ: &[u8] = include_bytes!("../../data/googleapis_lro.bin.gz");
+/// The bundle: `{repeated File files = 1}`.
+const BUNDLE: &[u8] = include_bytes!("../../data/googleapis_lro.bundle");
 
-/// The decoded descriptors, or why they could not be read; built on first use.
-static POOL: LazyLock<Result<DescriptorPool, String>> = LazyLock::new(|| {
-    let mut bytes = Vec::new();
-    flate2::read::GzDecoder::new(DESCRIPTOR_SET_GZ)
-        .read_to_end(&mut bytes)
-        .map_err(|e| format!("the googleapis descriptor set does not gunzip: {e}"))?;
-    DescriptorPool::decode(bytes.as_slice())
-        .map_err(|e| format!("the googleapis descriptor set does not decode: {e}"))
+/// The bundle's message.
+#[derive(Clone, PartialEq, prost::Message)]
+struct Bundle {
+    #[prost(message, repeated, tag = "1")]
+    files: Vec<BundledFile>,
+}
+
+/// One `.proto` file's gzip'd `FileDescriptorProto`.
+#[derive(Clone, PartialEq, prost::Message)]
+struct BundledFile {
+    #[prost(string, tag = "1")]
+    name: String,
+    #[prost(bytes = "bytes", tag = "2")]
+    gzip: Bytes,
+}
+
+/// The bundle's files by name (their bytes borrowed from the binary).
+static FILES: LazyLock<Result<HashMap<String, Bytes>, String>> = LazyLock::new(|| {
+    let bundle = Bundle::decode(Bytes::from_static(BUNDLE))
+        .map_err(|e| format!("the googleapis descriptor bundle does not decode: {e}"))?;
+    Ok(bundle.files.into_iter().map(|f| (f.name, f.gzip)).collect())
 });
 
-/// The descriptors, or an `INTERNAL` status saying why there are none.
-fn pool() -> Result<&'static DescriptorPool, tonic::Status> {
-    POOL.as_ref()
-        .map_err(|e| tonic::Status::internal(e.clone()))
+/// The pools built so far, by `.proto` file.
+static POOLS: LazyLock<Mutex<HashMap<&'static str, DescriptorPool>>> =
+    LazyLock::new(Mutex::default);
+
+fn internal(message: String) -> tonic::Status {
+    tonic::Status::internal(message)
+}
+
+/// One file's descriptor, encoded (its options' extensions intact) and
+/// decoded (for its imports).
+fn file(
+    files: &HashMap<String, Bytes>,
+    name: &str,
+) -> Result<(Vec<u8>, FileDescriptorProto), tonic::Status> {
+    let packed = files
+        .get(name)
+        .ok_or_else(|| internal(format!("{name} is not in the descriptor bundle")))?;
+    let mut bytes = Vec::new();
+    flate2::read::GzDecoder::new(packed.as_ref())
+        .read_to_end(&mut bytes)
+        .map_err(|e| internal(format!("{name}'s descriptor does not gunzip: {e}")))?;
+    let proto = FileDescriptorProto::decode(bytes.as_slice())
+        .map_err(|e| internal(format!("{name}'s descriptor does not decode: {e}")))?;
+    Ok((bytes, proto))
+}
+
+/// A pool of `roots` and everything they import, imports first. The pool
+/// decodes the files' own bytes: prost's `FileDescriptorProto` drops the
+/// options' extensions (`google.api.resource`, ...) that the server reads.
+fn pool_of(roots: &[String]) -> Result<DescriptorPool, tonic::Status> {
+    let files = FILES.as_ref().map_err(|e| internal(e.clone()))?;
+    // A FileDescriptorSet {repeated FileDescriptorProto file = 1}, encoded.
+    let mut set = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    // Depth-first, each file after its imports: (name, bytes once loaded).
+    let mut stack: Vec<(String, Option<Vec<u8>>)> =
+        roots.iter().rev().map(|r| (r.clone(), None)).collect();
+    while let Some((name, loaded)) = stack.pop() {
+        match loaded {
+            Some(bytes) => prost::encoding::bytes::encode(1, &bytes, &mut set),
+            None if seen.insert(name.clone()) => {
+                let (bytes, proto) = file(files, &name)?;
+                stack.push((name, Some(bytes)));
+                stack.extend(proto.dependency.into_iter().rev().map(|d| (d, None)));
+            }
+            None => {}
+        }
+    }
+    DescriptorPool::decode(set.as_slice())
+        .map_err(|e| internal(format!("the googleapis descriptors do not link: {e}")))
+}
+
+/// The files of `proto`'s folder, `proto` first.
+fn folder_of(proto: &str) -> Result<Vec<String>, tonic::Status> {
+    let files = FILES.as_ref().map_err(|e| internal(e.clone()))?;
+    let folder = proto.rsplit_once('/').map_or("", |(dir, _)| dir);
+    let mut names = vec![proto.to_owned()];
+    names.extend(
+        files
+            .keys()
+            .filter(|n| n.rsplit_once('/').is_some_and(|(dir, _)| dir == folder))
+            .filter(|n| *n != proto)
+            .cloned(),
+    );
+    Ok(names)
+}
+
+/// The pool for `row`: its file and imports, or its whole folder if a
+/// declared type is not among them.
+fn pool(row: &Row) -> Result<DescriptorPool, tonic::Status> {
+    let mut pools = POOLS.lock().unwrap_or_else(PoisonError::into_inner);
+    if let Some(pool) = pools.get(row.proto) {
+        return Ok(pool.clone());
+    }
+    let mut pool = pool_of(&[row.proto.to_owned()])?;
+    let declared = [row.response_type_url(), row.metadata_type_url()];
+    let known = |pool: &DescriptorPool| {
+        declared.iter().flatten().all(|url| {
+            let name = url.trim_start_matches("type.googleapis.com/");
+            pool.get_message_by_name(name).is_some()
+        })
+    };
+    if !known(&pool) {
+        pool = pool_of(&folder_of(row.proto)?)?;
+    }
+    pools.insert(row.proto, pool.clone());
+    Ok(pool)
 }
 
 /// The messages of one table method.
@@ -56,10 +158,10 @@ pub(crate) struct MethodTypes {
 ///
 /// # Errors
 ///
-/// `INTERNAL` if the descriptor set cannot be read; `UNIMPLEMENTED` if the
+/// `INTERNAL` if the descriptors cannot be read; `UNIMPLEMENTED` if the
 /// method's service or request message is not in it.
 pub(crate) fn method_types(row: &Row) -> Result<MethodTypes, tonic::Status> {
-    let pool = pool()?;
+    let pool = pool(row)?;
     let (service, method) = row.method[1..]
         .split_once('/')
         .ok_or_else(|| tonic::Status::internal(format!("{} is not a method", row.method)))?;

@@ -14,6 +14,8 @@ const TABLE_TSV: &str = include_str!("../../data/grpc_lro_methods.tsv");
 pub(crate) struct Row {
     /// `/package.Service/Method`.
     pub(crate) method: &'static str,
+    /// The `.proto` file that declares it (`google/cloud/deploy/v1/cloud_deploy.proto`).
+    pub(crate) proto: &'static str,
     /// The declared `response_type` as written (`None` for `-`).
     pub(crate) response_type: Option<&'static str>,
     /// The declared `metadata_type` as written (`None` for `-`).
@@ -57,10 +59,11 @@ static TABLE: LazyLock<Vec<Row>> = LazyLock::new(|| {
         .filter_map(|line| {
             let mut cols = line.split('\t');
             let method = cols.next()?;
-            let _proto = cols.next()?;
+            let proto = cols.next()?;
             let declared = |c: Option<&'static str>| c.filter(|t| *t != "-");
             Some(Row {
                 method,
+                proto,
                 response_type: declared(cols.next()),
                 metadata_type: declared(cols.next()),
             })

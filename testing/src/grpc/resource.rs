@@ -301,12 +301,12 @@ mod tests {
         let text = |v: &str| Value::String(v.to_owned());
         let _ = request.try_set_field_by_name("parent", text("projects/p/locations/l"));
         let _ = request.try_set_field_by_name("name", text("projects/p/locations/l/things/t"));
-        let reference = types.resource_reference.as_ref().unwrap();
+        let reference = types.resource_reference.as_ref();
         for field in types.request.fields() {
             if field.name().ends_with("_id") {
                 let _ = request.try_set_field(&field, text("x"));
             }
-            if field.options().has_extension(reference) {
+            if reference.is_some_and(|r| field.options().has_extension(r)) {
                 let _ = request.try_set_field(&field, text("projects/p/locations/l/things/t"));
             }
         }
@@ -343,17 +343,13 @@ mod tests {
         // The only methods refused are those whose request has no field
         // that names a resource by the API conventions (e.g. Speech's
         // LongRunningRecognize; Dataproc's project_id/region/cluster_name).
-        let reference = super::super::descriptors::method_types(
-            crate::grpc::methods::googleapis_row(unnamed[0]).unwrap(),
-        )
-        .unwrap()
-        .resource_reference
-        .unwrap();
         for method in &unnamed {
             let row = crate::grpc::methods::googleapis_row(method).unwrap();
             let types = super::super::descriptors::method_types(row).unwrap();
+            let reference = types.resource_reference.as_ref();
             let names = types.request.fields().any(|f| {
-                ["name", "parent"].contains(&f.name()) || f.options().has_extension(&reference)
+                ["name", "parent"].contains(&f.name())
+                    || reference.is_some_and(|r| f.options().has_extension(r))
             });
             let carries = types
                 .response
