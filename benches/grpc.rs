@@ -43,11 +43,11 @@ use tokio::runtime::Runtime;
 use tonic::client::GrpcService;
 use tonic::transport::Channel;
 use tower::{service_fn, ServiceBuilder};
-use tower_lro::testing::grpc::{
+use tower_lro::{BoxError, CancelOnDropLayer, GrpcLroMethods};
+use tower_lro_testing::grpc::{
     CloudDeployClient, CreateReleaseRequest, GetOperationRequest, Operation, OperationsClient,
 };
-use tower_lro::testing::OperationsServer;
-use tower_lro::{BoxError, CancelOnDropLayer, GrpcLroMethods};
+use tower_lro_testing::OperationsServer;
 
 use support::{print_table, run_group, Variant};
 

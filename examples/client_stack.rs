@@ -54,8 +54,8 @@ use tower::timeout::TimeoutLayer;
 use tower::{Service, ServiceBuilder, ServiceExt};
 use tower_http::set_header::SetRequestHeaderLayer;
 use tower_http::trace::{DefaultMakeSpan, DefaultOnFailure, DefaultOnResponse, TraceLayer};
-use tower_lro::testing::{Endpoint, Fault, OperationsServer, RecordedRequest};
 use tower_lro::{CancelOnDropLayer, Operation, PollPolicy};
+use tower_lro_testing::{Endpoint, Fault, OperationsServer, RecordedRequest};
 use tracing::Level;
 use tracing_subscriber::EnvFilter;
 

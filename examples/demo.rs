@@ -22,8 +22,8 @@ use hyper_util::client::legacy::{connect::HttpConnector, Client};
 use hyper_util::rt::TokioExecutor;
 use indicatif::{ProgressBar, ProgressStyle};
 use tower::{Service, ServiceBuilder, ServiceExt};
-use tower_lro::testing::{Endpoint, OperationsServer};
 use tower_lro::{CancelOnDropLayer, Operation, PollPolicy};
+use tower_lro_testing::{Endpoint, OperationsServer};
 use tracing_subscriber::EnvFilter;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;

@@ -29,7 +29,7 @@ use googleapis_tonic_google_cloud_deploy_v1::google::longrunning::{
 use prost::Message;
 use tonic::transport::Channel;
 use tower::ServiceBuilder;
-use tower_lro::testing::{Endpoint, OperationsServer};
+use tower_lro_testing::{Endpoint, OperationsServer};
 use tower_lro::{CancelOnDropLayer, CancelOutcome, Operation, OperationName, Origin};
 use tracing_subscriber::EnvFilter;
 

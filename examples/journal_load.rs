@@ -14,7 +14,7 @@
 //!   arrival at the server, p50 and p99.
 //!
 //! ```sh
-//! cargo run --release --example journal_load --features testing,journal-sqlite,journal-postgres
+//! cargo run --release --example journal_load --features journal-sqlite,journal-postgres
 //! TOWER_LRO_PG="host=/tmp/pg user=postgres" cargo run --release --example journal_load --all-features
 //! cargo run --release --example journal_load --all-features -- --short   # CI: a second or two
 //! ```

@@ -33,8 +33,8 @@
 //!   polls ≤ ⌈log₁.₅(T / 1 s)⌉ + 2); and the same without jitter.
 //!
 //! ```sh
-//! cargo run --release --example load --features testing            # the full run
-//! cargo run --release --example load --features testing -- --short # CI: a few seconds
+//! cargo run --release --example load            # the full run
+//! cargo run --release --example load -- --short # CI: a few seconds
 //! ```
 //!
 //! (`LOAD_SHORT=1` works like `--short`; `LOAD_ONLY=b` runs only table (b).) Numbers drift between runs and
@@ -59,8 +59,8 @@ use hyper_util::client::legacy::{connect::HttpConnector, Client};
 use hyper_util::rt::TokioExecutor;
 use tokio::time::Instant;
 use tower::{Layer, Service, ServiceExt};
-use tower_lro::testing::{Endpoint, OperationsServer, RecordedRequest};
 use tower_lro::{CancelHandle, CancelOnDropLayer, CancelPolicy, Operation, PollPolicy};
+use tower_lro_testing::{Endpoint, OperationsServer, RecordedRequest};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 type HttpClient = Client<HttpConnector, Full<Bytes>>;

@@ -9,7 +9,7 @@
 //! out), and checked against the server's own records: cancels received,
 //! operations CANCELLED, operations still running.
 //!
-//! `cargo run --example metrics --features testing,opentelemetry`
+//! `cargo run --example metrics --features opentelemetry`
 //! (exits 0 only if the figures match the server's).
 
 use std::collections::BTreeSet;
@@ -25,7 +25,7 @@ use opentelemetry::metrics::MeterProvider;
 use opentelemetry_sdk::metrics::SdkMeterProvider;
 use prometheus::{Encoder, TextEncoder};
 use tower::{ServiceBuilder, ServiceExt};
-use tower_lro::testing::{Endpoint, Fault, OperationsServer};
+use tower_lro_testing::{Endpoint, Fault, OperationsServer};
 use tower_lro::{CancelOnDropLayer, CancelPolicy, PollPolicy};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;

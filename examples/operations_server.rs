@@ -1,8 +1,8 @@
-//! Runs the embedded AIP-151 operations server (`tower_lro::testing`) until
+//! Runs the embedded AIP-151 operations server (`tower_lro_testing`) until
 //! killed, for trying a client against it by hand.
 //!
 //! ```text
-//! cargo run --example operations_server --features testing -- [--addr 127.0.0.1:0] [--duration-ms 10000]
+//! cargo run --example operations_server -- [--addr 127.0.0.1:0] [--duration-ms 10000]
 //! ```
 //!
 //! The first line on stdout is `listening on http://ADDR`; then each request
@@ -18,7 +18,8 @@
 //!
 //! The same port speaks gRPC (HTTP/2, `content-type: application/grpc`):
 //! `google.longrunning.Operations` (GetOperation, ListOperations,
-//! CancelOperation, DeleteOperation, WaitOperation) and
+//! CancelOperation, DeleteOperation, WaitOperation) and every start method
+//! of the googleapis long-running table, e.g.
 //! `google.cloud.deploy.v1.CloudDeploy/CreateRelease` (run time: request
 //! metadata `x-duration-ms`), on the same operations. Point a generated
 //! client at it (e.g. google-cloud-deploy's `CloudDeployClient` with an
@@ -42,7 +43,7 @@ use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use tower_lro::testing::{OperationsServer, RecordedRequest};
+use tower_lro_testing::{OperationsServer, RecordedRequest};
 
 const USAGE: &str = "usage: operations_server [--addr HOST:PORT] [--duration-ms N]
 

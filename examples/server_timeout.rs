@@ -48,8 +48,8 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tower::{ServiceBuilder, ServiceExt};
 use tower_http::timeout::TimeoutLayer;
-use tower_lro::testing::{Endpoint, OperationsServer, RecordedRequest};
 use tower_lro::{CancelHandle, CancelOnDrop, CancelOnDropLayer, Operation, PollPolicy};
+use tower_lro_testing::{Endpoint, OperationsServer, RecordedRequest};
 use tracing_subscriber::EnvFilter;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;

@@ -89,9 +89,6 @@
 //! ```
 //!
 //! # Features
-//! - `testing`: [`testing::OperationsServer`], an in-process AIP-151 server
-//!   (a tower `Service`, also served by hyper on loopback, REST and gRPC) for
-//!   tests; implies `tonic`.
 //! - `tonic`: [`RequestBody`] for `tonic::body::Body`, so the layer can wrap
 //!   a `tonic::transport::Channel` under a generated client. gRPC support
 //!   itself (recognition, polling, cancelling: [`GrpcLroMethods`]) is always
@@ -128,10 +125,6 @@ mod protocol;
 mod request_body;
 mod retry;
 mod service;
-
-#[cfg(feature = "testing")]
-#[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
-pub mod testing;
 
 pub use body::ResponseBody;
 pub use cancel::{

@@ -14,8 +14,8 @@ use hyper_util::client::legacy::{connect::HttpConnector, Client};
 use hyper_util::rt::TokioExecutor;
 use tower::{Layer, ServiceBuilder, ServiceExt};
 use tower_http::timeout::{ResponseBodyDeadlineLayer, ResponseBodyTimeoutLayer};
-use tower_lro::testing::{Endpoint, OperationsServer};
 use tower_lro::{BoxError, CancelOnDropLayer, Operation, PollPolicy, RequestBody};
+use tower_lro_testing::{Endpoint, OperationsServer};
 
 /// `from_bytes` then read back: what the server would receive.
 async fn round_trip<B>(bytes: &'static [u8]) -> Option<Bytes>

@@ -7,8 +7,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use http_body_util::Full;
 use tower::{Service, ServiceExt};
-use tower_lro::testing::{Endpoint, Fault, FaultKind, OperationsServer};
 use tower_lro::{CancelOnDropLayer, CancelPolicy, CancelStats};
+use tower_lro_testing::{Endpoint, Fault, FaultKind, OperationsServer};
 
 /// A call abandoned before its first response is handed to a detached task
 /// that waits for the answer within the cancel deadline. When the answer

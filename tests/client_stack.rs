@@ -20,8 +20,8 @@ use tower::timeout::TimeoutLayer;
 use tower::{Service, ServiceBuilder};
 use tower_http::set_header::{MakeHeaderValue, SetRequestHeaderLayer};
 use tower_http::trace::TraceLayer;
-use tower_lro::testing::{Endpoint, Fault, OperationsServer, RecordedRequest, ServerHandle};
 use tower_lro::{BoxError, CancelOnDropLayer, CancelPolicy, DrainReport, Error, Operation};
+use tower_lro_testing::{Endpoint, Fault, OperationsServer, RecordedRequest, ServerHandle};
 
 /// Retries a `503` answer up to `attempts` more times, after `backoff`.
 #[derive(Clone, Debug)]

@@ -21,7 +21,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tower_lro::journal::{Entry, Journal, PostgresJournal};
-use tower_lro::testing::{Endpoint, OperationsServer};
+use tower_lro_testing::{Endpoint, OperationsServer};
 
 use crash::ChildProcess;
 

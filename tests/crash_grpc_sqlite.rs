@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tower_lro::journal::{Journal, SqliteJournal, GRPC_CANCEL_METHOD};
-use tower_lro::testing::{Endpoint, OperationsServer};
+use tower_lro_testing::{Endpoint, OperationsServer};
 
 use crash::ChildProcess;
 

@@ -16,8 +16,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use http_body_util::Full;
 use tower::{Layer, Service, ServiceExt};
-use tower_lro::testing::{Endpoint, Fault, OperationsServer};
 use tower_lro::{CancelOnDropLayer, CancelPolicy, CancelStats, PollPolicy};
+use tower_lro_testing::{Endpoint, Fault, OperationsServer};
 
 const BASE: &str = "https://ops.example.test";
 

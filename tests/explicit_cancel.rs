@@ -6,8 +6,8 @@ mod common;
 use std::time::Duration;
 
 use http::{StatusCode, Uri};
-use tower_lro::testing::{Endpoint, Fault, OperationsServer};
 use tower_lro::{CancelOnDropLayer, CancelOutcome, CancelPolicy, OperationName};
+use tower_lro_testing::{Endpoint, Fault, OperationsServer};
 
 use common::{body_json, http_client, lro_client, start, SpanRecorder};
 

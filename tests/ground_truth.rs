@@ -13,7 +13,7 @@ mod common;
 use std::time::Duration;
 
 use tower::{Layer, Service, ServiceBuilder, ServiceExt};
-use tower_lro::testing::grpc::{CloudDeployClient, CreateReleaseRequest, Release};
+use tower_lro_testing::grpc::{CloudDeployClient, CreateReleaseRequest, Release};
 use tower_lro::{CancelOnDropLayer, CancelOutcome, OperationName};
 
 const NEEDS: &str = "TOWER_LRO_GROUND_TRUTH is not set: .ci/run starts tests/ground_truth/operations_server.py and sets it";

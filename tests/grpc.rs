@@ -16,9 +16,9 @@ mod support;
 use std::time::Duration;
 
 use prost::Message;
-use tower_lro::testing::grpc::{OperationResult, Release};
-use tower_lro::testing::{Endpoint, Fault, FaultKind};
 use tower_lro::{CancelPolicy, GrpcLroMethods, PollPolicy};
+use tower_lro_testing::grpc::{OperationResult, Release};
+use tower_lro_testing::{Endpoint, Fault, FaultKind};
 
 use support::{accepted_cancel, create, deploy, exactly_one_cancel, layer, serve, PIPELINE, WAIT};
 
@@ -100,7 +100,7 @@ async fn a_call_dropped_before_its_first_answer_is_cancelled() {
     let cancels = lro.handle();
     let mut client = deploy(&lro, &channel);
     let call = client.create_release(create("r3", 600_000));
-    let created = |l: &[tower_lro::testing::RecordedRequest]| {
+    let created = |l: &[tower_lro_testing::RecordedRequest]| {
         l.iter()
             .any(|r| r.endpoint == Endpoint::Start && r.operation.is_some())
     };
@@ -267,7 +267,7 @@ async fn two_authorities(lro: tower_lro::CancelOnDropLayer) {
             })
             .layer(lro.clone())
             .service(channel.clone());
-        let mut client = tower_lro::testing::grpc::CloudDeployClient::new(stack);
+        let mut client = tower_lro_testing::grpc::CloudDeployClient::new(stack);
         let call = client.create_release(create("two", 600_000));
         tokio::select! {
             _ = call => panic!("the call finished"),

@@ -10,8 +10,8 @@ use std::time::Duration;
 use http::Uri;
 use tonic::transport::Channel;
 use tower::ServiceBuilder;
-use tower_lro::testing::grpc::{CloudDeployClient, CreateReleaseRequest, Release};
-use tower_lro::testing::{Endpoint, OperationsServer};
+use tower_lro_testing::grpc::{CloudDeployClient, CreateReleaseRequest, Release};
+use tower_lro_testing::{Endpoint, OperationsServer};
 use tower_lro::{CancelOnDropLayer, CancelOutcome, CancelPolicy, OperationName, Origin};
 
 use common::SpanRecorder;

@@ -11,8 +11,8 @@ use common::body_bytes;
 use http::{Method, StatusCode};
 use http_body_util::Full;
 use tower::{Layer, Service, ServiceExt};
-use tower_lro::testing::{Endpoint, Fault, FaultKind, OperationsServer};
 use tower_lro::{CancelOnDrop, CancelOnDropLayer, CancelPolicy, Error, Operation, PollPolicy};
+use tower_lro_testing::{Endpoint, Fault, FaultKind, OperationsServer};
 
 const BASE: &str = "https://ops.example.test";
 

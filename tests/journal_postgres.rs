@@ -116,7 +116,7 @@ async fn postgres_unreachable_for_seconds_mid_run() {
     use tokio::time::Instant;
     use tower::{Layer, ServiceExt};
     use tower_lro::journal::{JournalWriter, Reaper, WriterOptions};
-    use tower_lro::testing::{Endpoint, OperationsServer};
+    use tower_lro_testing::{Endpoint, OperationsServer};
     use tower_lro::CancelOnDropLayer;
 
     const OUTAGE: Duration = Duration::from_secs(2);
@@ -188,7 +188,7 @@ async fn postgres_unreachable_for_seconds_mid_run() {
             }
         }
     }
-    let accepted = |l: &[tower_lro::testing::RecordedRequest]| {
+    let accepted = |l: &[tower_lro_testing::RecordedRequest]| {
         l.iter()
             .filter(|r| r.endpoint == Endpoint::Cancel && r.status == 200)
             .count()

@@ -13,8 +13,8 @@ use common::*;
 use http::{Method, StatusCode};
 use http_body_util::{combinators::BoxBody, BodyExt, Full, StreamBody};
 use tower::ServiceBuilder;
-use tower_lro::testing::{Endpoint, OperationsServer, RecordedRequest};
 use tower_lro::{CancelOnDropLayer, Error, Operation};
+use tower_lro_testing::{Endpoint, OperationsServer, RecordedRequest};
 
 /// Waits for a cancel of `name`, then checks it is the only one and has the
 /// AIP-151 shape: `POST /v1/{name}:cancel`, empty body, `content-length: 0`,

@@ -13,7 +13,7 @@ use opentelemetry::metrics::MeterProvider;
 use opentelemetry::{KeyValue, Value};
 use opentelemetry_sdk::metrics::data::{AggregatedMetrics, Metric, MetricData, ResourceMetrics};
 use opentelemetry_sdk::metrics::{InMemoryMetricExporter, PeriodicReader, SdkMeterProvider};
-use tower_lro::testing::{Endpoint, Fault, FaultKind, OperationsServer, RecordedRequest};
+use tower_lro_testing::{Endpoint, Fault, FaultKind, OperationsServer, RecordedRequest};
 use tower_lro::{CancelOnDropLayer, CancelPolicy};
 
 use common::{fast_polls, lro_client, send, start, WAIT};

@@ -10,7 +10,7 @@ use std::time::Duration;
 use opentelemetry::trace::TracerProvider;
 use opentelemetry::{KeyValue, Value};
 use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider, SpanData};
-use tower_lro::testing::{Endpoint, OperationsServer};
+use tower_lro_testing::{Endpoint, OperationsServer};
 use tower_lro::CancelOnDropLayer;
 use tracing_subscriber::layer::SubscriberExt;
 

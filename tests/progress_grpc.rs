@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use tonic::transport::Channel;
 use tower::ServiceBuilder;
-use tower_lro::testing::grpc::{CloudDeployClient, CreateReleaseRequest, Release};
-use tower_lro::testing::OperationsServer;
+use tower_lro_testing::grpc::{CloudDeployClient, CreateReleaseRequest, Release};
+use tower_lro_testing::OperationsServer;
 use tower_lro::{CancelOnDropLayer, Operation, PollPolicy};
 
 const PIPELINE: &str = "projects/my-project/locations/us-central1/deliveryPipelines/web-app";

@@ -13,11 +13,11 @@ use hyper_util::client::legacy::{connect::HttpConnector, Client};
 use tower::util::BoxCloneSyncService;
 use tower::{Service, ServiceBuilder};
 use tower_http::set_header::SetRequestHeader;
-use tower_lro::testing::OperationsServer;
 use tower_lro::{
     BoxError, CancelHandle, CancelOnDrop, CancelOnDropLayer, CancelPolicy, Error, Operation,
     OperationName, PollPolicy, ResponseBody,
 };
+use tower_lro_testing::OperationsServer;
 
 fn send_sync<T: Send + Sync>() {}
 

@@ -25,8 +25,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tower::ServiceExt;
 use tower_http::timeout::TimeoutLayer;
-use tower_lro::testing::{Endpoint, Fault, OperationsServer, RecordedRequest, ServerHandle};
 use tower_lro::{CancelOnDrop, CancelOnDropLayer};
+use tower_lro_testing::{Endpoint, Fault, OperationsServer, RecordedRequest, ServerHandle};
 
 #[derive(Clone)]
 struct AppState {

@@ -12,8 +12,8 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use tower_lro::testing::OperationsServer;
 use tower_lro::{CancelOnDropLayer, Error};
+use tower_lro_testing::OperationsServer;
 
 #[tokio::test(start_paused = true)]
 async fn spans_record_the_call_the_polls_and_the_cancel() {

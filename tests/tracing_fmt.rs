@@ -11,8 +11,8 @@ use bytes::Bytes;
 use http::Request;
 use http_body_util::Full;
 use tower::{Layer, ServiceExt};
-use tower_lro::testing::{Endpoint, OperationsServer};
 use tower_lro::{CancelOnDropLayer, PollPolicy};
+use tower_lro_testing::{Endpoint, OperationsServer};
 use tracing_subscriber::EnvFilter;
 
 /// Everything the subscriber wrote.

@@ -14,8 +14,8 @@ use hyper_util::rt::TokioExecutor;
 use tokio::time::Instant;
 use tower::{Layer, Service, ServiceExt};
 use tower_lro::journal::{Journal, JournalWriter, WriterOptions};
-use tower_lro::testing::{Endpoint, OperationsServer};
 use tower_lro::CancelOnDropLayer;
+use tower_lro_testing::{Endpoint, OperationsServer};
 
 use super::{ms, percentile, BoxError};
 

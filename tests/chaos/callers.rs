@@ -15,8 +15,8 @@ use http_body_util::{BodyExt, Full};
 use serde_json::Value;
 use tokio::sync::oneshot;
 use tower::{Service, ServiceExt};
-use tower_lro::testing::{Endpoint, OperationsServer, RecordedRequest};
 use tower_lro::CancelOnDrop;
+use tower_lro_testing::{Endpoint, OperationsServer, RecordedRequest};
 
 use crate::observe::Observed;
 use crate::{Chaos, RUNNING_MS};

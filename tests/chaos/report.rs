@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use tower_lro::testing::FaultKind;
 use tower_lro::CancelStats;
+use tower_lro_testing::FaultKind;
 
 use crate::observe::{Attempt, AttemptOutcome, PANICS};
 use crate::verdict::{Evidence, Tally};

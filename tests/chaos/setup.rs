@@ -8,8 +8,8 @@ use http::StatusCode;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use tokio::time::Instant;
-use tower_lro::testing::{Endpoint, Fault, FaultKind, OperationsServer, RecordedRequest};
 use tower_lro::{CancelHandle, CancelOnDropLayer, CancelPolicy, PollPolicy};
+use tower_lro_testing::{Endpoint, Fault, FaultKind, OperationsServer, RecordedRequest};
 
 use crate::callers::{Arrivals, Stack};
 use crate::observe::{Attempt, Observed};

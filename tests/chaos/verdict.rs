@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 
-use tower_lro::testing::{Endpoint, OperationsServer, RecordedRequest};
+use tower_lro_testing::{Endpoint, OperationsServer, RecordedRequest};
 
 use crate::callers::{caller_of, Ended, Plan};
 use crate::observe::{Attempt, AttemptOutcome};

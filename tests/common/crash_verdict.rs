@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 use tower_lro::journal::Journal;
-use tower_lro::testing::{Endpoint, Fault, FaultKind, OperationsServer, RecordedRequest};
+use tower_lro_testing::{Endpoint, Fault, FaultKind, OperationsServer, RecordedRequest};
 
 use crate::crash::{fates, Burst, ChildProcess, Fate, LEASE, REAPER_INTERVAL};
 

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 use tower_lro::journal::Journal;
-use tower_lro::testing::{Endpoint, OperationsServer};
+use tower_lro_testing::{Endpoint, OperationsServer};
 
 use crate::crash::{Burst, ChildProcess, Wire, LEASE, REAPER_INTERVAL};
 use crate::verdict::{judge, Summary, W};

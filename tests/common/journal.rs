@@ -12,7 +12,7 @@ use tower_http::set_header::SetRequestHeaderLayer;
 use tower_lro::journal::{
     Batch, Entry, EntryId, Journal, JournalWriter, OwnerId, Protocol, Reaper, Route, WriterOptions,
 };
-use tower_lro::testing::{Endpoint, Fault, OperationsServer};
+use tower_lro_testing::{Endpoint, Fault, OperationsServer};
 
 use crate::common::{body_json, http_client, HttpClient};
 

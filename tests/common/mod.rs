@@ -74,7 +74,7 @@ pub async fn get_operation(base: &str, name: &str) -> tower_lro::Operation {
 }
 
 /// The name of the only operation the server has started.
-pub fn only_operation(server: &tower_lro::testing::OperationsServer) -> String {
+pub fn only_operation(server: &tower_lro_testing::OperationsServer) -> String {
     let names = server.operation_names();
     assert_eq!(names.len(), 1, "expected exactly one operation: {names:?}");
     names[0].clone()
@@ -210,11 +210,11 @@ where
 /// then checks the layer's count and the server's log.
 pub async fn assert_no_cancel(
     cancels: &tower_lro::CancelHandle,
-    server: &tower_lro::testing::OperationsServer,
+    server: &tower_lro_testing::OperationsServer,
 ) {
     let report = cancels.drain(WAIT).await;
     assert!(report.is_complete(), "drain left work: {report:?}");
-    let sent = server.requests_to(tower_lro::testing::Endpoint::Cancel);
+    let sent = server.requests_to(tower_lro_testing::Endpoint::Cancel);
     assert!(sent.is_empty(), "cancels reached the server: {sent:?}");
     assert_eq!(report.stats.fired, 0, "{:?}", report.stats);
 }

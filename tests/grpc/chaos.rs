@@ -12,9 +12,9 @@ use std::time::Duration;
 use prost::Message;
 use tokio::sync::oneshot;
 use tokio::time::Instant;
-use tower_lro::testing::grpc::CreateReleaseRequest;
-use tower_lro::testing::{Endpoint, Fault, FaultKind};
 use tower_lro::{CancelOnDropLayer, CancelPolicy};
+use tower_lro_testing::grpc::CreateReleaseRequest;
+use tower_lro_testing::{Endpoint, Fault, FaultKind};
 
 use crate::support::{cancels_of, create, deploy, fast_polls, serve};
 

@@ -15,7 +15,7 @@ use hyper::body::{Frame, Incoming};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use prost::Message;
 use tonic::transport::Channel;
-use tower_lro::testing::grpc::{CloudDeployClient, Operation};
+use tower_lro_testing::grpc::{CloudDeployClient, Operation};
 
 use crate::support::{create, layer};
 

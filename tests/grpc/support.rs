@@ -5,9 +5,9 @@ use std::time::Duration;
 
 use tonic::transport::Channel;
 use tower::ServiceBuilder;
-use tower_lro::testing::grpc::{CloudDeployClient, CreateReleaseRequest, Release};
-use tower_lro::testing::{Endpoint, OperationsServer, RecordedRequest, ServerHandle};
 use tower_lro::{CancelOnDrop, CancelOnDropLayer, CancelPolicy, PollPolicy};
+use tower_lro_testing::grpc::{CloudDeployClient, CreateReleaseRequest, Release};
+use tower_lro_testing::{Endpoint, OperationsServer, RecordedRequest, ServerHandle};
 
 /// The seeds' delivery pipeline.
 pub const PIPELINE: &str = "projects/my-project/locations/us-central1/deliveryPipelines/web-app";

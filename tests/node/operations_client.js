@@ -1,5 +1,5 @@
 // google-gax's REST operations client (what a generated Node client builds with
-// `fallback: true`) against tower-lro's embedded server. Not run by CI; see
+// `fallback: true`) against tower-lro's embedded server. Run by .ci/run; see
 // README.md. TOWER_LRO_ADDR=127.0.0.1:PORT; WITH_STRUCT=1 adds
 // google/protobuf/struct.proto to the client's proto root.
 const gax = require('google-gax');

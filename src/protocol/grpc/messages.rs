@@ -78,15 +78,6 @@ pub struct CancelOperationRequest {
     pub name: String,
 }
 
-#[cfg(any(test, feature = "testing"))]
-/// `google.longrunning.DeleteOperationRequest`: {1 name}.
-#[derive(Clone, PartialEq, prost::Message)]
-pub struct DeleteOperationRequest {
-    /// The operation's name.
-    #[prost(string, tag = "1")]
-    pub name: String,
-}
-
 /// `google.longrunning.WaitOperationRequest`: {1 name, 2 timeout}.
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct WaitOperationRequest {
@@ -97,44 +88,6 @@ pub struct WaitOperationRequest {
     #[prost(message, optional, tag = "2")]
     pub timeout: Option<Duration>,
 }
-
-#[cfg(any(test, feature = "testing"))]
-/// `google.longrunning.ListOperationsRequest`: {4 name, 1 filter,
-/// 2 page_size, 3 page_token}.
-#[derive(Clone, PartialEq, prost::Message)]
-pub struct ListOperationsRequest {
-    /// The collection, e.g. `projects/p/locations/l/operations`.
-    #[prost(string, tag = "4")]
-    pub name: String,
-    /// An AIP-160 filter.
-    #[prost(string, tag = "1")]
-    pub filter: String,
-    /// AIP-158 page size (0: the server's default).
-    #[prost(int32, tag = "2")]
-    pub page_size: i32,
-    /// AIP-158 page token.
-    #[prost(string, tag = "3")]
-    pub page_token: String,
-}
-
-#[cfg(any(test, feature = "testing"))]
-/// `google.longrunning.ListOperationsResponse`: {1 operations,
-/// 2 next_page_token}.
-#[derive(Clone, PartialEq, prost::Message)]
-pub struct ListOperationsResponse {
-    /// One page of operations.
-    #[prost(message, repeated, tag = "1")]
-    pub operations: Vec<Operation>,
-    /// The token of the next page; empty on the last page.
-    #[prost(string, tag = "2")]
-    pub next_page_token: String,
-}
-
-#[cfg(any(test, feature = "testing"))]
-/// `google.protobuf.Empty`: the answer to CancelOperation and
-/// DeleteOperation.
-#[derive(Clone, Copy, PartialEq, Eq, prost::Message)]
-pub struct Empty {}
 
 #[cfg(test)]
 mod tests {
@@ -167,14 +120,5 @@ mod tests {
         };
         // 5: LEN { 1: LEN "t" }.
         assert_eq!(response.encode_to_vec(), [0x2a, 3, 0x0a, 1, b't']);
-    }
-
-    #[test]
-    fn list_request_name_is_field_4() {
-        let request = ListOperationsRequest {
-            name: "c".into(),
-            ..Default::default()
-        };
-        assert_eq!(request.encode_to_vec(), [0x22, 1, b'c']);
     }
 }

@@ -20,39 +20,6 @@ pub(crate) struct Row {
     pub(crate) metadata_type: Option<&'static str>,
 }
 
-impl Row {
-    #[cfg(any(test, feature = "testing"))]
-    /// The method's package, e.g. `google.cloud.deploy.v1`.
-    fn package(&self) -> &'static str {
-        let service = self.method[1..].split('/').next().unwrap_or("");
-        service.rsplit_once('.').map_or("", |(package, _)| package)
-    }
-
-    #[cfg(any(test, feature = "testing"))]
-    /// The `type.googleapis.com/...` URL of a declared type name: a name
-    /// whose first segment starts with a capital letter is relative to the
-    /// method's package.
-    fn type_url(&self, name: &str) -> String {
-        if name.starts_with(|c: char| c.is_ascii_uppercase()) {
-            format!("type.googleapis.com/{}.{name}", self.package())
-        } else {
-            format!("type.googleapis.com/{name}")
-        }
-    }
-
-    #[cfg(any(test, feature = "testing"))]
-    /// The type URL of the declared `response_type`.
-    pub(crate) fn response_type_url(&self) -> Option<String> {
-        self.response_type.map(|t| self.type_url(t))
-    }
-
-    #[cfg(any(test, feature = "testing"))]
-    /// The type URL of the declared `metadata_type`.
-    pub(crate) fn metadata_type_url(&self) -> Option<String> {
-        self.metadata_type.map(|t| self.type_url(t))
-    }
-}
-
 /// The table rows in file order (sorted by method).
 static TABLE: LazyLock<Vec<Row>> = LazyLock::new(|| {
     TABLE_TSV
@@ -203,11 +170,6 @@ impl GrpcLroMethods {
         (self.googleapis && googleapis_row(method).is_some())
             || (!self.added.is_empty() && self.added.contains(method))
     }
-
-    /// The number of methods in the compiled-in googleapis table (2,666).
-    pub fn googleapis_len() -> usize {
-        TABLE.len()
-    }
 }
 
 fn check(method: &str) -> Result<(), InvalidGrpcMethod> {
@@ -250,32 +212,13 @@ mod tests {
 
     #[test]
     fn table_holds_every_row_sorted_and_well_formed() {
-        assert_eq!(GrpcLroMethods::googleapis_len(), 2666);
+        assert_eq!(TABLE.len(), 2666);
         assert!(TABLE.windows(2).all(|w| w[0].method < w[1].method));
         assert!(TABLE.iter().all(|row| is_method_path(row.method)));
         // Every row is found by the lookup.
         assert!(TABLE
             .iter()
             .all(|row| googleapis_row(row.method) == Some(row)));
-    }
-
-    #[test]
-    fn resolves_declared_types_against_the_package() {
-        let row = googleapis_row(RELEASE).copied();
-        let row = row.unwrap_or_else(|| panic!("{RELEASE} is in the table"));
-        assert_eq!(
-            row.response_type_url().as_deref(),
-            Some("type.googleapis.com/google.cloud.deploy.v1.Release")
-        );
-        assert_eq!(
-            row.metadata_type_url().as_deref(),
-            Some("type.googleapis.com/google.cloud.deploy.v1.OperationMetadata")
-        );
-        let delete = googleapis_row("/google.cloud.deploy.v1.CloudDeploy/DeleteTarget").copied();
-        assert_eq!(
-            delete.and_then(|r| r.response_type_url()).as_deref(),
-            Some("type.googleapis.com/google.protobuf.Empty")
-        );
     }
 
     #[test]

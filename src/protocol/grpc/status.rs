@@ -180,7 +180,7 @@ pub(crate) fn retry_delay(value: &[u8]) -> Option<Duration> {
 
 /// A `google.rpc.Status` (encoded) for `code`/`message` with a RetryInfo of
 /// `delay` in its details.
-#[cfg(any(test, feature = "testing"))]
+#[cfg(test)]
 pub(crate) fn retry_status(code: i32, message: &str, delay: Duration) -> Vec<u8> {
     let info = RetryInfo {
         retry_delay: Some(prost_types::Duration {

@@ -1,4 +1,6 @@
-//! An embedded AIP-151 operations server, for tests, demos and benchmarks.
+//! An embedded AIP-151 operations server, for tests, demos and benchmarks:
+//! the counterpart of [`tower-lro`](https://docs.rs/tower-lro)'s layer, as
+//! `tower-test` is tower's.
 //!
 //! [`OperationsServer`] is an in-process, in-memory implementation of the
 //! [AIP-151] `google.longrunning.Operations` HTTP/JSON API, with a request
@@ -8,11 +10,11 @@
 //! [`OperationsServer::serve`]. Clones share one state, and so does every
 //! HTTP server started from it.
 //!
-//! Available with the `testing` cargo feature.
-//!
 //! Served over HTTP, the same port also speaks gRPC (HTTP/2 requests with
 //! `content-type: application/grpc...`): `google.longrunning.Operations`
-//! and a start method, `google.cloud.deploy.v1.CloudDeploy/CreateRelease`,
+//! and every start method of the googleapis long-running table (e.g.
+//! `google.cloud.deploy.v1.CloudDeploy/CreateRelease`), answered as the
+//! real service would (resource names, echoed requests, typed metadata),
 //! on the same operations, request log and faults — see [`grpc`]. The
 //! in-memory `Service` impl is REST only.
 //!
@@ -140,7 +142,7 @@
 //! use bytes::Bytes;
 //! use http_body_util::{BodyExt, Full};
 //! use tower::ServiceExt;
-//! use tower_lro::testing::{Endpoint, Fault, OperationsServer};
+//! use tower_lro_testing::{Endpoint, Fault, OperationsServer};
 //!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() {
@@ -168,6 +170,9 @@
 //! [AIP-160]: https://google.aip.dev/160
 //! [AIP-193]: https://google.aip.dev/193
 
+#![forbid(unsafe_code)]
+#![warn(missing_docs, missing_debug_implementations, rust_2018_idioms)]
+
 mod dispatch;
 mod fault;
 mod filter;
@@ -191,6 +196,7 @@ use std::time::Duration;
 use serde_json::Value;
 use tokio::sync::watch;
 use tokio::time::Instant;
+use tower_lro::BoxError;
 
 pub use self::fault::{Fault, FaultKind};
 pub use self::log::{RecordedRequest, WaitTimeout};
@@ -262,6 +268,8 @@ struct State {
     faults: HashMap<Endpoint, Active>,
     /// Operations started over gRPC: the start method's declared types.
     grpc_starts: HashMap<String, grpc::Started>,
+    /// Resources created over gRPC: the operation that creates each.
+    grpc_creates: HashMap<String, String>,
     /// Called with every request as it is recorded ([`OperationsServer::on_request`]).
     on_request: Option<RequestHook>,
 }
@@ -295,6 +303,7 @@ impl OperationsServer {
                     log_base: 0,
                     faults: HashMap::new(),
                     grpc_starts: HashMap::new(),
+                    grpc_creates: HashMap::new(),
                     on_request: None,
                 }),
                 log_changed: watch::Sender::new(0),

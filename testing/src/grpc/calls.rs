@@ -2,26 +2,50 @@
 //! server-side unary handling on the REST logic's state.
 
 use std::future::Future;
-use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use http::{Request, Response, Uri};
 use http_body_util::Full;
 use prost::Message;
-use tokio::time::Instant;
 
-use super::convert::{self, Started};
-use super::messages::{CreateReleaseRequest, CREATE_RELEASE};
+use super::descriptors;
+use super::start::{self, StartCodec};
 use super::{
     to_status, CancelOperationRequest, DeleteOperationRequest, Empty, GetOperationRequest,
     ListOperationsRequest, ListOperationsResponse, Operation, WaitOperationRequest,
 };
-use crate::protocol::grpc::methods;
-use crate::testing::route::Target;
-use crate::testing::{Endpoint, Inner};
+use crate::grpc::methods;
+use crate::route::Target;
+use crate::{Endpoint, Inner};
 
-/// Runs one unary call through tonic's server: decodes `Req`, calls `f`,
-/// encodes its `Resp` (or its error, trailers-only).
+/// Runs one unary call through tonic's server with `codec`: decodes the
+/// request, calls `f`, encodes its answer (or its error, trailers-only).
+async fn unary_with<C, F, Fut>(
+    codec: C,
+    request: Request<Full<Bytes>>,
+    f: F,
+) -> Response<tonic::body::Body>
+where
+    C: tonic::codec::Codec,
+    C::Decode: Send + 'static,
+    C::Encode: Send + 'static,
+    F: FnOnce(C::Decode, tonic::metadata::MetadataMap) -> Fut,
+    Fut: Future<Output = Result<C::Encode, tonic::Status>>,
+{
+    let mut grpc = tonic::server::Grpc::new(codec);
+    let mut f = Some(f);
+    let service = tower::service_fn(move |request: tonic::Request<C::Decode>| {
+        let f = f.take();
+        async move {
+            let f = f.ok_or_else(|| tonic::Status::internal("unary service called twice"))?;
+            let (metadata, _, message) = request.into_parts();
+            f(message, metadata).await.map(tonic::Response::new)
+        }
+    });
+    grpc.unary(service, request).await
+}
+
+/// [`unary_with`] prost's codec for `Req` and `Resp`.
 async fn unary<Req, Resp, F, Fut>(
     request: Request<Full<Bytes>>,
     f: F,
@@ -32,17 +56,8 @@ where
     F: FnOnce(Req, tonic::metadata::MetadataMap) -> Fut,
     Fut: Future<Output = Result<Resp, tonic::Status>>,
 {
-    let mut grpc = tonic::server::Grpc::new(tonic_prost::ProstCodec::<Resp, Req>::default());
-    let mut f = Some(f);
-    let service = tower::service_fn(move |request: tonic::Request<Req>| {
-        let f = f.take();
-        async move {
-            let f = f.ok_or_else(|| tonic::Status::internal("unary service called twice"))?;
-            let (metadata, _, message) = request.into_parts();
-            f(message, metadata).await.map(tonic::Response::new)
-        }
-    });
-    grpc.unary(service, request).await
+    let codec = tonic_prost::ProstCodec::<Resp, Req>::default();
+    unary_with(codec, request, f).await
 }
 
 /// Answers a call that no fault intercepted.
@@ -78,29 +93,7 @@ pub(super) async fn answer(
         }
         Endpoint::Wait => unary(request, |req, _| wait(inner, req)).await,
         Endpoint::List => unary(request, |req, _| list(inner, req)).await,
-        Endpoint::Start if path == CREATE_RELEASE => {
-            unary(request, |req: CreateReleaseRequest, metadata| async move {
-                if req.release_id.is_empty() {
-                    return Err(tonic::Status::invalid_argument("release_id is required."));
-                }
-                let target = format!("{}/releases/{}", req.parent, req.release_id);
-                start(inner, index, &path, &req.parent, target, &metadata)
-            })
-            .await
-        }
-        Endpoint::Start => {
-            unary(request, |req: StartRequest, metadata| async move {
-                start(
-                    inner,
-                    index,
-                    &path,
-                    &req.parent,
-                    req.parent.clone(),
-                    &metadata,
-                )
-            })
-            .await
-        }
+        Endpoint::Start => start_call(inner, index, &path, request).await,
         _ => tonic::Status::unimplemented(format!(
             "Method {path} is not implemented by this server."
         ))
@@ -118,67 +111,32 @@ async fn empty_answer(inner: &Inner, target: Target) -> Result<Empty, tonic::Sta
     Ok(Empty {})
 }
 
-/// The field every start request is read for: 1, the parent.
-#[derive(Clone, PartialEq, Message)]
-struct StartRequest {
-    #[prost(string, tag = "1")]
-    parent: String,
-}
-
-/// Starts an operation for a table method: parent must be under
-/// `projects/{p}/locations/{l}`.
-fn start(
+/// A start method of the googleapis table, its request read by its
+/// descriptor.
+async fn start_call(
     inner: &Inner,
     index: usize,
-    method: &str,
-    parent: &str,
-    target: String,
-    metadata: &tonic::metadata::MetadataMap,
-) -> Result<Operation, tonic::Status> {
-    let row = methods::googleapis_row(method).ok_or_else(|| {
-        tonic::Status::unimplemented(format!("Method {method} is not implemented."))
-    })?;
-    let segments: Vec<&str> = parent.split('/').collect();
-    if segments.len() < 4
-        || segments[0] != "projects"
-        || segments[2] != "locations"
-        || segments.iter().any(|s| s.is_empty())
-    {
-        return Err(tonic::Status::invalid_argument(format!(
-            "parent {parent:?} is not under projects/{{project}}/locations/{{location}}."
-        )));
-    }
-    let duration = match metadata.get("x-duration-ms") {
-        None => None,
-        Some(raw) => Some(
-            raw.to_str()
-                .ok()
-                .and_then(|s| s.parse::<u64>().ok())
-                .map(Duration::from_millis)
-                .ok_or_else(|| {
-                    tonic::Status::invalid_argument(
-                        "x-duration-ms must be a non-negative integer (milliseconds).",
-                    )
-                })?,
-        ),
+    path: &str,
+    request: Request<Full<Bytes>>,
+) -> Response<tonic::body::Body> {
+    let row = match methods::googleapis_row(path) {
+        Some(row) => row,
+        None => {
+            let message = format!("Method {path} is not implemented by this server.");
+            return tonic::Status::unimplemented(message).into_http();
+        }
     };
-    let started = Started {
-        row,
-        target: target.clone(),
-        create_time: SystemTime::now(),
+    let types = match descriptors::method_types(row) {
+        Ok(types) => types,
+        Err(status) => return status.into_http(),
     };
-    let mut state = inner.lock();
-    let duration = duration.unwrap_or(state.default_duration);
-    let now = Instant::now();
-    let json = state
-        .ops
-        .create(&segments[..4].join("/"), target, duration, now)
-        .to_json(now);
-    let name = json["name"].as_str().unwrap_or_default().to_owned();
-    state.grpc_starts.insert(name.clone(), started.clone());
-    drop(state);
-    inner.set_created(index, name);
-    Ok(convert::operation(&json, Some(&started)))
+    let codec = StartCodec {
+        request: types.request.clone(),
+    };
+    unary_with(codec, request, |req, metadata| async move {
+        start::start(inner, index, row, types, &req, &metadata)
+    })
+    .await
 }
 
 /// WaitOperation: the REST logic with the timeout in JSON form.

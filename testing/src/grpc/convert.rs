@@ -5,12 +5,15 @@ use std::time::SystemTime;
 
 use prost::Message as _;
 use prost_types::value::Kind;
-use prost_types::{Any, ListValue, Struct, Timestamp};
+use prost_types::{Any, ListValue, Struct};
 use serde_json::Value;
 
-use super::messages::{OperationMetadata, Release};
-use crate::protocol::grpc::messages::{Operation, OperationResult, Status};
-use crate::protocol::grpc::methods::Row;
+use prost_reflect::{DynamicMessage, Kind as FieldKind, Value as ReflectValue};
+
+use super::descriptors::{self, MethodTypes};
+use crate::grpc::longrunning::{Operation, OperationResult, Status};
+use crate::grpc::methods::Row;
+use crate::ops::Facts;
 
 /// The type URL of `google.protobuf.Struct`.
 pub(crate) const STRUCT_TYPE: &str = "type.googleapis.com/google.protobuf.Struct";
@@ -20,10 +23,14 @@ pub(crate) const STRUCT_TYPE: &str = "type.googleapis.com/google.protobuf.Struct
 pub(crate) struct Started {
     /// The start method's row of the googleapis table.
     pub(crate) row: &'static Row,
-    /// The resource the operation creates (a CreateRelease's release name).
+    /// The start method's messages.
+    pub(crate) types: MethodTypes,
+    /// The resource the operation works on (`metadata.target`).
     pub(crate) target: String,
-    /// When it was started (wall clock).
-    pub(crate) create_time: SystemTime,
+    /// `metadata.verb`: `create`, `update`, `delete`, ...
+    pub(crate) verb: String,
+    /// The `response` once done.
+    pub(crate) response: Option<DynamicMessage>,
 }
 
 /// A JSON value as a `google.protobuf.Value` (proto3 JSON mapping).
@@ -81,43 +88,69 @@ fn empty_any(type_url: Option<String>) -> Option<Any> {
     })
 }
 
-/// The metadata and response of an operation started by a table method:
-/// `google.cloud.deploy.v1.OperationMetadata` / `Release` for CreateRelease
-/// (the fields the server knows), empty messages of the declared types for
-/// any other method.
-fn typed(started: &Started, json: &Value) -> (Option<Any>, Option<Any>) {
-    let metadata_url = started.row.metadata_type_url();
-    let response_url = started.row.response_type_url();
-    if started.row.method != super::messages::CREATE_RELEASE {
-        return (empty_any(metadata_url), empty_any(response_url));
+/// `v1` of `google.cloud.deploy.v1`; empty if the package has no version.
+fn api_version(package: &str) -> &str {
+    let last = package.rsplit('.').next().unwrap_or_default();
+    let versioned = last.starts_with('v') && last[1..].starts_with(|c: char| c.is_ascii_digit());
+    if versioned {
+        last
+    } else {
+        ""
     }
-    let done = json["done"].as_bool().unwrap_or(false);
-    let cancelled = json["metadata"]["requestedCancellation"].as_bool() == Some(true)
-        || json.get("error").is_some();
-    let metadata = OperationMetadata {
-        create_time: Some(Timestamp::from(started.create_time)),
-        end_time: done.then(|| Timestamp::from(SystemTime::now())),
-        target: started.target.clone(),
-        verb: "create".to_owned(),
-        requested_cancellation: cancelled,
-        api_version: "v1".to_owned(),
+}
+
+/// The metadata of the declared type with the fields it has among
+/// `create_time`, `end_time`, `target`, `verb`, `requested_cancellation`
+/// and `api_version`.
+fn metadata(started: &Started, facts: &Facts) -> Option<Any> {
+    let type_url = started.row.metadata_type_url();
+    let Some(descriptor) = started.types.metadata.clone() else {
+        return empty_any(type_url);
     };
-    let release = Release {
-        name: started.target.clone(),
-        description: String::new(),
+    let mut message = DynamicMessage::new(descriptor.clone());
+    let mut time = |field: &str, at: Option<SystemTime>| {
+        let kind = descriptor.get_field_by_name(field).map(|f| f.kind());
+        if let (Some(FieldKind::Message(ts)), Some(at)) = (kind, at) {
+            if let Some(value) = descriptors::timestamp(ts, at) {
+                let _ = message.try_set_field_by_name(field, ReflectValue::Message(value));
+            }
+        }
     };
-    let any = |url: Option<String>, value: Vec<u8>| url.map(|type_url| Any { type_url, value });
-    (
-        any(metadata_url, metadata.encode_to_vec()),
-        any(response_url, release.encode_to_vec()),
-    )
+    time("create_time", Some(facts.create_time));
+    time("end_time", facts.end_time);
+    let text = [
+        ("target", started.target.as_str()),
+        ("verb", started.verb.as_str()),
+        ("api_version", api_version(&started.types.package)),
+    ];
+    for (field, value) in text {
+        let _ = message.try_set_field_by_name(field, ReflectValue::String(value.to_owned()));
+    }
+    let cancelled = ReflectValue::Bool(facts.requested_cancellation);
+    let _ = message.try_set_field_by_name("requested_cancellation", cancelled);
+    type_url.map(|type_url| Any {
+        type_url,
+        value: message.encode_to_vec(),
+    })
+}
+
+/// The metadata and response of an operation started by a table method.
+fn typed(started: &Started, facts: &Facts) -> (Option<Any>, Option<Any>) {
+    let response = match &started.response {
+        Some(message) => started.row.response_type_url().map(|type_url| Any {
+            type_url,
+            value: message.encode_to_vec(),
+        }),
+        None => empty_any(started.row.response_type_url()),
+    };
+    (metadata(started, facts), response)
 }
 
 /// An operation's JSON (as GetOperation answers it over REST) as a
 /// `google.longrunning.Operation`.
-pub(crate) fn operation(json: &Value, started: Option<&Started>) -> Operation {
+pub(crate) fn operation(json: &Value, started: Option<(&Started, &Facts)>) -> Operation {
     let (metadata, response) = match started {
-        Some(started) => typed(started, json),
+        Some((started, facts)) => typed(started, facts),
         None => (
             json.get("metadata").and_then(struct_any),
             json.get("response").and_then(struct_any),
@@ -146,7 +179,7 @@ pub(crate) fn operation(json: &Value, started: Option<&Started>) -> Operation {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocol::grpc::methods::googleapis_row;
+    use crate::grpc::methods::googleapis_row;
     use serde_json::json;
 
     #[test]
@@ -180,26 +213,45 @@ mod tests {
 
     #[test]
     fn create_release_operations_carry_the_declared_types() {
-        let row = googleapis_row(super::super::messages::CREATE_RELEASE).unwrap();
+        use super::super::messages::{OperationMetadata, CREATE_RELEASE};
+        use std::time::Duration;
+        let row = googleapis_row(CREATE_RELEASE).unwrap();
         let started = Started {
             row,
+            types: descriptors::method_types(row).unwrap(),
             target: "projects/p/locations/l/deliveryPipelines/d/releases/r".into(),
-            create_time: SystemTime::UNIX_EPOCH,
+            verb: "create".into(),
+            response: None,
+        };
+        let create_time = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        let facts = Facts {
+            create_time,
+            end_time: Some(create_time + Duration::from_millis(1500)),
+            requested_cancellation: true,
         };
         let cancelled = json!({
             "name": "projects/p/locations/l/operations/op-2",
             "done": true,
             "error": {"code": 1, "message": "Operation was cancelled."},
         });
-        let op = operation(&cancelled, Some(&started));
+        let op = operation(&cancelled, Some((&started, &facts)));
         let metadata = op.metadata.unwrap();
         assert_eq!(
             metadata.type_url,
             "type.googleapis.com/google.cloud.deploy.v1.OperationMetadata"
         );
         let metadata = OperationMetadata::decode(metadata.value.as_slice()).unwrap();
-        assert!(metadata.requested_cancellation);
-        assert_eq!(metadata.target, started.target);
+        assert_eq!(
+            metadata,
+            OperationMetadata {
+                create_time: Some(create_time.into()),
+                end_time: Some((create_time + Duration::from_millis(1500)).into()),
+                target: started.target.clone(),
+                verb: "create".into(),
+                requested_cancellation: true,
+                api_version: "v1".into(),
+            }
+        );
         assert_eq!(
             op.result,
             Some(OperationResult::Error(Status {
@@ -209,6 +261,6 @@ mod tests {
             }))
         );
         let running = json!({"name": "n", "done": false});
-        assert_eq!(operation(&running, Some(&started)).result, None);
+        assert_eq!(operation(&running, Some((&started, &facts))).result, None);
     }
 }

@@ -8,14 +8,37 @@
 //!
 //! | method (`:path`) | [`Endpoint`] | answer |
 //! |---|---|---|
-//! | `/google.cloud.deploy.v1.CloudDeploy/CreateRelease` | `Start` | a new `Operation` on `projects/{p}/locations/{l}`, with `metadata` a `google.cloud.deploy.v1.OperationMetadata` and, once done, `response` a `google.cloud.deploy.v1.Release` named `{parent}/releases/{release_id}` |
-//! | any other method of the googleapis long-running table whose request's field 1 is a parent under `projects/{p}/locations/{l}` | `Start` | a new `Operation` whose `metadata`/`response` are empty messages of the method's declared types |
+//! | any method of the googleapis long-running table (2,666, e.g. `/google.cloud.deploy.v1.CloudDeploy/CreateRelease`) | `Start` | a new `Operation` (below) |
 //! | `/google.longrunning.Operations/GetOperation` | `Get` | the `Operation` |
 //! | `/google.longrunning.Operations/ListOperations` | `List` | a page of operations (`name`: `projects/{p}/locations/{l}`, or that followed by `/operations`) |
 //! | `/google.longrunning.Operations/CancelOperation` | `Cancel` | `google.protobuf.Empty`; the operation ends with `error.code` 1 |
 //! | `/google.longrunning.Operations/DeleteOperation` | `Delete` | `google.protobuf.Empty` |
 //! | `/google.longrunning.Operations/WaitOperation` | `Wait` | the `Operation` once done or at `timeout` |
 //! | anything else | `Other` | `UNIMPLEMENTED` |
+//!
+//! A start decodes its request by the method's descriptor (compiled from
+//! the googleapis protos) and answers as the real service would:
+//! - the resource it acts on is `{parent}/{collection}/{id}` for a create
+//!   (`parent` and `{resource}_id`: `CreateRelease` on
+//!   `projects/p/locations/l/deliveryPipelines/d` with `release_id` `r` is
+//!   `.../deliveryPipelines/d/releases/r`, the collection read from the
+//!   resource's `google.api.resource` pattern), the resource's own `name`
+//!   for an update, else the request's `name`, `parent`, or first field
+//!   with a `google.api.resource_reference`; a request naming none (a few
+//!   older APIs), or a `REQUIRED` id left empty, is `INVALID_ARGUMENT`;
+//! - a create of a resource that a live operation (not deleted, not
+//!   cancelled) already creates is `ALREADY_EXISTS`;
+//! - the operation is named `{projects/p/locations/l}/operations/op-{n}`
+//!   after the resource's location (or its first collection and id);
+//! - its `metadata` is the method's declared `metadata_type` with, where
+//!   the type has them, `create_time`, `end_time` (once done: when it
+//!   finished, the same on every read), `target` (the resource), `verb`
+//!   (`create`, `update`, `delete`, ...), `requested_cancellation` and
+//!   `api_version` (`v1`);
+//! - once done, its `response` is the declared `response_type`: the
+//!   request's resource, named, when it is of that type (a CreateRelease
+//!   answers the request's `Release` with its name); else an empty message
+//!   of that type (named if the type is a resource).
 //!
 //! A start runs for the milliseconds in the request metadata
 //! `x-duration-ms`, else the server's default duration. Operations started
@@ -38,7 +61,12 @@
 mod calls;
 mod client;
 mod convert;
+mod descriptors;
+mod longrunning;
 mod messages;
+mod methods;
+mod resource;
+mod start;
 
 use std::future::Future;
 use std::time::Duration;
@@ -50,18 +78,19 @@ use prost::Message;
 use tonic::Code;
 
 pub use self::client::{CloudDeployClient, OperationsClient};
-pub use self::messages::{CreateReleaseRequest, OperationMetadata, Release, CREATE_RELEASE};
-pub use crate::protocol::grpc::messages::{
+pub use self::longrunning::{
     CancelOperationRequest, DeleteOperationRequest, Empty, GetOperationRequest,
     ListOperationsRequest, ListOperationsResponse, Operation, OperationResult, RetryInfo, Status,
     WaitOperationRequest,
 };
+pub use self::messages::{CreateReleaseRequest, OperationMetadata, Release, CREATE_RELEASE};
 
 pub(crate) use self::convert::Started;
+use self::longrunning::{retry_status, single_message};
 use super::dispatch::{before_work, read_body};
 use super::handlers::Answer;
+use super::ops::Facts;
 use super::{fault, Endpoint, FaultKind, Inner};
-use crate::protocol::grpc::{frame, methods, status as grpc_status};
 use crate::BoxError;
 
 const GET: &str = "/google.longrunning.Operations/GetOperation";
@@ -102,7 +131,7 @@ fn endpoint(path: &str) -> Endpoint {
 fn addressed(endpoint: Endpoint, body: &[u8]) -> Option<String> {
     match endpoint {
         Endpoint::Get | Endpoint::Cancel | Endpoint::Delete | Endpoint::Wait => {
-            let message = frame::decode_single(body).ok()?;
+            let message = single_message(body)?;
             Some(GetOperationRequest::decode(message).ok()?.name)
         }
         _ => None,
@@ -154,12 +183,12 @@ fn status_for(code: i32) -> StatusCode {
 /// `google.rpc.RetryInfo` of `retry` (429 gets 1 s unless given).
 fn fault_status(status: StatusCode, retry: Option<Duration>) -> tonic::Status {
     let code = code_for(status);
-    let message = format!("Injected fault: {status} (tower_lro::testing::Fault).");
+    let message = format!("Injected fault: {status} (tower_lro_testing::Fault).");
     let retry =
         retry.or((status == StatusCode::TOO_MANY_REQUESTS).then_some(Duration::from_secs(1)));
     match retry {
         Some(delay) => {
-            let details = grpc_status::retry_status(code as i32, &message, delay);
+            let details = retry_status(code as i32, &message, delay);
             tonic::Status::with_details(code, message, Bytes::from(details))
         }
         None => tonic::Status::new(code, message),
@@ -243,10 +272,22 @@ impl Inner {
     /// An operation's JSON as a protobuf Operation, with the declared types
     /// of the method that started it over gRPC, if one did.
     fn proto(&self, json: &serde_json::Value) -> Operation {
-        let started = json["name"]
-            .as_str()
-            .and_then(|name| self.lock().grpc_starts.get(name).cloned());
-        convert::operation(json, started.as_ref())
+        let name = json["name"].as_str().unwrap_or_default();
+        let state = self.lock();
+        let Some(started) = state.grpc_starts.get(name) else {
+            drop(state);
+            return convert::operation(json, None);
+        };
+        let facts = match state.ops.get(name) {
+            Some(op) => op.facts(tokio::time::Instant::now()),
+            // Deleted since `json` was read: as it stood then.
+            None => Facts {
+                create_time: std::time::SystemTime::now(),
+                end_time: None,
+                requested_cancellation: json.get("error").is_some(),
+            },
+        };
+        convert::operation(json, Some((started, &facts)))
     }
 
     /// Fills in a logged call's gRPC status code.

@@ -44,7 +44,7 @@ use serde_json::{json, Value};
 /// ```
 /// use std::time::Duration;
 /// use http::StatusCode;
-/// use tower_lro::testing::{Endpoint, Fault, FaultKind, OperationsServer};
+/// use tower_lro_testing::{Endpoint, Fault, FaultKind, OperationsServer};
 ///
 /// let server = OperationsServer::new();
 /// server.inject(
@@ -295,7 +295,7 @@ pub(crate) fn error_response(status: StatusCode, message: &str) -> Response<Full
 /// The answer to a request faulted with [`FaultKind::Status`].
 pub(crate) fn fault_response(status: StatusCode) -> Response<Full<Bytes>> {
     if status.as_u16() >= 400 {
-        let message = format!("Injected fault: {status} (tower_lro::testing::Fault).");
+        let message = format!("Injected fault: {status} (tower_lro_testing::Fault).");
         return error_response(status, &message);
     }
     let mut response = json_response(status, &json!({}));
@@ -319,6 +319,6 @@ pub(crate) fn retry_after_response(status: StatusCode, after: Duration) -> Respo
 pub(crate) fn disconnect_response() -> Response<Full<Bytes>> {
     error_response(
         StatusCode::BAD_GATEWAY,
-        "Injected fault: connection dropped (tower_lro::testing::FaultKind::Disconnect).",
+        "Injected fault: connection dropped (tower_lro_testing::FaultKind::Disconnect).",
     )
 }

@@ -7,12 +7,12 @@ use std::time::Duration;
 use prost::Message;
 use tonic::transport::Channel;
 use tonic::Code;
-use tower_lro::testing::grpc::{
+use tower_lro_testing::grpc::{
     CancelOperationRequest, CloudDeployClient, CreateReleaseRequest, DeleteOperationRequest,
     GetOperationRequest, ListOperationsRequest, OperationMetadata, OperationResult,
     OperationsClient, Release, RetryInfo, Status, WaitOperationRequest,
 };
-use tower_lro::testing::{Endpoint, Fault, FaultKind, OperationsServer, ServerHandle};
+use tower_lro_testing::{Endpoint, Fault, FaultKind, OperationsServer, ServerHandle};
 
 const PARENT: &str = "projects/my-project/locations/us-central1/deliveryPipelines/web-app";
 

@@ -217,7 +217,7 @@ impl OperationsServer {
     ///
     /// ```
     /// # use std::time::Duration;
-    /// # use tower_lro::testing::{Endpoint, OperationsServer};
+    /// # use tower_lro_testing::{Endpoint, OperationsServer};
     /// # async fn f(server: OperationsServer) -> Result<(), Box<dyn std::error::Error>> {
     /// let name = "projects/p/locations/l/operations/op-1";
     /// server
@@ -328,7 +328,7 @@ impl Inner {
                 path = %entry.path,
                 endpoint = ?entry.endpoint,
                 status = status.as_u16(),
-                "tower_lro::testing request answered"
+                "tower_lro_testing request answered"
             );
         }
         drop(state);

@@ -20,7 +20,22 @@ pub(crate) struct Op {
     started: Instant,
     duration: Duration,
     create_time: String,
+    /// `create_time` as a wall-clock time.
+    created: SystemTime,
     cancelled_at: Option<Instant>,
+}
+
+/// What the typed metadata of an operation reports, fixed per operation:
+/// the wall clock when it was created and when it finished.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Facts {
+    /// When the operation was created.
+    pub(crate) create_time: SystemTime,
+    /// When it finished (succeeded or was cancelled): its creation time
+    /// plus the time it ran, the same on every read; `None` while running.
+    pub(crate) end_time: Option<SystemTime>,
+    /// Whether a CancelOperation ended it.
+    pub(crate) requested_cancellation: bool,
 }
 
 /// How an operation stands at one instant.
@@ -102,6 +117,29 @@ impl Op {
         self.done_at().is_some_and(|at| at <= now)
     }
 
+    /// The operation's name.
+    pub(crate) fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Whether a CancelOperation ended it by `now`.
+    pub(crate) fn is_cancelled(&self, now: Instant) -> bool {
+        self.cancelled_at.is_some_and(|at| at <= now)
+    }
+
+    /// Its [`Facts`] at `now`.
+    pub(crate) fn facts(&self, now: Instant) -> Facts {
+        let end_time = self
+            .done_at()
+            .filter(|at| *at <= now)
+            .map(|at| self.created + at.saturating_duration_since(self.started));
+        Facts {
+            create_time: self.created,
+            end_time,
+            requested_cancellation: self.is_cancelled(now),
+        }
+    }
+
     /// Marks the operation cancelled at `now` unless it is already done.
     /// Returns whether it changed.
     pub(crate) fn cancel(&mut self, now: Instant) -> bool {
@@ -159,12 +197,14 @@ impl Store {
         self.last_seq += 1;
         let seq = self.last_seq;
         let name = format!("{parent}/operations/op-{seq}");
+        let created = SystemTime::now();
         let op = Op {
             name: name.clone(),
             target,
             started: now,
             duration,
-            create_time: rfc3339(SystemTime::now()),
+            create_time: rfc3339(created),
+            created,
             cancelled_at: None,
         };
         self.by_name.insert(name, seq);

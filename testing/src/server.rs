@@ -117,7 +117,7 @@ pub(crate) async fn serve_on(
             tracker: tracker.clone(),
         },
     ));
-    tracing::debug!(%addr, "tower_lro::testing::OperationsServer listening");
+    tracing::debug!(%addr, "tower_lro_testing::OperationsServer listening");
     Ok(ServerHandle {
         addr,
         hard,
@@ -171,7 +171,7 @@ async fn accept_loop(listener: TcpListener, inner: Arc<Inner>, tasks: Tasks) {
             }
             Err(error) => {
                 // E.g. too many open files: don't spin.
-                tracing::warn!(%error, "tower_lro::testing: accept failed");
+                tracing::warn!(%error, "tower_lro_testing: accept failed");
                 tokio::select! {
                     _ = tasks.graceful.cancelled() => return,
                     _ = tokio::time::sleep(Duration::from_millis(50)) => {}
@@ -188,7 +188,7 @@ struct Disconnect;
 
 impl fmt::Display for Disconnect {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("connection dropped by tower_lro::testing::FaultKind::Disconnect")
+        f.write_str("connection dropped by tower_lro_testing::FaultKind::Disconnect")
     }
 }
 

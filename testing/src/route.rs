@@ -65,7 +65,18 @@ impl Routed {
     }
 }
 
-pub(crate) use crate::protocol::rest::routes::is_api_version as is_version;
+/// An API version segment: `^v\d+[a-z0-9]*$` (`v1`, `v1beta1`, `v2alpha`).
+pub(crate) fn is_version(segment: &str) -> bool {
+    let Some(rest) = segment.strip_prefix('v') else {
+        return false;
+    };
+    let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+    digits > 0
+        && rest
+            .bytes()
+            .skip(digits)
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+}
 
 /// Skips a service prefix (`admin/` in `/v1/admin/projects/...`): segments
 /// between the version and the first `projects` segment.

@@ -20,8 +20,8 @@ pub struct CreateReleaseRequest {
     pub release: Option<Release>,
 }
 
-/// `google.cloud.deploy.v1.Release` {1 name, 3 description}: the
-/// `response` of a finished CreateRelease.
+/// `google.cloud.deploy.v1.Release` {1 name, 3 description, 5 labels}: the
+/// `response` of a finished CreateRelease (the request's release, named).
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct Release {
     /// `{parent}/releases/{release_id}`.
@@ -30,6 +30,9 @@ pub struct Release {
     /// A description.
     #[prost(string, tag = "3")]
     pub description: String,
+    /// Labels.
+    #[prost(map = "string, string", tag = "5")]
+    pub labels: std::collections::HashMap<String, String>,
 }
 
 /// `google.cloud.deploy.v1.OperationMetadata` {1 create_time, 2 end_time,

@@ -1,0 +1,309 @@
+//! The embedded server answers CloudDeploy's long-running methods the way
+//! the real service does, as a generated client sees them over a real tonic
+//! `Channel` on loopback: resources named from the request (parent and id,
+//! or the resource's own name), the request's resource echoed as the
+//! `response`, `OperationMetadata` with a fixed `end_time`, and
+//! `ALREADY_EXISTS` for a live duplicate.
+
+use std::collections::HashMap;
+use std::time::{Duration, SystemTime};
+
+use http::uri::PathAndQuery;
+use prost::Message;
+use tonic::client::Grpc;
+use tonic::transport::Channel;
+use tonic::Code;
+use tower_lro_testing::grpc::{
+    CancelOperationRequest, CreateReleaseRequest, GetOperationRequest, Operation,
+    OperationMetadata, OperationResult, OperationsClient, Release, WaitOperationRequest,
+};
+use tower_lro_testing::{OperationsServer, ServerHandle};
+
+const LOCATION: &str = "projects/my-project/locations/us-central1";
+const PIPELINE: &str = "projects/my-project/locations/us-central1/deliveryPipelines/web-app";
+const DEPLOY: &str = "/google.cloud.deploy.v1.CloudDeploy/";
+
+/// `google.cloud.deploy.v1.CreateRolloutRequest` {1 parent, 2 rollout_id,
+/// 3 rollout, 4 request_id, 7 starting_phase_id}.
+#[derive(Clone, PartialEq, Message)]
+struct CreateRolloutRequest {
+    #[prost(string, tag = "1")]
+    parent: String,
+    #[prost(string, tag = "2")]
+    rollout_id: String,
+    #[prost(message, optional, tag = "3")]
+    rollout: Option<Described>,
+    #[prost(string, tag = "4")]
+    request_id: String,
+    #[prost(string, tag = "7")]
+    starting_phase_id: String,
+}
+
+/// The fields `Rollout` and `DeliveryPipeline` share: {1 name,
+/// 3 description, 5 labels}.
+#[derive(Clone, PartialEq, Message)]
+struct Described {
+    #[prost(string, tag = "1")]
+    name: String,
+    #[prost(string, tag = "3")]
+    description: String,
+    #[prost(map = "string, string", tag = "5")]
+    labels: HashMap<String, String>,
+}
+
+/// `google.cloud.deploy.v1.UpdateDeliveryPipelineRequest` {1 update_mask,
+/// 2 delivery_pipeline, 3 request_id}.
+#[derive(Clone, PartialEq, Message)]
+struct UpdateDeliveryPipelineRequest {
+    #[prost(message, optional, tag = "1")]
+    update_mask: Option<prost_types::FieldMask>,
+    #[prost(message, optional, tag = "2")]
+    delivery_pipeline: Option<Described>,
+    #[prost(string, tag = "3")]
+    request_id: String,
+}
+
+/// `google.cloud.deploy.v1.DeleteTargetRequest` {1 name, 2 request_id}.
+#[derive(Clone, PartialEq, Message)]
+struct DeleteTargetRequest {
+    #[prost(string, tag = "1")]
+    name: String,
+    #[prost(string, tag = "2")]
+    request_id: String,
+}
+
+async fn serve() -> (OperationsServer, ServerHandle, Channel) {
+    let server = OperationsServer::new().default_duration(Duration::from_secs(600));
+    let handle = server.serve().await.unwrap();
+    let channel = Channel::from_shared(handle.base_url())
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    (server, handle, channel)
+}
+
+/// One unary CloudDeploy call, as a generated client makes it.
+async fn call<Req: Message + Send + Sync + 'static>(
+    channel: &Channel,
+    method: &str,
+    request: Req,
+    duration_ms: u64,
+) -> Result<Operation, tonic::Status> {
+    let mut grpc = Grpc::new(channel.clone());
+    grpc.ready().await.unwrap();
+    let mut request = tonic::Request::new(request);
+    request
+        .metadata_mut()
+        .insert("x-duration-ms", duration_ms.to_string().parse().unwrap());
+    let path = PathAndQuery::try_from(format!("{DEPLOY}{method}")).unwrap();
+    let codec = tonic_prost::ProstCodec::<Req, Operation>::default();
+    grpc.unary(request, path, codec)
+        .await
+        .map(tonic::Response::into_inner)
+}
+
+async fn wait_done(channel: &Channel, name: &str) -> Operation {
+    let request = WaitOperationRequest {
+        name: name.to_owned(),
+        timeout: Some(prost_types::Duration {
+            seconds: 10,
+            nanos: 0,
+        }),
+    };
+    let mut ops = OperationsClient::new(channel.clone());
+    let op = ops.wait_operation(request).await.unwrap().into_inner();
+    assert!(op.done, "{name} is not done after 10 s");
+    op
+}
+
+fn metadata(op: &Operation) -> OperationMetadata {
+    let any = op.metadata.as_ref().expect("metadata");
+    assert_eq!(
+        any.type_url,
+        "type.googleapis.com/google.cloud.deploy.v1.OperationMetadata"
+    );
+    OperationMetadata::decode(any.value.as_slice()).unwrap()
+}
+
+fn response<M: Message + Default>(op: &Operation, type_url: &str) -> M {
+    match &op.result {
+        Some(OperationResult::Response(any)) => {
+            assert_eq!(any.type_url, type_url);
+            M::decode(any.value.as_slice()).unwrap()
+        }
+        other => panic!("expected a response, got {other:?}"),
+    }
+}
+
+fn to_system(t: prost_types::Timestamp) -> SystemTime {
+    SystemTime::try_from(t).unwrap()
+}
+
+fn labels() -> HashMap<String, String> {
+    HashMap::from([("team".to_owned(), "web".to_owned())])
+}
+
+fn release_request(id: &str) -> CreateReleaseRequest {
+    CreateReleaseRequest {
+        parent: PIPELINE.into(),
+        release_id: id.into(),
+        release: Some(Release {
+            name: String::new(),
+            description: "first cut".into(),
+            labels: labels(),
+        }),
+    }
+}
+
+#[tokio::test]
+async fn create_release_echoes_the_release_and_fixes_end_time_at_completion() {
+    let (_server, _handle, channel) = serve().await;
+    let op = call(&channel, "CreateRelease", release_request("r1"), 40)
+        .await
+        .unwrap();
+    let done = wait_done(&channel, &op.name).await;
+    let release: Release = response(&done, "type.googleapis.com/google.cloud.deploy.v1.Release");
+    assert_eq!(
+        release,
+        Release {
+            name: format!("{PIPELINE}/releases/r1"),
+            description: "first cut".into(),
+            labels: labels(),
+        }
+    );
+    let first = metadata(&done);
+    let create = to_system(first.create_time.unwrap());
+    let end = to_system(first.end_time.unwrap());
+    // Stamped when it finished: created + the 40 ms it ran, on every read.
+    assert_eq!(
+        end.duration_since(create).unwrap(),
+        Duration::from_millis(40)
+    );
+    let mut ops = OperationsClient::new(channel.clone());
+    let again = ops
+        .get_operation(GetOperationRequest { name: op.name })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(metadata(&again), first);
+    assert_eq!(first.api_version, "v1");
+    assert!(!first.requested_cancellation);
+}
+
+#[tokio::test]
+async fn create_rollout_is_named_from_parent_and_rollout_id() {
+    let (_server, _handle, channel) = serve().await;
+    let parent = format!("{PIPELINE}/releases/r1");
+    let request = CreateRolloutRequest {
+        parent: parent.clone(),
+        rollout_id: "r1-to-prod-0001".into(),
+        rollout: Some(Described {
+            description: "to prod".into(),
+            ..Described::default()
+        }),
+        request_id: "5f0e3b0a-idempotency".into(),
+        starting_phase_id: "stable".into(),
+    };
+    let op = call(&channel, "CreateRollout", request, 0).await.unwrap();
+    assert!(op.done);
+    let name = format!("{parent}/rollouts/r1-to-prod-0001");
+    let rollout: Described = response(&op, "type.googleapis.com/google.cloud.deploy.v1.Rollout");
+    assert_eq!(rollout.name, name);
+    assert_eq!(rollout.description, "to prod");
+    let metadata = metadata(&op);
+    assert_eq!(metadata.target, name);
+    assert_eq!(metadata.verb, "create");
+    assert_eq!(metadata.api_version, "v1");
+    assert!(metadata.create_time.is_some() && metadata.end_time.is_some());
+    assert!(op.name.starts_with(&format!("{LOCATION}/operations/")));
+}
+
+#[tokio::test]
+async fn update_names_the_resource_by_its_own_name() {
+    let (_server, _handle, channel) = serve().await;
+    let request = UpdateDeliveryPipelineRequest {
+        update_mask: Some(prost_types::FieldMask {
+            paths: vec!["description".into()],
+        }),
+        delivery_pipeline: Some(Described {
+            name: PIPELINE.into(),
+            description: "now with canaries".into(),
+            labels: labels(),
+        }),
+        request_id: String::new(),
+    };
+    let op = call(&channel, "UpdateDeliveryPipeline", request, 0)
+        .await
+        .unwrap();
+    let pipeline: Described = response(
+        &op,
+        "type.googleapis.com/google.cloud.deploy.v1.DeliveryPipeline",
+    );
+    assert_eq!(pipeline.name, PIPELINE);
+    assert_eq!(pipeline.description, "now with canaries");
+    let metadata = metadata(&op);
+    assert_eq!(
+        (metadata.target.as_str(), metadata.verb.as_str()),
+        (PIPELINE, "update")
+    );
+}
+
+#[tokio::test]
+async fn delete_targets_the_named_resource_and_answers_empty() {
+    let (_server, _handle, channel) = serve().await;
+    let name = format!("{LOCATION}/targets/prod");
+    let request = DeleteTargetRequest {
+        name: name.clone(),
+        request_id: String::new(),
+    };
+    let op = call(&channel, "DeleteTarget", request, 0).await.unwrap();
+    let _: () = response(&op, "type.googleapis.com/google.protobuf.Empty");
+    let metadata = metadata(&op);
+    assert_eq!(
+        (metadata.target, metadata.verb),
+        (name, "delete".to_owned())
+    );
+}
+
+#[tokio::test]
+async fn a_duplicate_release_id_is_already_exists_while_the_first_lives() {
+    let (server, _handle, channel) = serve().await;
+    let first = call(&channel, "CreateRelease", release_request("dup"), 60_000)
+        .await
+        .unwrap();
+    let again = call(&channel, "CreateRelease", release_request("dup"), 60_000).await;
+    let status = again.expect_err("a second CreateRelease of the same id");
+    assert_eq!(status.code(), Code::AlreadyExists, "{status:?}");
+    assert!(status
+        .message()
+        .contains(&format!("{PIPELINE}/releases/dup")));
+    assert_eq!(server.operation_names(), vec![first.name.clone()]);
+    // Another id is another release.
+    call(&channel, "CreateRelease", release_request("other"), 60_000)
+        .await
+        .unwrap();
+    // A cancelled create leaves no release behind: the id is free again.
+    let mut ops = OperationsClient::new(channel.clone());
+    ops.cancel_operation(CancelOperationRequest { name: first.name })
+        .await
+        .unwrap();
+    call(&channel, "CreateRelease", release_request("dup"), 60_000)
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn an_update_without_a_resource_name_is_invalid_argument() {
+    let (server, _handle, channel) = serve().await;
+    let request = UpdateDeliveryPipelineRequest {
+        update_mask: None,
+        delivery_pipeline: Some(Described::default()),
+        request_id: String::new(),
+    };
+    let status = call(&channel, "UpdateDeliveryPipeline", request, 0)
+        .await
+        .expect_err("an update naming nothing");
+    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+    assert!(server.operation_names().is_empty());
+}
