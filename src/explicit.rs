@@ -130,7 +130,7 @@ impl<S> CancelOnDrop<S> {
             self.inner.clone(),
             name,
             &origin.into(),
-            (self.config.clone(), self.delivery.clone()),
+            (self.layered.config.clone(), self.layered.delivery.clone()),
         )
     }
 }

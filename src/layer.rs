@@ -12,7 +12,7 @@ use crate::extensions::CancelOn;
 use crate::operation::{Operation, OperationName};
 use crate::poll::PollPolicy;
 use crate::protocol::{GrpcLroMethods, Routes};
-use crate::service::CancelOnDrop;
+use crate::service::{CancelOnDrop, Layered};
 
 /// A Tower [`Layer`] that waits on AIP-151 long-running operations and cancels
 /// them when the caller gives up.
@@ -302,8 +302,10 @@ impl<S> Layer<S> for CancelOnDropLayer {
     fn layer(&self, inner: S) -> Self::Service {
         CancelOnDrop {
             inner,
-            config: self.config.clone(),
-            delivery: self.delivery.clone(),
+            layered: Arc::new(Layered {
+                config: self.config.clone(),
+                delivery: self.delivery.clone(),
+            }),
         }
     }
 }

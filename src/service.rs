@@ -52,6 +52,14 @@ use crate::request_body::RequestBody;
 #[derive(Clone, Debug)]
 pub struct CancelOnDrop<S> {
     pub(crate) inner: S,
+    /// The layer's settings and cancel delivery: one `Arc`, so that a clone
+    /// of the service (one per `oneshot`) costs one increment.
+    pub(crate) layered: Arc<Layered>,
+}
+
+/// What every service built by one layer shares with it.
+#[derive(Debug)]
+pub(crate) struct Layered {
     /// The layer's settings.
     pub(crate) config: Arc<Config>,
     /// The layer's cancel delivery (owned by its [`CancelHandle`](crate::CancelHandle)).
@@ -104,7 +112,8 @@ where
     }
 
     fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
-        let Some(protocol) = Protocol::for_request(&self.config.protocol, &req) else {
+        let layered = &*self.layered;
+        let Some(protocol) = Protocol::for_request(&layered.config.protocol, &req) else {
             return ResponseFuture::pass_through(self.inner.call(req));
         };
         if req.extensions().get::<ReturnImmediately>().is_some() {
@@ -121,9 +130,9 @@ where
             origin: req.uri().clone(),
             // Poll and cancel requests carry the caller's credentials and
             // quota project, nothing else.
-            headers: Forwarded::from_request(req.headers(), &self.config.forward_headers),
-            config: self.config.clone(),
-            delivery: self.delivery.clone(),
+            headers: Forwarded::from_request(req.headers(), &layered.config.forward_headers),
+            config: layered.config.clone(),
+            delivery: layered.delivery.clone(),
             runtime,
             span: span.clone(),
             fire: Some(spawn_cancel::<S, ReqBody, ResBody>),

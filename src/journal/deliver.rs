@@ -1,5 +1,6 @@
-//! Sending one journaled operation's CancelOperation through the layer's
-//! shared delivery (`reason = "reaped"`).
+//! Sending one journaled operation's CancelOperation through a cancel
+//! delivery — the reaper's own, the same workers, policy and spans as a
+//! layer's (`reason = "reaped"`).
 
 use std::sync::Arc;
 
