@@ -316,14 +316,14 @@ pub fn judge(
                 s.finished_before_kill += 1;
                 if got == 1 {
                     // A lost remove: allowed only for an end within W.
-                    assert!(at + window > kill_at, "{name} finished {:?} before the kill, outside W + stall = {window:?}, and got a reaper cancel", kill_at - at);
+                    assert!(at + window > kill_at, "{name} finished {:?} before the kill, outside the window W + stall + store lag = {window:?}, and got a reaper cancel", kill_at - at);
                     s.extra_inside_w += 1;
                 }
             }
             None if inside_w => s.missed_inside_w += usize::from(got == 0),
             None => {
                 // Answered more than W before the kill: its record was committed.
-                assert_eq!(got, 1, "{name} ({fate:?}, answered {:?} before the kill, outside W + stall = {window:?}) got no reaper cancel; its requests: {}", kill_at - start.received_at, history(log, name, start.received_at));
+                assert_eq!(got, 1, "{name} ({fate:?}, answered {:?} before the kill, outside the window W + stall + store lag = {window:?}) got no reaper cancel; its requests: {}", kill_at - start.received_at, history(log, name, start.received_at));
                 s.reaped += 1;
                 s.kill_to_cancel
                     .push(reaper_cancels[name][0].received_at - kill_at);
