@@ -12,16 +12,18 @@ use std::time::Duration;
 use tokio::time::Instant;
 use tower_lro::journal::{Journal, OwnerId};
 
+/// (start, duration) of each finished probe; the start of the one running.
+type Samples = Arc<Mutex<(Vec<(Instant, Duration)>, Option<Instant>)>>;
+
 /// The probe; stops when dropped.
 pub struct StoreProbe {
-    /// (start, duration) of each finished probe; the start of the one running.
-    samples: Arc<Mutex<(Vec<(Instant, Duration)>, Option<Instant>)>>,
+    samples: Samples,
     task: tokio::task::JoinHandle<()>,
 }
 
 impl StoreProbe {
     pub fn start(journal: Arc<dyn Journal>) -> Self {
-        let samples = Arc::new(Mutex::new((Vec::new(), None)));
+        let samples: Samples = Arc::new(Mutex::new((Vec::new(), None)));
         let kept = samples.clone();
         let task = tokio::spawn(async move {
             let owner = OwnerId::random();
