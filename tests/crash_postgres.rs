@@ -18,6 +18,8 @@ mod crash;
 mod fleet;
 #[path = "common/pg.rs"]
 mod pg;
+#[path = "common/store_probe.rs"]
+mod store_probe;
 #[path = "common/crash_verdict.rs"]
 mod verdict;
 
@@ -41,7 +43,7 @@ async fn kill_mid_burst(seed: u64) {
     let db = pg::fresh_database("tower_lro_crash").await;
     let parent = Arc::new(PostgresJournal::connect(&db).await.unwrap());
     let s = verdict::kill_mid_burst(&db, parent, seed).await;
-    println!("postgres crash, seed {seed}: {s:?} (W = {:?})", verdict::W);
+    println!("postgres crash, seed {seed}: {s}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -10,6 +10,8 @@
 mod common;
 #[path = "common/crash.rs"]
 mod crash;
+#[path = "common/store_probe.rs"]
+mod store_probe;
 #[path = "common/crash_verdict.rs"]
 mod verdict;
 
@@ -35,7 +37,7 @@ async fn kill_mid_burst(seed: u64) {
     let path = dir.join("journal.sqlite").display().to_string();
     let parent = Arc::new(SqliteJournal::open(&path).unwrap());
     let s = verdict::kill_mid_burst(&path, parent, seed).await;
-    println!("sqlite crash, seed {seed}: {s:?} (W = {:?})", verdict::W);
+    println!("sqlite crash, seed {seed}: {s}");
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -33,7 +33,7 @@ use crate::common::{http_client, start};
 
 /// The children's owner lease. Reapers claim a dead owner's entries this
 /// long after its last renewal (a third of it before the kill at most).
-pub const LEASE: Duration = Duration::from_secs(3);
+pub const LEASE: Duration = Duration::from_secs(6);
 /// How often each reaper looks for orphans.
 pub const REAPER_INTERVAL: Duration = Duration::from_millis(100);
 /// How long the child may take to start and print READY.

@@ -69,18 +69,21 @@ pub async fn run_fleet(
     for n in 0..replicas as u64 {
         live.push(replica(&base, config, n, seed).await);
     }
+    let probe = crate::store_probe::StoreProbe::start(parent.clone());
     let mut dead = Vec::new();
     for k in 0..kills {
         tokio::time::sleep(Duration::from_millis(rng.u64(500..1_500))).await;
         let mut victim = live.swap_remove(rng.usize(..live.len()));
         let kill_at = Instant::now();
         victim.child.kill();
-        dead.push((victim, kill_at));
+        let lag = probe.lag_before(kill_at, W + Duration::from_secs(1));
+        dead.push((victim, kill_at, lag));
         live.push(replica(&base, config, (replicas + k) as u64, seed).await);
     }
     // Every dead owner's entries reaped: bound, the lease and a round per
     // batch of what they can hold, plus 30 s for the cancels.
-    let owners: Vec<String> = dead.iter().map(|(r, _)| r.child.ready.clone()).collect();
+    drop(probe);
+    let owners: Vec<String> = dead.iter().map(|(r, _, _)| r.child.ready.clone()).collect();
     let bound = LEASE + REAPER_INTERVAL * 100 + Duration::from_secs(30);
     let deadline = Instant::now() + bound;
     loop {
@@ -101,7 +104,7 @@ pub async fn run_fleet(
     let log = server.requests();
     let summaries: Vec<Summary> = dead
         .iter()
-        .map(|(r, kill_at)| judge(&server, &log, *kill_at, &r.tag, r.run))
+        .map(|(r, kill_at, lag)| judge(&server, &log, *kill_at, &r.tag, r.run, *lag))
         .collect();
     // The live replicas: no reaper cancel for any of their operations.
     for r in &live {
