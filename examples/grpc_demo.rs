@@ -29,8 +29,8 @@ use googleapis_tonic_google_cloud_deploy_v1::google::longrunning::{
 use prost::Message;
 use tonic::transport::Channel;
 use tower::ServiceBuilder;
-use tower_lro_testing::{Endpoint, OperationsServer};
 use tower_lro::{CancelOnDropLayer, CancelOutcome, Operation, OperationName, Origin};
+use tower_lro_testing::{Endpoint, OperationsServer};
 use tracing_subscriber::EnvFilter;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;

@@ -25,8 +25,8 @@ use opentelemetry::metrics::MeterProvider;
 use opentelemetry_sdk::metrics::SdkMeterProvider;
 use prometheus::{Encoder, TextEncoder};
 use tower::{ServiceBuilder, ServiceExt};
-use tower_lro_testing::{Endpoint, Fault, OperationsServer};
 use tower_lro::{CancelOnDropLayer, CancelPolicy, PollPolicy};
+use tower_lro_testing::{Endpoint, Fault, OperationsServer};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 

@@ -13,8 +13,8 @@ mod common;
 use std::time::Duration;
 
 use tower::{Layer, Service, ServiceBuilder, ServiceExt};
-use tower_lro_testing::grpc::{CloudDeployClient, CreateReleaseRequest, Release};
 use tower_lro::{CancelOnDropLayer, CancelOutcome, OperationName};
+use tower_lro_testing::grpc::{CloudDeployClient, CreateReleaseRequest, Release};
 
 const NEEDS: &str = "TOWER_LRO_GROUND_TRUTH is not set: .ci/run starts tests/ground_truth/operations_server.py and sets it";
 /// How long the server's log may take to show what a test waits for.

@@ -10,9 +10,9 @@ use std::time::Duration;
 use http::Uri;
 use tonic::transport::Channel;
 use tower::ServiceBuilder;
+use tower_lro::{CancelOnDropLayer, CancelOutcome, CancelPolicy, OperationName, Origin};
 use tower_lro_testing::grpc::{CloudDeployClient, CreateReleaseRequest, Release};
 use tower_lro_testing::{Endpoint, OperationsServer};
-use tower_lro::{CancelOnDropLayer, CancelOutcome, CancelPolicy, OperationName, Origin};
 
 use common::SpanRecorder;
 

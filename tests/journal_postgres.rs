@@ -116,8 +116,8 @@ async fn postgres_unreachable_for_seconds_mid_run() {
     use tokio::time::Instant;
     use tower::{Layer, ServiceExt};
     use tower_lro::journal::{JournalWriter, Reaper, WriterOptions};
-    use tower_lro_testing::{Endpoint, OperationsServer};
     use tower_lro::CancelOnDropLayer;
+    use tower_lro_testing::{Endpoint, OperationsServer};
 
     const OUTAGE: Duration = Duration::from_secs(2);
     let db = database().await;

@@ -13,8 +13,8 @@ use opentelemetry::metrics::MeterProvider;
 use opentelemetry::{KeyValue, Value};
 use opentelemetry_sdk::metrics::data::{AggregatedMetrics, Metric, MetricData, ResourceMetrics};
 use opentelemetry_sdk::metrics::{InMemoryMetricExporter, PeriodicReader, SdkMeterProvider};
-use tower_lro_testing::{Endpoint, Fault, FaultKind, OperationsServer, RecordedRequest};
 use tower_lro::{CancelOnDropLayer, CancelPolicy};
+use tower_lro_testing::{Endpoint, Fault, FaultKind, OperationsServer, RecordedRequest};
 
 use common::{fast_polls, lro_client, send, start, WAIT};
 

@@ -10,8 +10,8 @@ use std::time::Duration;
 use opentelemetry::trace::TracerProvider;
 use opentelemetry::{KeyValue, Value};
 use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider, SpanData};
-use tower_lro_testing::{Endpoint, OperationsServer};
 use tower_lro::CancelOnDropLayer;
+use tower_lro_testing::{Endpoint, OperationsServer};
 use tracing_subscriber::layer::SubscriberExt;
 
 use common::{fast_polls, lro_client, send, start, WAIT};

@@ -8,9 +8,9 @@ use std::time::Duration;
 
 use tonic::transport::Channel;
 use tower::ServiceBuilder;
+use tower_lro::{CancelOnDropLayer, Operation, PollPolicy};
 use tower_lro_testing::grpc::{CloudDeployClient, CreateReleaseRequest, Release};
 use tower_lro_testing::OperationsServer;
-use tower_lro::{CancelOnDropLayer, Operation, PollPolicy};
 
 const PIPELINE: &str = "projects/my-project/locations/us-central1/deliveryPipelines/web-app";
 

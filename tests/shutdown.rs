@@ -10,8 +10,8 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use common::{assert_no_cancel, lro_client, send, start, WAIT};
-use tower_lro_testing::{Endpoint, Fault, OperationsServer, RecordedRequest};
 use tower_lro::{CancelOn, CancelOnDropLayer, CancelPolicy, Error, NotAccepted, PollPolicy};
+use tower_lro_testing::{Endpoint, Fault, OperationsServer, RecordedRequest};
 
 const CALLERS: usize = 5;
 

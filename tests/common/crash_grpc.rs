@@ -15,8 +15,8 @@ use tonic::transport::Channel;
 use tower::ServiceBuilder;
 use tower_http::set_header::{SetRequestHeader, SetRequestHeaderLayer};
 use tower_lro::journal::{Journal, JournalWriter, Reaper, WriterOptions};
-use tower_lro_testing::grpc::{CloudDeployClient, CreateReleaseRequest, Release};
 use tower_lro::CancelOnDropLayer;
+use tower_lro_testing::grpc::{CloudDeployClient, CreateReleaseRequest, Release};
 
 use crate::crash::{entry_names, LEASE, LONG_MS, SHORT_EVERY, SHORT_MS};
 
