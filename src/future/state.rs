@@ -206,7 +206,10 @@ impl<S> Track<S> {
             )));
         };
         self.poll_span = self.schedule.sent(rpc);
-        self.call.delivery.counters.metrics.poll(target, rpc);
+        match &self.metrics {
+            Some(metrics) => metrics.poll(rpc),
+            None => self.call.delivery.counters.metrics.poll(target, rpc),
+        }
         target.record_rpc(&self.poll_span, rpc);
         let future = self
             .poll_span
