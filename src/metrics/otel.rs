@@ -320,7 +320,6 @@ impl CallMetrics {
     pub(crate) fn gave_up(mut self, reason: Reason, polls: u32) -> GaveUp {
         self.leave();
         GaveUp {
-            waited: self.since.elapsed(),
             call: self,
             reason,
             polls,
@@ -341,15 +340,16 @@ pub(crate) struct GaveUp {
     call: CallMetrics,
     reason: Reason,
     polls: u32,
-    waited: std::time::Duration,
 }
 
 impl GaveUp {
     /// Records `lro.operations.finished` (`gave_up`), the wait's duration
-    /// and polls, and `lro.cancels.fired` for the cancel of the call's
-    /// operation.
-    pub(crate) fn record(self) {
-        self.call.record(Finished::GaveUp, self.polls, self.waited);
+    /// (to `ended`: when the cancel was fired, the same instant as the
+    /// call's drop) and polls, and `lro.cancels.fired` for the cancel of
+    /// the call's operation.
+    pub(crate) fn record(self, ended: Instant) {
+        let waited = ended.saturating_duration_since(self.call.since);
+        self.call.record(Finished::GaveUp, self.polls, waited);
         self.call.series.target.fired.add(self.reason.as_str());
     }
 }

@@ -96,6 +96,7 @@ pub(super) fn settled_name(outcome: CancelOutcome) -> &'static str {
 #[derive(Debug)]
 pub(super) struct TargetSeries {
     protocol: Protocol,
+    authority: String,
     /// `rpc.system`, `server.address`, `server.port`.
     attributes: Vec<KeyValue>,
     /// The target's, with the Operations service and `CancelOperation`
@@ -132,6 +133,7 @@ impl TargetSeries {
         ];
         TargetSeries {
             protocol,
+            authority: target.authority().to_owned(),
             attributes,
             cancel,
             poll_base,
@@ -234,8 +236,7 @@ impl CallSeries {
 /// attributes.
 #[derive(Debug, Default)]
 pub(super) struct Registry {
-    /// By authority: one per protocol.
-    targets: Mutex<HashMap<String, Vec<Arc<TargetSeries>>>>,
+    targets: Mutex<Targets>,
     /// `lro.calls.waiting`.
     pub(super) waiting: AtomicI64,
     /// `lro.cancels.pending`, and whether it was ever changed.
@@ -245,21 +246,34 @@ pub(super) struct Registry {
     pub(super) unanswered: AtomicU64,
 }
 
+/// The targets' series, by authority (one per protocol), and the last one
+/// looked up (most calls go to one API).
+#[derive(Debug, Default)]
+struct Targets {
+    by_authority: HashMap<String, Vec<Arc<TargetSeries>>>,
+    last: Option<Arc<TargetSeries>>,
+}
+
 impl Registry {
     /// `target`'s series, made on first use.
     pub(super) fn target(&self, target: &Target) -> Arc<TargetSeries> {
         let mut targets = self.targets.lock().unwrap_or_else(PoisonError::into_inner);
-        let protocol = target.protocol();
-        if let Some(list) = targets.get(target.authority()) {
-            if let Some(series) = list.iter().find(|s| s.protocol == protocol) {
-                return series.clone();
-            }
+        let (protocol, authority) = (target.protocol(), target.authority());
+        let is = |s: &&Arc<TargetSeries>| s.protocol == protocol && s.authority == authority;
+        if let Some(last) = targets.last.as_ref().filter(is) {
+            return last.clone();
         }
-        let series = Arc::new(TargetSeries::new(target));
-        targets
-            .entry(target.authority().to_owned())
-            .or_default()
-            .push(series.clone());
+        let known = targets.by_authority.get(authority);
+        let series = match known.and_then(|list| list.iter().find(is)) {
+            Some(series) => series.clone(),
+            None => {
+                let series = Arc::new(TargetSeries::new(target));
+                let list = targets.by_authority.entry(authority.to_owned());
+                list.or_default().push(series.clone());
+                series
+            }
+        };
+        targets.last = Some(series.clone());
         series
     }
 
@@ -273,7 +287,7 @@ impl Registry {
 
     fn each_target(&self, mut f: impl FnMut(&TargetSeries)) {
         let targets = self.targets.lock().unwrap_or_else(PoisonError::into_inner);
-        targets.values().flatten().for_each(|s| f(s));
+        targets.by_authority.values().flatten().for_each(|s| f(s));
     }
 
     fn each_call(&self, mut f: impl FnMut(&CallSeries)) {
