@@ -242,16 +242,18 @@ fn overhead(c: &mut Criterion) {
             timed(rt, &lro, Method::POST, DONE, n)
         }),
     ];
-    if support::profile_mode(&mut variants) {
-        return;
+    // Under `BENCH_PROFILE` (benches/callgrind.sh), every group's variants
+    // are listed or profiled, the metrics pairs' too; nothing is timed.
+    let profiling = support::profile_mode(&mut variants);
+    if !profiling {
+        let bytes = vec![None; variants.len()];
+        let measured = run_group(c, "overhead", &mut variants, &bytes, 0);
+        print_table(
+            "overhead: ns per oneshot call; ratios to bare (target: lro GET <= 1.10)",
+            "bare",
+            &measured,
+        );
     }
-    let bytes = vec![None; variants.len()];
-    let measured = run_group(c, "overhead", &mut variants, &bytes, 0);
-    print_table(
-        "overhead: ns per oneshot call; ratios to bare (target: lro GET <= 1.10)",
-        "bare",
-        &measured,
-    );
 
     // Metrics on vs off, each pair interleaved with the "off" variant as
     // the anchor.
@@ -289,6 +291,10 @@ fn overhead(c: &mut Criterion) {
             Variant::new(name, |n| timed(rt, off, m.clone(), uri, n)),
             Variant::new(with, |n| timed(rt, on, method.clone(), uri, n)),
         ];
+        if profiling {
+            support::profile_mode(&mut pair);
+            continue;
+        }
         let measured = run_group(c, &format!("metrics {name}"), &mut pair, &[None; 2], 0);
         print_table(
             &format!("metrics, {name}: ns per call; ratio of +metrics to without"),

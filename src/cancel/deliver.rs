@@ -43,7 +43,7 @@ where
     if !admitted {
         Counters::bump(&delivery.counters.shed);
         if let Some(deferred) = job.metrics.take() {
-            deferred.record(&job.target);
+            deferred.record(tokio::time::Instant::now());
         }
         metrics.cancel_shed(&job.target);
         tracing::warn!(

@@ -168,7 +168,7 @@ impl Cancel {
     /// else when the cancel settles or is lost.
     pub(crate) fn record_fired(&mut self) {
         if let Some(metrics) = self.metrics.take() {
-            metrics.record(&self.target);
+            metrics.record(self.fired);
         }
     }
 

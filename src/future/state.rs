@@ -206,7 +206,10 @@ impl<S> Track<S> {
             )));
         };
         self.poll_span = self.schedule.sent(rpc);
-        self.call.delivery.counters.metrics.poll(target, rpc);
+        match &self.metrics {
+            Some(metrics) => metrics.poll(rpc),
+            None => self.call.delivery.counters.metrics.poll(target, rpc),
+        }
         target.record_rpc(&self.poll_span, rpc);
         let future = self
             .poll_span
@@ -303,13 +306,10 @@ impl<S> Track<S> {
             self.report_progress(&data);
         }
         match answer {
-            PollBody::Done { .. } => {
+            PollBody::Done { code } => {
                 let polls = self.schedule.polls();
-                // The final status, decoded only for a span or a meter.
-                let code = (self.metrics.is_some() || !self.call.span.is_disabled()).then(|| {
-                    let op = target.operation(&data);
-                    op.and_then(|op| op.error).map_or(0, |e| e.code)
-                });
+                // The final status, as decoded to tell done from CANCELLED.
+                let code = Some(code);
                 record_end(&self.call.span, polls, true, code);
                 if let Some(metrics) = self.metrics.take() {
                     metrics.finished(Finished::from_error(code), polls);

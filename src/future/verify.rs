@@ -74,8 +74,10 @@ where
     let response = tokio::time::timeout(timeout, future).await.ok()?.ok()?;
     let (data, trailers) = read_to_end(response.into_body(), max_bytes).await?;
     match target.poll_body(&data, trailers.as_ref()) {
-        PollBody::Done { cancelled: true } => Some(CancelOutcome::VerifiedCancelled),
-        PollBody::Done { cancelled: false } => Some(CancelOutcome::CompletedAnyway),
+        PollBody::Done {
+            code: crate::operation::Status::CANCELLED,
+        } => Some(CancelOutcome::VerifiedCancelled),
+        PollBody::Done { .. } => Some(CancelOutcome::CompletedAnyway),
         _ => None,
     }
 }

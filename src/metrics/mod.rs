@@ -5,6 +5,8 @@
 
 #[cfg(feature = "opentelemetry")]
 mod otel;
+#[cfg(feature = "opentelemetry")]
+mod series;
 
 #[cfg(feature = "journal")]
 mod journal;
@@ -71,7 +73,7 @@ mod off {
     pub(crate) enum GaveUp {}
 
     impl GaveUp {
-        pub(crate) fn record(self, _: &Target) {
+        pub(crate) fn record(self, _: Instant) {
             match self {}
         }
     }
@@ -103,6 +105,9 @@ mod off {
     }
 
     impl CallMetrics {
+        pub(crate) fn poll(&self, _: Rpc) {
+            match *self {}
+        }
         pub(crate) fn finished(self, _: Finished, _: u32) {
             match self {}
         }

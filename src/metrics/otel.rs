@@ -2,16 +2,22 @@
 //! `rpc.system`, `rpc.service`, `rpc.method`, `server.address`,
 //! `server.port`; durations in seconds). Never the operation name: every
 //! attribute has few values.
+//!
+//! The counters are observable (asynchronous) instruments: a tracked call
+//! or a cancel looks its attribute set's series up once, each event is an
+//! atomic add on it, and the reader reads the series when it collects.
+//! The histograms are recorded once per operation or cancel.
 
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, OnceLock};
 
-use opentelemetry::metrics::{Counter, Histogram, Meter, UpDownCounter};
-use opentelemetry::KeyValue;
+use opentelemetry::metrics::{AsyncInstrument, Histogram, Meter};
 use tokio::time::Instant;
 
+use super::series::{settled_name, CallSeries, Registry};
 use super::Finished;
 use crate::cancel::{CancelOutcome, Reason};
-use crate::protocol::{Protocol, Rpc, Target};
+use crate::protocol::{Rpc, Target};
 
 /// The name and version of the instrumentation scope.
 pub(crate) const SCOPE: &str = "tower-lro";
@@ -32,35 +38,62 @@ const POLLS: [f64; 12] = [
 #[derive(Debug, Default)]
 pub(crate) struct Metrics(OnceLock<Arc<Instruments>>);
 
+/// The histograms, recorded once per operation or cancel, and the series
+/// the observable counters report.
 #[derive(Debug)]
 pub(crate) struct Instruments {
-    tracked: Counter<u64>,
-    finished: Counter<u64>,
     duration: Histogram<f64>,
     polls_per_operation: Histogram<u64>,
-    polls: Counter<u64>,
-    waiting: UpDownCounter<i64>,
-    fired: Counter<u64>,
-    settled: Counter<u64>,
-    left_running: Counter<u64>,
     cancel_duration: Histogram<f64>,
-    pending: UpDownCounter<i64>,
+    series: Arc<Registry>,
+}
+
+/// Registers an observable counter `name` read from `series` by `read`.
+fn observe_u64(
+    meter: &Meter,
+    series: &Arc<Registry>,
+    (name, unit, description): (&'static str, &'static str, &'static str),
+    read: fn(&Registry, &dyn AsyncInstrument<u64>),
+) {
+    let series = series.clone();
+    meter
+        .u64_observable_counter(name)
+        .with_unit(unit)
+        .with_description(description)
+        .with_callback(move |observer| read(&series, observer))
+        .build();
+}
+
+/// Registers an observable up/down counter `name` read from `series`.
+fn observe_i64(
+    meter: &Meter,
+    series: &Arc<Registry>,
+    (name, unit, description): (&'static str, &'static str, &'static str),
+    read: fn(&Registry, &dyn AsyncInstrument<i64>),
+) {
+    let series = series.clone();
+    meter
+        .i64_observable_up_down_counter(name)
+        .with_unit(unit)
+        .with_description(description)
+        .with_callback(move |observer| read(&series, observer))
+        .build();
 }
 
 impl Instruments {
     fn new(meter: &Meter) -> Self {
+        let series = Arc::new(Registry::default());
+        let s = &series;
+        observe_u64(meter, s, TRACKED, Registry::observe_tracked);
+        observe_u64(meter, s, FINISHED, Registry::observe_finished);
+        observe_u64(meter, s, POLLED, Registry::observe_polls);
+        observe_i64(meter, s, WAITING, Registry::observe_waiting);
+        observe_u64(meter, s, FIRED, Registry::observe_fired);
+        observe_u64(meter, s, SETTLED, Registry::observe_settled);
+        observe_u64(meter, s, LEFT_RUNNING, Registry::observe_left_running);
+        observe_i64(meter, s, PENDING, Registry::observe_pending);
         let seconds = || SECONDS.to_vec();
         Instruments {
-            tracked: meter
-                .u64_counter("lro.operations.tracked")
-                .with_unit("{operation}")
-                .with_description("Operations the layer started waiting on.")
-                .build(),
-            finished: meter
-                .u64_counter("lro.operations.finished")
-                .with_unit("{operation}")
-                .with_description("Operations the layer stopped waiting on, by outcome.")
-                .build(),
             duration: meter
                 .f64_histogram("lro.operation.duration")
                 .with_unit("s")
@@ -73,87 +106,59 @@ impl Instruments {
                 .with_description("GetOperation/WaitOperation requests sent per operation.")
                 .with_boundaries(POLLS.to_vec())
                 .build(),
-            polls: meter
-                .u64_counter("lro.polls")
-                .with_unit("{poll}")
-                .with_description("GetOperation and WaitOperation requests sent.")
-                .build(),
-            waiting: meter
-                .i64_up_down_counter("lro.calls.waiting")
-                .with_unit("{call}")
-                .with_description("Calls waiting on an operation now.")
-                .build(),
-            fired: meter
-                .u64_counter("lro.cancels.fired")
-                .with_unit("{cancel}")
-                .with_description("CancelOperation requests decided on, by reason.")
-                .build(),
-            settled: meter
-                .u64_counter("lro.cancels.settled")
-                .with_unit("{cancel}")
-                .with_description("Cancels that reached an outcome, by outcome.")
-                .build(),
-            left_running: meter
-                .u64_counter("lro.operations.left_running")
-                .with_unit("{operation}")
-                .with_description(
-                    "Operations whose cancel was fired but never accepted: they may still run.",
-                )
-                .build(),
             cancel_duration: meter
                 .f64_histogram("lro.cancel.duration")
                 .with_unit("s")
                 .with_description("Time from a cancel being fired to its outcome.")
                 .with_boundaries(seconds())
                 .build(),
-            pending: meter
-                .i64_up_down_counter("lro.cancels.pending")
-                .with_unit("{cancel}")
-                .with_description(
-                    "Cancels fired and not settled now: sending, backing off or queued.",
-                )
-                .build(),
+            series,
         }
     }
 }
 
-/// `rpc.system`, `server.address` and `server.port` of a target; with
-/// `rpc.service` and `rpc.method` for a gRPC call's own method.
-fn target_attributes(target: &Target, capacity: usize) -> Vec<KeyValue> {
-    let mut attributes = Vec::with_capacity(capacity + 3);
-    let system = match target.protocol() {
-        Protocol::Rest => "http",
-        Protocol::Grpc => "grpc",
-    };
-    attributes.push(KeyValue::new("rpc.system", system));
-    let authority = target.authority();
-    let (host, port) = match authority.rsplit_once(':') {
-        Some((host, port)) if !host.ends_with(']') || host.starts_with('[') => {
-            (host, port.parse::<i64>().ok())
-        }
-        _ => (authority, None),
-    };
-    let host = host.trim_start_matches('[').trim_end_matches(']');
-    attributes.push(KeyValue::new("server.address", host.to_owned()));
-    if let Some(port) = port {
-        attributes.push(KeyValue::new("server.port", port));
-    }
-    attributes
-}
-
-/// The attributes of a cancel: the target's, and the Operations service's
-/// method over gRPC.
-fn cancel_attributes(target: &Target, extra: KeyValue) -> Vec<KeyValue> {
-    let mut attributes = target_attributes(target, 3);
-    if target.protocol() == Protocol::Grpc {
-        attributes.push(KeyValue::new("rpc.service", OPERATIONS));
-        attributes.push(KeyValue::new("rpc.method", Rpc::Cancel.as_str()));
-    }
-    attributes.push(extra);
-    attributes
-}
-
-const OPERATIONS: &str = "google.longrunning.Operations";
+/// Name, unit and description of each counter.
+type About = (&'static str, &'static str, &'static str);
+const TRACKED: About = (
+    "lro.operations.tracked",
+    "{operation}",
+    "Operations the layer started waiting on.",
+);
+const FINISHED: About = (
+    "lro.operations.finished",
+    "{operation}",
+    "Operations the layer stopped waiting on, by outcome.",
+);
+const POLLED: About = (
+    "lro.polls",
+    "{poll}",
+    "GetOperation and WaitOperation requests sent.",
+);
+const WAITING: About = (
+    "lro.calls.waiting",
+    "{call}",
+    "Calls waiting on an operation now.",
+);
+const FIRED: About = (
+    "lro.cancels.fired",
+    "{cancel}",
+    "CancelOperation requests decided on, by reason.",
+);
+const SETTLED: About = (
+    "lro.cancels.settled",
+    "{cancel}",
+    "Cancels that reached an outcome, by outcome.",
+);
+const LEFT_RUNNING: About = (
+    "lro.operations.left_running",
+    "{operation}",
+    "Operations whose cancel was fired but never accepted: they may still run.",
+);
+const PENDING: About = (
+    "lro.cancels.pending",
+    "{cancel}",
+    "Cancels fired and not settled now: sending, backing off or queued.",
+);
 
 impl Metrics {
     /// Creates the instruments on `meter`, unless this handle has them.
@@ -178,34 +183,21 @@ impl Metrics {
     #[inline]
     pub(crate) fn call(&self, target: &Target, origin: &http::Uri) -> Option<CallMetrics> {
         let instruments = self.get()?.clone();
-        let mut attributes = target_attributes(target, 2);
-        if target.protocol() == Protocol::Grpc {
-            let path = origin.path().trim_start_matches('/');
-            if let Some((service, method)) = path.split_once('/') {
-                attributes.push(KeyValue::new("rpc.service", service.to_owned()));
-                attributes.push(KeyValue::new("rpc.method", method.to_owned()));
-            }
-        }
-        instruments.tracked.add(1, &attributes);
-        instruments.waiting.add(1, &[]);
+        let series = instruments.series.call(target, origin);
         Some(CallMetrics {
             instruments,
-            attributes,
+            series,
             since: Instant::now(),
             waiting: true,
         })
     }
 
-    /// A GetOperation or WaitOperation was sent.
+    /// A GetOperation or WaitOperation was sent for a call not tracked
+    /// here (a cancel's verification).
     #[inline]
     pub(crate) fn poll(&self, target: &Target, rpc: Rpc) {
         if let Some(m) = self.get() {
-            let mut attributes = target_attributes(target, 2);
-            if target.protocol() == Protocol::Grpc {
-                attributes.push(KeyValue::new("rpc.service", OPERATIONS));
-            }
-            attributes.push(KeyValue::new("rpc.method", rpc.as_str()));
-            m.polls.add(1, &attributes);
+            m.series.target(target).poll(rpc);
         }
     }
 
@@ -213,8 +205,7 @@ impl Metrics {
     #[inline]
     pub(crate) fn cancel_fired(&self, target: &Target, reason: Reason) {
         if let Some(m) = self.get() {
-            let reason = KeyValue::new("lro.cancel.reason", reason.as_str());
-            m.fired.add(1, &cancel_attributes(target, reason));
+            m.series.target(target).fired.add(reason.as_str());
         }
     }
 
@@ -222,7 +213,10 @@ impl Metrics {
     #[inline]
     pub(crate) fn cancel_queued(&self) {
         if let Some(m) = self.get() {
-            m.pending.add(1, &[]);
+            m.series.pending.fetch_add(1, Relaxed);
+            if !m.series.pending_changed.load(Relaxed) {
+                m.series.pending_changed.store(true, Relaxed);
+            }
         }
     }
 
@@ -230,7 +224,7 @@ impl Metrics {
     #[inline]
     pub(crate) fn cancel_unqueued(&self) {
         if let Some(m) = self.get() {
-            m.pending.add(-1, &[]);
+            m.series.pending.fetch_sub(1, Relaxed);
         }
     }
 
@@ -248,10 +242,9 @@ impl Metrics {
 
     fn unsent(&self, target: &Target, outcome: &'static str) {
         if let Some(m) = self.get() {
-            let attributes =
-                cancel_attributes(target, KeyValue::new("lro.cancel.outcome", outcome));
-            m.settled.add(1, &attributes);
-            m.left_running.add(1, &attributes[..attributes.len() - 1]);
+            let series = m.series.target(target);
+            series.settled.add(outcome);
+            series.left_running.fetch_add(1, Relaxed);
         }
     }
 
@@ -259,15 +252,10 @@ impl Metrics {
     #[inline]
     pub(crate) fn cancel_settled(&self, target: &Target, outcome: CancelOutcome, fired: Instant) {
         let Some(m) = self.get() else { return };
-        let name = match outcome {
-            CancelOutcome::UnimplementedSkipped => "unimplemented",
-            other => other.as_str(),
-        };
-        let attributes = cancel_attributes(target, KeyValue::new("lro.cancel.outcome", name));
-        m.settled.add(1, &attributes);
-        let base = &attributes[..attributes.len() - 1];
+        let series = m.series.target(target);
+        series.settled.add(settled_name(outcome));
         m.cancel_duration
-            .record(fired.elapsed().as_secs_f64(), base);
+            .record(fired.elapsed().as_secs_f64(), &series.cancel);
         let left = matches!(
             outcome,
             CancelOutcome::Failed
@@ -275,7 +263,7 @@ impl Metrics {
                 | CancelOutcome::UnimplementedSkipped
         );
         if left {
-            m.left_running.add(1, base);
+            series.left_running.fetch_add(1, Relaxed);
         }
     }
 
@@ -284,23 +272,28 @@ impl Metrics {
     #[inline]
     pub(crate) fn unanswered(&self) {
         if let Some(m) = self.get() {
-            m.settled
-                .add(1, &[KeyValue::new("lro.cancel.outcome", "unanswered")]);
+            m.series.unanswered.fetch_add(1, Relaxed);
         }
     }
 }
 
-/// One tracked call's attributes and start, while it waits.
+/// One tracked call's series and start, while it waits.
 #[derive(Debug)]
 pub(crate) struct CallMetrics {
     instruments: Arc<Instruments>,
-    attributes: Vec<KeyValue>,
+    series: Arc<CallSeries>,
     since: Instant,
     /// Still counted in `lro.calls.waiting`.
     waiting: bool,
 }
 
 impl CallMetrics {
+    /// The call sent a GetOperation or WaitOperation.
+    #[inline]
+    pub(crate) fn poll(&self, rpc: Rpc) {
+        self.series.target.poll(rpc);
+    }
+
     /// The wait ended: how, after `polls` polls.
     pub(crate) fn finished(mut self, how: Finished, polls: u32) {
         self.leave();
@@ -309,28 +302,24 @@ impl CallMetrics {
 
     fn record(&self, how: Finished, polls: u32, waited: std::time::Duration) {
         let m = &self.instruments;
-        m.duration.record(waited.as_secs_f64(), &self.attributes);
-        m.polls_per_operation
-            .record(u64::from(polls), &self.attributes);
-        let mut attributes = self.attributes.clone();
-        attributes.push(KeyValue::new("lro.operation.outcome", how.as_str()));
-        m.finished.add(1, &attributes);
+        let attributes = &self.series.attributes;
+        m.duration.record(waited.as_secs_f64(), attributes);
+        m.polls_per_operation.record(u64::from(polls), attributes);
+        self.series.finished(how);
     }
 
     fn leave(&mut self) {
         if std::mem::take(&mut self.waiting) {
-            self.instruments.waiting.add(-1, &[]);
+            self.instruments.series.waiting.fetch_sub(1, Relaxed);
         }
     }
 
     /// The layer gave up and fires a cancel for `reason`: the call stops
-    /// counting as waiting now (an atomic, no attributes); the rest is
-    /// recorded off the caller's path, by the cancel's delivery
-    /// ([`GaveUp::record`]).
+    /// counting as waiting now (an atomic); the rest is recorded off the
+    /// caller's path, by the cancel's delivery ([`GaveUp::record`]).
     pub(crate) fn gave_up(mut self, reason: Reason, polls: u32) -> GaveUp {
         self.leave();
         GaveUp {
-            waited: self.since.elapsed(),
             call: self,
             reason,
             polls,
@@ -351,18 +340,16 @@ pub(crate) struct GaveUp {
     call: CallMetrics,
     reason: Reason,
     polls: u32,
-    waited: std::time::Duration,
 }
 
 impl GaveUp {
     /// Records `lro.operations.finished` (`gave_up`), the wait's duration
-    /// and polls, and `lro.cancels.fired` for the cancel of `target`.
-    pub(crate) fn record(self, target: &Target) {
-        self.call.record(Finished::GaveUp, self.polls, self.waited);
-        let reason = KeyValue::new("lro.cancel.reason", self.reason.as_str());
-        self.call
-            .instruments
-            .fired
-            .add(1, &cancel_attributes(target, reason));
+    /// (to `ended`: when the cancel was fired, the same instant as the
+    /// call's drop) and polls, and `lro.cancels.fired` for the cancel of
+    /// the call's operation.
+    pub(crate) fn record(self, ended: Instant) {
+        let waited = ended.saturating_duration_since(self.call.since);
+        self.call.record(Finished::GaveUp, self.polls, waited);
+        self.call.series.target.fired.add(self.reason.as_str());
     }
 }

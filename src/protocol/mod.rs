@@ -158,8 +158,9 @@ pub(crate) enum PollHead {
 /// What a complete poll answer says.
 #[derive(Debug)]
 pub(crate) enum PollBody {
-    /// The operation is done; `cancelled` if it ended CANCELLED (AIP-151).
-    Done { cancelled: bool },
+    /// The operation is done: `code` is its `error.code` (1: CANCELLED,
+    /// AIP-151), 0 if it has a `response` (or its status did not decode).
+    Done { code: i32 },
     /// Not done yet.
     NotDone,
     /// A transient failure carried in the body or trailers (REST never

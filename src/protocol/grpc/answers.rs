@@ -73,8 +73,8 @@ pub(crate) fn poll_body(
     if !operation.done {
         return PollBody::NotDone;
     }
-    let cancelled = error_of(&operation).is_some_and(|(c, _)| c == code::CANCELLED);
-    PollBody::Done { cancelled }
+    let code = error_of(&operation).map_or(code::OK, |(c, _)| c);
+    PollBody::Done { code }
 }
 
 /// A cancel answer's head: a trailers-only or non-200 answer is final now;
@@ -205,11 +205,13 @@ mod tests {
         ));
         assert!(matches!(
             poll_body(&name(), &framed(true, Some(1)), Some(&ok)),
-            PollBody::Done { cancelled: true }
+            PollBody::Done {
+                code: crate::operation::Status::CANCELLED
+            }
         ));
         assert!(matches!(
             poll_body(&name(), &framed(true, None), Some(&ok)),
-            PollBody::Done { cancelled: false }
+            PollBody::Done { code: code::OK }
         ));
         let other = OperationName::parse("projects/p/locations/l/operations/op-2").unwrap();
         assert!(matches!(

@@ -15,8 +15,6 @@ use super::messages::{RetryInfo, Status, RETRY_INFO_TYPE};
 pub(crate) mod code {
     /// `OK`.
     pub(crate) const OK: i32 = 0;
-    /// `CANCELLED`.
-    pub(crate) const CANCELLED: i32 = 1;
     /// `UNKNOWN`.
     pub(crate) const UNKNOWN: i32 = 2;
     /// `DEADLINE_EXCEEDED`.

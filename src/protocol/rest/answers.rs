@@ -123,8 +123,8 @@ pub(crate) fn poll_body(name: &OperationName, body: &[u8]) -> PollBody {
     if !view.done {
         return PollBody::NotDone;
     }
-    let cancelled = Operation::from_json(body).is_ok_and(|op| op.is_cancelled());
-    PollBody::Done { cancelled }
+    let code = Operation::from_json(body).map_or(0, |op| op.error.map_or(0, |e| e.code));
+    PollBody::Done { code }
 }
 
 /// A cancel answer's head: 2xx accepted (unless it is a gRPC answer — a
@@ -177,6 +177,7 @@ fn error_status_is(body: &[u8], expected: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::operation::Status;
 
     #[test]
     fn aip193_status_is_read() {
@@ -250,7 +251,9 @@ mod tests {
                 &name,
                 br#"{"name":"operations/x","done":true,"error":{"code":1}}"#
             ),
-            PollBody::Done { cancelled: true }
+            PollBody::Done {
+                code: Status::CANCELLED
+            }
         ));
         assert!(matches!(
             poll_body(&name, br#"{"name":"operations/y"}"#),
