@@ -23,26 +23,17 @@ mod store_probe;
 #[path = "common/crash_verdict.rs"]
 mod verdict;
 
-use std::sync::Arc;
-
-use tower_lro::journal::{Journal, PostgresJournal};
+use crash::{store, Wire};
 
 #[test]
 #[ignore = "the crash tests' child process; started by them"]
 fn crash_child() {
-    crash::run_child(|config| async move {
-        Arc::new(
-            PostgresJournal::connect(&config)
-                .await
-                .expect("connect to PostgreSQL"),
-        ) as Arc<dyn Journal>
-    });
+    crash::run_child(store::open_postgres);
 }
 
 async fn kill_mid_burst(seed: u64) {
-    let db = pg::fresh_database("tower_lro_crash").await;
-    let parent = Arc::new(PostgresJournal::connect(&db).await.unwrap());
-    let s = verdict::kill_mid_burst(&db, parent, seed).await;
+    let store = store::postgres(pg::fresh_database("tower_lro_crash").await).await;
+    let s = verdict::kill_mid_burst(&store.config, store.parent.clone(), seed, Wire::Rest).await;
     println!("postgres crash, seed {seed}: {s}");
 }
 
@@ -65,18 +56,16 @@ async fn sigkill_mid_burst_seed_3() {
 }
 
 async fn fleet_run(replicas: usize, kills: usize) {
-    let db = pg::fresh_database("tower_lro_fleet").await;
-    let parent = Arc::new(PostgresJournal::connect(&db).await.unwrap());
-    let r = fleet::run_fleet(&db, parent, replicas, kills, 11).await;
-    let ms = |d: std::time::Duration| d.as_secs_f64() * 1e3;
-    println!(
-        "fleet: {} replicas on one PostgreSQL, {} killed and replaced; {} operations started by the killed ones, \
-         {} reaped each exactly once, {} missed and {} cancelled twice inside W = {:?} (0 outside it); \
-         kill -> reaper cancel p50 {:.0} ms, p99 {:.0} ms, max {:.0} ms (lease {:?}, reaper interval {:?})",
-        r.replicas, r.kills, r.started, r.reaped, r.missed_inside_w, r.extra_inside_w, fleet::WINDOW,
-        ms(r.kill_to_cancel[0]), ms(r.kill_to_cancel[1]), ms(r.kill_to_cancel[2]),
-        crash::LEASE, crash::REAPER_INTERVAL
+    let store = store::postgres(pg::fresh_database("tower_lro_fleet").await).await;
+    let r = fleet::run_fleet(
+        &store.config,
+        store.parent.clone(),
+        replicas,
+        kills,
+        11,
+        Wire::Rest,
     );
+    println!("fleet: {}", r.await);
 }
 
 /// Eight replicas under load, three killed at random and replaced.

@@ -4,6 +4,7 @@
 //! processes, running all along beside a live owner, cancel what it left
 //! running exactly once; only operations inside the loss window may be
 //! missed or get an extra cancel (`common/crash_verdict.rs` has the rules).
+//! `crash_grpc_sqlite.rs` proves the same over gRPC.
 //!
 //! The processes are this binary (`crash_child`), started by the test.
 
@@ -15,30 +16,18 @@ mod store_probe;
 #[path = "common/crash_verdict.rs"]
 mod verdict;
 
-use std::sync::Arc;
-
-use tower_lro::journal::{Journal, SqliteJournal};
+use crash::{store, Wire};
 
 #[test]
 #[ignore = "the crash tests' child process; started by them"]
 fn crash_child() {
-    crash::run_child(|path| async move {
-        Arc::new(SqliteJournal::open(path).expect("open the SQLite journal")) as Arc<dyn Journal>
-    });
+    crash::run_child(store::open_sqlite);
 }
 
 async fn kill_mid_burst(seed: u64) {
-    let dir = std::env::temp_dir().join(format!(
-        "tower-lro-crash-{}-{seed}-{:x}",
-        std::process::id(),
-        fastrand::u64(..)
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join("journal.sqlite").display().to_string();
-    let parent = Arc::new(SqliteJournal::open(&path).unwrap());
-    let s = verdict::kill_mid_burst(&path, parent, seed).await;
+    let store = store::sqlite("crash").await;
+    let s = verdict::kill_mid_burst(&store.config, store.parent.clone(), seed, Wire::Rest).await;
     println!("sqlite crash, seed {seed}: {s}");
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,5 +1,6 @@
 //! The crash tests' processes: this same test binary re-run with `--exact
-//! crash_child --ignored` and `CRASH_*` variables, in one of three roles.
+//! crash_child --ignored` and `CRASH_*` variables, in one of three roles,
+//! on one wire (`CRASH_WIRE`: REST/JSON or gRPC, `crash_wire.rs`).
 //!
 //! - `burst`: starts operations through `CancelOnDropLayer` with a journal,
 //!   one every `CRASH_PACE_MS`, seeded: some run briefly and are awaited,
@@ -17,36 +18,31 @@
 //! each one's fate.
 #![allow(dead_code)]
 
+#[path = "crash_store.rs"]
+pub mod store;
+#[path = "crash_wire.rs"]
+mod wire;
+
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
-use http::HeaderValue;
 use tokio::task::JoinSet;
-use tower::{Layer, ServiceBuilder, ServiceExt};
-use tower_http::set_header::SetRequestHeaderLayer;
-use tower_lro::journal::{Journal, JournalWriter, Reaper, WriterOptions};
+use tower_lro::journal::{Journal, JournalWriter, WriterOptions};
 use tower_lro::{CancelOnDropLayer, PollPolicy};
 
-use crate::common::{http_client, start};
+pub use self::wire::{Starter, Wire};
 
 /// The children's owner lease. Reapers claim a dead owner's entries this
 /// long after its last renewal (a third of it before the kill at most).
 pub const LEASE: Duration = Duration::from_secs(6);
 /// How often each reaper looks for orphans.
 pub const REAPER_INTERVAL: Duration = Duration::from_millis(100);
+/// How many orphans a reaper claims at once.
+pub const REAPER_BATCH: usize = 8;
 /// How long the child may take to start and print READY.
 pub const READY_WITHIN: Duration = Duration::from_secs(60);
-
-/// The wire the burst runs on. gRPC joins once the journal records gRPC
-/// operations: its child starts with a CloudDeploy client over a tonic
-/// channel; the parent's verdict reads the same server log.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Wire {
-    /// REST/JSON over HTTP/1.1.
-    Rest,
-}
 
 /// What the seeded burst does; the parent and the child derive the same
 /// choices from `seed`.
@@ -95,23 +91,19 @@ pub struct ChildProcess {
 impl ChildProcess {
     /// A `burst` child (see the module docs), tagged `tag`.
     pub async fn burst(base: &str, journal: &str, tag: &str, burst: Burst) -> Self {
-        let env = [
-            ("CRASH_ROLE", "burst".to_owned()),
-            ("CRASH_BASE", base.to_owned()),
-            ("CRASH_JOURNAL", journal.to_owned()),
-            ("CRASH_TAG", tag.to_owned()),
-            ("CRASH_SEED", burst.seed.to_string()),
-            ("CRASH_PACE_MS", burst.pace.as_millis().to_string()),
-            ("CRASH_OPS", burst.max_ops.to_string()),
-        ];
-        Self::start(&env).await
+        Self::bursting("burst", base, journal, tag, burst).await
     }
 
     /// A fleet replica: a `burst` child (tagged `tag`) that also runs two
     /// reapers whose cancels carry `x-reaper: {tag}-{i}`.
     pub async fn replica(base: &str, journal: &str, tag: &str, burst: Burst) -> Self {
+        Self::bursting("replica", base, journal, tag, burst).await
+    }
+
+    async fn bursting(role: &str, base: &str, journal: &str, tag: &str, burst: Burst) -> Self {
         let env = [
-            ("CRASH_ROLE", "replica".to_owned()),
+            ("CRASH_ROLE", role.to_owned()),
+            ("CRASH_WIRE", burst.wire.as_str().to_owned()),
             ("CRASH_BASE", base.to_owned()),
             ("CRASH_JOURNAL", journal.to_owned()),
             ("CRASH_TAG", tag.to_owned()),
@@ -122,10 +114,11 @@ impl ChildProcess {
         Self::start(&env).await
     }
 
-    /// A `live` child with `ops` long operations, tagged `tag`.
-    pub async fn live(base: &str, journal: &str, tag: &str, ops: usize) -> Self {
+    /// A `live` child with `ops` long operations on `wire`, tagged `tag`.
+    pub async fn live(wire: Wire, base: &str, journal: &str, tag: &str, ops: usize) -> Self {
         let env = [
             ("CRASH_ROLE", "live".to_owned()),
+            ("CRASH_WIRE", wire.as_str().to_owned()),
             ("CRASH_BASE", base.to_owned()),
             ("CRASH_JOURNAL", journal.to_owned()),
             ("CRASH_TAG", tag.to_owned()),
@@ -134,10 +127,13 @@ impl ChildProcess {
         Self::start(&env).await
     }
 
-    /// A `reaper` child whose cancels carry `x-reaper: {tag}-{i}`.
-    pub async fn reaper(journal: &str, tag: &str) -> Self {
+    /// A `reaper` child whose cancels (on `wire`, to `base`'s origin for
+    /// gRPC) carry `x-reaper: {tag}-{i}`.
+    pub async fn reaper(wire: Wire, base: &str, journal: &str, tag: &str) -> Self {
         let env = [
             ("CRASH_ROLE", "reaper".to_owned()),
+            ("CRASH_WIRE", wire.as_str().to_owned()),
+            ("CRASH_BASE", base.to_owned()),
             ("CRASH_JOURNAL", journal.to_owned()),
             ("CRASH_TAG", tag.to_owned()),
         ];
@@ -237,21 +233,13 @@ where
     });
 }
 
-/// Start `i`, tagged with this child's `x-replica` and `x-op: {i}`.
-fn tagged_start(
-    base: &str,
-    ms: u64,
-    i: usize,
-) -> http::Request<http_body_util::Full<bytes::Bytes>> {
-    let mut request = start(base, ms);
-    let tag = HeaderValue::from_str(&env("CRASH_TAG")).expect("a header-safe tag");
-    request.headers_mut().insert("x-replica", tag);
-    request.headers_mut().insert("x-op", HeaderValue::from(i));
-    request
+fn wire() -> Wire {
+    Wire::parse(&env("CRASH_WIRE"))
 }
 
 async fn burst_main(journal: Arc<dyn Journal>) {
     let base = env("CRASH_BASE");
+    let tag = env("CRASH_TAG");
     let seed: u64 = env("CRASH_SEED").parse().expect("CRASH_SEED");
     let pace = Duration::from_millis(env("CRASH_PACE_MS").parse().expect("CRASH_PACE_MS"));
     let n: usize = env("CRASH_OPS").parse().expect("CRASH_OPS");
@@ -263,10 +251,10 @@ async fn burst_main(journal: Arc<dyn Journal>) {
     let polls = PollPolicy::new()
         .initial_delay(Duration::from_millis(20))
         .max_delay(Duration::from_secs(5));
-    let svc = CancelOnDropLayer::new()
+    let layer = CancelOnDropLayer::new()
         .poll_policy(polls)
-        .journal(writer.clone())
-        .layer(http_client());
+        .journal(writer.clone());
+    let client = Starter::new(wire(), &base, layer).await;
     println!("READY {}", writer.owner().as_str());
     let mut calls = JoinSet::new();
     let mut tick = tokio::time::interval(pace);
@@ -274,22 +262,16 @@ async fn burst_main(journal: Arc<dyn Journal>) {
         tick.tick().await;
         match fate {
             Fate::Short(ms) => {
-                let call = svc.clone().oneshot(tagged_start(&base, ms, i));
-                calls.spawn(async move {
-                    let _ = call.await;
-                });
+                calls.spawn(client.start(&tag, i, ms));
             }
             Fate::Dropped(after) => {
-                let call = svc.clone().oneshot(tagged_start(&base, 600_000, i));
+                let call = client.start(&tag, i, 600_000);
                 calls.spawn(async move {
                     let _ = tokio::time::timeout(Duration::from_millis(after), call).await;
                 });
             }
             Fate::Long => {
-                let call = svc.clone().oneshot(tagged_start(&base, 600_000, i));
-                calls.spawn(async move {
-                    let _ = call.await;
-                });
+                calls.spawn(client.start(&tag, i, 600_000));
             }
         }
     }
@@ -298,15 +280,15 @@ async fn burst_main(journal: Arc<dyn Journal>) {
 
 async fn live_main(journal: Arc<dyn Journal>) {
     let base = env("CRASH_BASE");
+    let tag = env("CRASH_TAG");
     let n: usize = env("CRASH_OPS").parse().expect("CRASH_OPS");
     let writer = JournalWriter::start(journal.clone(), WriterOptions::new().lease(LEASE))
         .expect("on a runtime");
-    let svc = CancelOnDropLayer::new()
-        .journal(writer.clone())
-        .layer(http_client());
+    let layer = CancelOnDropLayer::new().journal(writer.clone());
+    let client = Starter::new(wire(), &base, layer).await;
     let mut calls = JoinSet::new();
     for i in 0..n {
-        calls.spawn(svc.clone().oneshot(tagged_start(&base, 600_000, i)));
+        calls.spawn(client.start(&tag, i, 600_000));
     }
     // READY once all n are journaled and committed.
     loop {
@@ -327,24 +309,16 @@ async fn live_main(journal: Arc<dyn Journal>) {
     drop(calls);
 }
 
-/// Runs two reapers (interval [`REAPER_INTERVAL`], batches of 8) on their
-/// own connections; their cancels carry `x-reaper: {tag}-{i}`.
+/// Runs two reapers on their own connections; their cancels carry
+/// `x-reaper: {tag}-{i}`.
 async fn spawn_reapers<F, Fut>(open: &F, tag: &str)
 where
     F: Fn(String) -> Fut,
     Fut: std::future::Future<Output = Arc<dyn Journal>>,
 {
     for i in 0..2 {
-        let stack = ServiceBuilder::new()
-            .layer(SetRequestHeaderLayer::overriding(
-                http::header::HeaderName::from_static("x-reaper"),
-                HeaderValue::from_str(&format!("{tag}-{i}")).expect("a header-safe tag"),
-            ))
-            .service(http_client());
-        let reaper = Reaper::new(open(env("CRASH_JOURNAL")).await, stack)
-            .interval(REAPER_INTERVAL)
-            .batch(8);
-        tokio::spawn(reaper.run());
+        let journal = open(env("CRASH_JOURNAL")).await;
+        wire::spawn_reaper(wire(), journal, &env("CRASH_BASE"), &format!("{tag}-{i}")).await;
     }
 }
 

@@ -1,6 +1,7 @@
 //! The parent's side of a mid-burst crash: runs the processes of
-//! `crash.rs`, SIGKILLs the burst at a seeded moment, waits for the
-//! reapers, and judges every operation from the server's log.
+//! `crash.rs` on one wire (REST/JSON or gRPC), SIGKILLs the burst at a
+//! seeded moment, waits for the reapers, and judges every operation from
+//! the server's log.
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
@@ -11,7 +12,7 @@ use tokio::time::Instant;
 use tower_lro::journal::Journal;
 use tower_lro_testing::{Endpoint, Fault, FaultKind, OperationsServer, RecordedRequest};
 
-use crate::crash::{fates, Burst, ChildProcess, Fate, LEASE, REAPER_INTERVAL};
+use crate::crash::{fates, Burst, ChildProcess, Fate, Wire, LEASE, REAPER_BATCH, REAPER_INTERVAL};
 
 /// The loss window W the verdict allows. The writer loses what was not yet
 /// committed: about one commit (documented p99 ≤ 21 ms, max 35 ms, for both
@@ -45,11 +46,11 @@ fn stall(starts: &[&RecordedRequest], kill_at: Instant, pace: Duration) -> Durat
         .unwrap_or_default()
 }
 
-/// The burst's Starts, one every 10 ms, up to 1,000 (10 s); killed after a
-/// seeded 100 to 200 of them (1 to 2 s in).
-pub fn burst(seed: u64) -> Burst {
+/// The burst's Starts on `wire`, one every 10 ms, up to 1,000 (10 s);
+/// killed after a seeded 100 to 200 of them (1 to 2 s in).
+pub fn burst(seed: u64, wire: Wire) -> Burst {
     Burst {
-        wire: crate::crash::Wire::Rest,
+        wire,
         seed,
         pace: Duration::from_millis(10),
         max_ops: 1_000,
@@ -120,9 +121,14 @@ impl std::fmt::Display for Summary {
     }
 }
 
-/// Runs the scenario on the journal `config` (what the children open);
-/// `parent` is the parent's own connection to the same store.
-pub async fn kill_mid_burst(config: &str, parent: Arc<dyn Journal>, seed: u64) -> Summary {
+/// Runs the scenario on `wire` and the journal `config` (what the children
+/// open); `parent` is the parent's own connection to the same store.
+pub async fn kill_mid_burst(
+    config: &str,
+    parent: Arc<dyn Journal>,
+    seed: u64,
+    wire: Wire,
+) -> Summary {
     let server = OperationsServer::new();
     let handle = server.serve().await.expect("bind loopback");
     let base = handle.base_url();
@@ -142,11 +148,11 @@ pub async fn kill_mid_burst(config: &str, parent: Arc<dyn Journal>, seed: u64) -
     );
     // Reapers in two processes run all along, racing the live owners.
     let reapers = [
-        ChildProcess::reaper(config, "R1").await,
-        ChildProcess::reaper(config, "R2").await,
+        ChildProcess::reaper(wire, &base, config, "R1").await,
+        ChildProcess::reaper(wire, &base, config, "R2").await,
     ];
-    let live = ChildProcess::live(&base, config, "live", 20).await;
-    let plan = burst(seed);
+    let live = ChildProcess::live(wire, &base, config, "live", 20).await;
+    let plan = burst(seed, wire);
     let kill_after = 100 + fastrand::Rng::with_seed(seed).usize(..100);
     let probe = crate::store_probe::StoreProbe::start(parent.clone());
     let mut child = ChildProcess::burst(&base, config, "A", plan).await;
@@ -173,7 +179,23 @@ pub async fn kill_mid_burst(config: &str, parent: Arc<dyn Journal>, seed: u64) -
     // lease, then a reaper round per batch of 8 of what can be left, plus
     // 30 s for the cancels.
     let left = tagged(&server.requests(), "A").count();
-    let bound = LEASE + REAPER_INTERVAL * (left as u32 / 8 + 2) + Duration::from_secs(30);
+    let bound =
+        LEASE + REAPER_INTERVAL * (left / REAPER_BATCH + 2) as u32 + Duration::from_secs(30);
+    // What the kill left: entries routed on the burst's wire.
+    let entries = parent.entries().await.expect("read the journal");
+    let of_a: Vec<_> = entries
+        .iter()
+        .filter(|e| e.owner().as_str() == owner)
+        .collect();
+    assert!(!of_a.is_empty(), "the kill left no entry of the burst's");
+    for e in of_a {
+        assert!(
+            wire.is_route(e.route().path()),
+            "{} journaled with {:?}, not a {wire:?} cancel route",
+            e.name(),
+            e.route()
+        );
+    }
     let deadline = Instant::now() + bound;
     loop {
         let entries = parent.entries().await.expect("read the journal");
@@ -286,6 +308,15 @@ pub fn judge(
             "a reaper cancelled {:?} while its owner lived",
             r.operation
         );
+        assert!(
+            run.wire.is_accepted_cancel(r),
+            "a reaper's cancel of {:?} was no accepted {:?} CancelOperation: {} {} {:?}",
+            r.operation,
+            run.wire,
+            r.path,
+            r.status,
+            r.grpc_status
+        );
         reaper_cancels
             .entry(r.operation.as_deref().unwrap_or_default())
             .or_default()
@@ -316,7 +347,7 @@ pub fn judge(
                 s.finished_before_kill += 1;
                 if got == 1 {
                     // A lost remove: allowed only for an end within W.
-                    assert!(at + window > kill_at, "{name} finished {:?} before the kill, outside the window W + stall + store lag = {window:?}, and got a reaper cancel", kill_at - at);
+                    assert!(at + window > kill_at, "{name} ({fate:?}) finished {:?} before the kill, outside the window W + stall + store lag = {window:?}, and got a reaper cancel; its requests: {}", kill_at - at, history(log, name, start.received_at));
                     s.extra_inside_w += 1;
                 }
             }
