@@ -30,10 +30,7 @@ fn crash_child() {
 async fn kill_mid_burst(seed: u64) {
     let store = store::sqlite("crash-grpc").await;
     let s = verdict::kill_mid_burst(&store.config, store.parent.clone(), seed, Wire::Grpc).await;
-    println!(
-        "grpc sqlite crash, seed {seed}: {s:?} (W = {:?})",
-        verdict::W
-    );
+    println!("grpc sqlite crash, seed {seed}: {s}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

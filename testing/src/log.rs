@@ -74,6 +74,10 @@ pub struct RecordedRequest {
     /// paused time. `examples/load.rs` measures drop→cancel-arrival latency
     /// with it.
     pub received_at: Instant,
+    /// When the answer was decided (`status` filled in), on the same clock;
+    /// `None` while it is pending. An operation's `done` in an answer is
+    /// read between `received_at` and this instant.
+    pub answered_at: Option<Instant>,
 }
 
 impl RecordedRequest {
@@ -323,6 +327,7 @@ impl Inner {
         };
         if let Some(entry) = state.log.get_mut(i) {
             entry.status = status;
+            entry.answered_at = Some(Instant::now());
             tracing::debug!(
                 method = %entry.method,
                 path = %entry.path,
@@ -364,6 +369,7 @@ impl Inner {
                 grpc_status: None,
                 fault: fault.clone(),
                 received_at: Instant::now(),
+                answered_at: None,
             });
             let hook = state.on_request.clone().zip(state.log.last().cloned());
             (index, fault, hook)
