@@ -176,17 +176,3 @@ impl std::fmt::Debug for CancelOn {
             .finish()
     }
 }
-
-impl CancelOn {
-    /// Whether a give-up for `reason` sends a cancel.
-    pub(crate) fn fires(self, reason: crate::cancel::Reason) -> bool {
-        use crate::cancel::Reason;
-        match reason {
-            Reason::Dropped | Reason::DroppedInFlight => self.on_drop(),
-            Reason::Deadline => self.on_deadline(),
-            Reason::PollFailed => self.on_poll_failure(),
-            Reason::Shutdown => self.on_shutdown(),
-            Reason::Explicit | Reason::Reaped => true,
-        }
-    }
-}

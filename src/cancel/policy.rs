@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use crate::extensions::CancelOn;
+
 /// How a `CancelOperation` request is delivered (AIP-151 `POST {prefix}{name}:cancel`).
 ///
 /// Each attempt is a fresh request through a clone of the inner service.
@@ -157,6 +159,18 @@ pub(crate) enum Reason {
 }
 
 impl Reason {
+    /// Whether a give-up for this reason sends a cancel under `triggers`
+    /// (explicit and reaped cancels are not triggers: always sent).
+    pub(crate) fn fires(self, triggers: CancelOn) -> bool {
+        match self {
+            Reason::Dropped | Reason::DroppedInFlight => triggers.on_drop(),
+            Reason::Deadline => triggers.on_deadline(),
+            Reason::PollFailed => triggers.on_poll_failure(),
+            Reason::Shutdown => triggers.on_shutdown(),
+            Reason::Explicit | Reason::Reaped => true,
+        }
+    }
+
     pub(crate) fn as_str(self) -> &'static str {
         match self {
             Reason::Dropped => "dropped",

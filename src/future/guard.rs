@@ -37,7 +37,7 @@ pub(crate) fn abandon<S, ReqBody, ResBody>(
 ) where
     S: Service<Request<ReqBody>>,
 {
-    if track.target.is_some() || !track.call.cancel_on.fires(reason) {
+    if track.target.is_some() || !reason.fires(track.call.cancel_on) {
         return track.give_up(reason);
     }
     let in_flight = match state.project() {

@@ -146,7 +146,7 @@ impl<S> Track<S> {
             Some(waiting) if waiting.closing() => Reason::Shutdown,
             _ => reason,
         };
-        let Some(fire) = call.fire.filter(|_| call.cancel_on.fires(reason)) else {
+        let Some(fire) = call.fire.filter(|_| reason.fires(call.cancel_on)) else {
             if let Some(metrics) = metrics {
                 metrics.finished(Finished::GaveUp, schedule.polls());
             }
