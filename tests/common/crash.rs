@@ -161,6 +161,12 @@ impl ChildProcess {
         }
         let mut child = command.spawn().expect("spawn the crash child");
         let stdout = child.stdout.take().expect("piped stdout");
+        // Killed (on drop) if READY does not come: the reading task then
+        // sees the pipe close, and the test ends instead of hanging.
+        let mut child = ChildProcess {
+            child,
+            ready: String::new(),
+        };
         let role = env[0].1.clone();
         let line = tokio::time::timeout(
             READY_WITHIN,
@@ -176,7 +182,8 @@ impl ChildProcess {
         .unwrap_or_else(|_| panic!("the {role} child printed no READY within {READY_WITHIN:?}"))
         .expect("the reading task")
         .unwrap_or_else(|| panic!("the {role} child exited without READY"));
-        ChildProcess { child, ready: line }
+        child.ready = line;
+        child
     }
 
     /// SIGKILL, and reap the process; fails if it had already exited.
