@@ -137,7 +137,7 @@ where
             span: span.clone(),
             fire: Some(spawn_cancel::<S, ReqBody, ResBody>),
             verify: Some(verify_fn::<S, ReqBody, ResBody>()),
-            cancel_on: cancel_on(&self.layered.config, &req),
+            cancel_on: cancel_on(&layered.config, &req),
         });
         let future = span.in_scope(|| self.inner.call(req));
         ResponseFuture::tracked(future, track, spawn_in_flight::<S, ReqBody, ResBody>)

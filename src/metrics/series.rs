@@ -13,7 +13,7 @@ use opentelemetry::KeyValue;
 
 use super::Finished;
 use crate::cancel::{CancelOutcome, Reason};
-use crate::protocol::{Protocol, Rpc, Target};
+use crate::protocol::{server_address, Protocol, Rpc, Target};
 
 /// The Operations service's name, the `rpc.service` of polls and cancels.
 const OPERATIONS: &str = "google.longrunning.Operations";
@@ -178,17 +178,10 @@ fn target_attributes(target: &Target) -> Vec<KeyValue> {
         Protocol::Grpc => "grpc",
     };
     attributes.push(KeyValue::new("rpc.system", system));
-    let authority = target.authority();
-    let (host, port) = match authority.rsplit_once(':') {
-        Some((host, port)) if !host.ends_with(']') || host.starts_with('[') => {
-            (host, port.parse::<i64>().ok())
-        }
-        _ => (authority, None),
-    };
-    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let (host, port) = server_address(target.authority());
     attributes.push(KeyValue::new("server.address", host.to_owned()));
     if let Some(port) = port {
-        attributes.push(KeyValue::new("server.port", port));
+        attributes.push(KeyValue::new("server.port", i64::from(port)));
     }
     attributes
 }

@@ -40,6 +40,8 @@ pub use origin::Origin;
 pub use rest::routes::Routes;
 pub use settings::DEFAULT_MAX_INSPECT_BYTES;
 pub(crate) use settings::{ProtocolSettings, Timing};
+#[cfg(feature = "opentelemetry")]
+pub(crate) use spans::server_address;
 pub(crate) use spans::{call_span, cancel_span, poll_span, record_end, record_server};
 pub use status::WireStatus;
 pub(crate) use target::Target;

@@ -92,19 +92,23 @@ pub(crate) fn record_server(span: &Span, authority: &str) {
     if authority.is_empty() || span.is_disabled() {
         return;
     }
+    let (host, port) = server_address(authority);
+    span.record("server.address", host);
+    if let Some(port) = port {
+        span.record("server.port", i64::from(port));
+    }
+}
+
+/// An authority (`host:port`, `[v6]:port`, `host`) as OpenTelemetry's
+/// `server.address` (without IPv6 brackets) and `server.port`.
+pub(crate) fn server_address(authority: &str) -> (&str, Option<u16>) {
     let (host, port) = match authority.rsplit_once(':') {
         Some((host, port)) if !host.ends_with(']') || host.starts_with('[') => {
             (host, port.parse::<u16>().ok())
         }
         _ => (authority, None),
     };
-    span.record(
-        "server.address",
-        host.trim_start_matches('[').trim_end_matches(']'),
-    );
-    if let Some(port) = port {
-        span.record("server.port", i64::from(port));
-    }
+    (host.trim_start_matches('[').trim_end_matches(']'), port)
 }
 
 /// Records how the wait ended on a call span, with the
