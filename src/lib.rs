@@ -147,7 +147,7 @@ pub use request_body::RequestBody;
 pub use service::CancelOnDrop;
 
 /// Entry points for the fuzz targets in `fuzz/` and for
-/// `tests/fuzz_replay.rs`, behind the `__internals` feature. Not part of the
+/// `tests/input/fuzz_replay.rs`, behind the `__internals` feature. Not part of the
 /// API: no stability promise.
 #[cfg(feature = "__internals")]
 #[doc(hidden)]

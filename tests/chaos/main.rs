@@ -38,16 +38,15 @@
 //! 2,000 operations, 40,000 for the 20,000 variant). The injected disconnect
 //! is therefore an HTTP/2 stream reset (`RST_STREAM`); the HTTP/1 TCP reset is
 //! covered by `testing`'s unit tests.
+//!
+//! A test crate of its own: it installs process-wide state (a panic hook
+//! counting panics, a global tracing subscriber, a raised descriptor limit)
+//! that other tests must not share.
 
-#[path = "chaos/callers.rs"]
 mod callers;
-#[path = "chaos/observe.rs"]
 mod observe;
-#[path = "chaos/report.rs"]
 mod report;
-#[path = "chaos/setup.rs"]
 mod setup;
-#[path = "chaos/verdict.rs"]
 mod verdict;
 
 use std::sync::atomic::Ordering;

@@ -1,6 +1,12 @@
 //! Shared pieces of the integration tests: a real hyper-util client, request
-//! builders, a span recorder, and a loopback server for arbitrary responses.
+//! builders, a span recorder, and a loopback server for arbitrary responses;
+//! `grpc`, the same for the gRPC tests.
+//!
+//! Every test crate (`tests/<concern>/main.rs`) includes this folder as its
+//! `common` module; each uses part of it.
 #![allow(dead_code)]
+
+pub mod grpc;
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;

@@ -1,6 +1,8 @@
-//! The invariants the fuzz targets check, shared with `tests/fuzz_replay.rs`
-//! (which includes this file with `#[path]`), so that the seeds and any crash
-//! found are replayed by plain `cargo test` on stable.
+//! The invariants the fuzz targets check (`fuzz/src/lib.rs` includes this
+//! file with `#[path]`), shared with the `input` test crate (its module
+//! `invariants`, `tests/input/fuzz_replay.rs` and the name properties), so
+//! that the seeds and any crash found are replayed by plain `cargo test` on
+//! stable.
 //!
 //! Each check panics with a message naming the input when an invariant
 //! breaks; that is what the fuzzer reports as a crash.

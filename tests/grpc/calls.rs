@@ -4,14 +4,9 @@
 //!
 //! `chaos` (1,000 operations, 30 % of cancel attempts faulted) and
 //! `hostile` (crafted answers from a raw hyper HTTP/2 server) are modules
-//! of this target.
+//! of this crate beside it.
 
-#[path = "grpc/chaos.rs"]
-mod chaos;
-#[path = "grpc/hostile.rs"]
-mod hostile;
-#[path = "grpc/support.rs"]
-mod support;
+use crate::support;
 
 use std::time::Duration;
 

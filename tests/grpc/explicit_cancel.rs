@@ -3,7 +3,7 @@
 //! to the embedded server; and a REST-shaped cancel sent down a channel to
 //! a tonic server, which must never count as accepted.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -2,8 +2,7 @@
 //! fuzzer found, minimised) through the fuzz targets' own invariant checks,
 //! so that `cargo test` on stable runs them without `cargo fuzz`.
 
-#[path = "fuzz/invariants.rs"]
-mod invariants;
+use crate::invariants;
 
 use std::path::{Path, PathBuf};
 

@@ -8,7 +8,7 @@
 //! `.ci/run` starts it and sets `TOWER_LRO_GROUND_TRUTH=rest=ADDR,grpc=ADDR`;
 //! the tests are `#[ignore]`d (listed as such) and fail without it.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -5,8 +5,8 @@
 
 #[test]
 fn the_library_and_the_server_share_one_method_table() {
-    let library = include_str!("../data/grpc_lro_methods.tsv");
-    let server = include_str!("../testing/data/grpc_lro_methods.tsv");
+    let library = include_str!("../../data/grpc_lro_methods.tsv");
+    let server = include_str!("../../testing/data/grpc_lro_methods.tsv");
     assert_eq!(library.lines().count(), 2667);
     assert!(
         library == server,

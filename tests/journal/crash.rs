@@ -1,6 +1,8 @@
 //! The crash tests' processes: this same test binary re-run with `--exact
-//! crash_child --ignored` and `CRASH_*` variables, in one of three roles,
-//! on one wire (`CRASH_WIRE`: REST/JSON or gRPC, `crash_wire.rs`).
+//! crash::crash_child --ignored` (the test below, named by its full path)
+//! and `CRASH_*` variables, in one of three roles, on one wire
+//! (`CRASH_WIRE`: REST/JSON or gRPC, `crash/wire.rs`), on the journal in
+//! `CRASH_JOURNAL` (`crash/store.rs`).
 //!
 //! - `burst`: starts operations through `CancelOnDropLayer` with a journal,
 //!   one every `CRASH_PACE_MS`, seeded: some run briefly and are awaited,
@@ -16,11 +18,8 @@
 //! Every Start carries `x-replica: {tag}` and `x-op: {i}` so the parent
 //! can tell the processes' operations apart in the server's log, and find
 //! each one's fate.
-#![allow(dead_code)]
 
-#[path = "crash_store.rs"]
 pub mod store;
-#[path = "crash_wire.rs"]
 mod wire;
 
 use std::io::{BufRead, BufReader};
@@ -33,6 +32,22 @@ use tower_lro::journal::{Journal, JournalWriter, WriterOptions};
 use tower_lro::{CancelOnDropLayer, PollPolicy};
 
 pub use self::wire::{Starter, Wire};
+
+/// The child processes' entry point: what [`ChildProcess`] runs.
+#[test]
+#[ignore = "the crash tests' child process; started by them"]
+fn crash_child() {
+    run_child(store::open);
+}
+
+/// [`crash_child`]'s name as libtest matches it with `--exact`: its module
+/// path without the crate's name.
+fn child_test() -> String {
+    match module_path!().split_once("::") {
+        Some((_crate, module)) => format!("{module}::crash_child"),
+        None => "crash_child".to_owned(),
+    }
+}
 
 /// The children's owner lease. Reapers claim a dead owner's entries this
 /// long after its last renewal (a third of it before the kill at most).
@@ -148,7 +163,7 @@ impl ChildProcess {
         command
             .args([
                 "--exact",
-                "crash_child",
+                &child_test(),
                 "--ignored",
                 "--nocapture",
                 "--test-threads=1",
@@ -174,7 +189,7 @@ impl ChildProcess {
                 BufReader::new(stdout)
                     .lines()
                     .map_while(Result::ok)
-                    // libtest prints `test crash_child ... ` first, on the same line.
+                    // libtest prints `test crash::crash_child ... ` first, on the same line.
                     .find_map(|l| l.split_once("READY ").map(|(_, rest)| rest.to_owned()))
             }),
         )

@@ -8,34 +8,21 @@
 //! live replica, send each operation it left running exactly one
 //! CancelOperation, and nothing to the live one; only operations inside
 //! the loss window may be missed or get an extra cancel
-//! (`common/crash_verdict.rs` has the rules, the same as over REST in
+//! (`verdict.rs` has the rules, the same as over REST in
 //! `crash_postgres.rs`). A fleet of gRPC replicas, killed and replaced,
 //! is judged the same way.
 //!
-//! The processes are this binary (`crash_child`). The server comes from
+//! The processes are this binary (`crash::crash_child`). The server comes from
 //! `TOWER_LRO_PG` (a libpq connection string; `.ci/run` starts one). The
 //! tests are `#[ignore]`d (listed as such by `cargo test`); run them with
-//! `-- --ignored --skip crash_child`, which fails without `TOWER_LRO_PG`.
+//! `-- --ignored postgres --skip crash_child`, which fails without `TOWER_LRO_PG`.
 
-mod common;
-#[path = "common/crash.rs"]
-mod crash;
-#[path = "common/fleet.rs"]
-mod fleet;
-#[path = "common/pg.rs"]
-mod pg;
-#[path = "common/store_probe.rs"]
-mod store_probe;
-#[path = "common/crash_verdict.rs"]
-mod verdict;
+use crate::crash;
+use crate::fleet;
+use crate::pg;
+use crate::verdict;
 
 use crash::{store, Wire};
-
-#[test]
-#[ignore = "the crash tests' child process; started by them"]
-fn crash_child() {
-    crash::run_child(store::open_postgres);
-}
 
 async fn kill_mid_burst(seed: u64) {
     let store = store::postgres(pg::fresh_database("tower_lro_crash_grpc").await).await;

@@ -6,26 +6,15 @@
 //! processes (`Reaper::per_origin`, a channel for the server's origin),
 //! running all along beside a live owner, send each operation it left
 //! running exactly one CancelOperation; only operations inside the loss
-//! window may be missed or get an extra cancel (`common/crash_verdict.rs`
+//! window may be missed or get an extra cancel (`verdict.rs`
 //! has the rules, the same as over REST in `crash_sqlite.rs`).
 //!
-//! The processes are this binary (`crash_child`), started by the test.
+//! The processes are this binary (`crash::crash_child`), started by the test.
 
-mod common;
-#[path = "common/crash.rs"]
-mod crash;
-#[path = "common/store_probe.rs"]
-mod store_probe;
-#[path = "common/crash_verdict.rs"]
-mod verdict;
+use crate::crash;
+use crate::verdict;
 
 use crash::{store, Wire};
-
-#[test]
-#[ignore = "the crash tests' child process; started by them"]
-fn crash_child() {
-    crash::run_child(store::open_sqlite);
-}
 
 async fn kill_mid_burst(seed: u64) {
     let store = store::sqlite("crash-grpc").await;

@@ -4,32 +4,19 @@
 //! each, on their own connections), running all along beside a live
 //! replica, cancel what it left running exactly once, and nothing of the
 //! live one; only operations inside the loss window may be missed or get
-//! an extra cancel (`common/crash_verdict.rs` has the rules).
+//! an extra cancel (`verdict.rs` has the rules).
 //!
-//! The processes are this binary (`crash_child`). The server comes from
+//! The processes are this binary (`crash::crash_child`). The server comes from
 //! `TOWER_LRO_PG` (a libpq connection string; `.ci/run` starts one). The
 //! tests are `#[ignore]`d (listed as such by `cargo test`); run them with
-//! `-- --ignored --skip crash_child`, which fails without `TOWER_LRO_PG`.
+//! `-- --ignored postgres --skip crash_child`, which fails without `TOWER_LRO_PG`.
 
-mod common;
-#[path = "common/crash.rs"]
-mod crash;
-#[path = "common/fleet.rs"]
-mod fleet;
-#[path = "common/pg.rs"]
-mod pg;
-#[path = "common/store_probe.rs"]
-mod store_probe;
-#[path = "common/crash_verdict.rs"]
-mod verdict;
+use crate::crash;
+use crate::fleet;
+use crate::pg;
+use crate::verdict;
 
 use crash::{store, Wire};
-
-#[test]
-#[ignore = "the crash tests' child process; started by them"]
-fn crash_child() {
-    crash::run_child(store::open_postgres);
-}
 
 async fn kill_mid_burst(seed: u64) {
     let store = store::postgres(pg::fresh_database("tower_lro_crash").await).await;
@@ -77,7 +64,7 @@ async fn fleet_of_8_replicas_3_killed_and_replaced() {
 
 /// The long fleet run: 20 kills.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "the long fleet run (PostgreSQL): --ignored --exact fleet_long_8_replicas_20_killed_and_replaced --nocapture"]
+#[ignore = "the long fleet run (PostgreSQL): --ignored --exact crash_postgres::fleet_long_8_replicas_20_killed_and_replaced --nocapture"]
 async fn fleet_long_8_replicas_20_killed_and_replaced() {
     fleet_run(8, 20).await;
 }

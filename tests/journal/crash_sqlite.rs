@@ -3,26 +3,15 @@
 //! gone, some of their cancels hung or backing off. Reapers in two other
 //! processes, running all along beside a live owner, cancel what it left
 //! running exactly once; only operations inside the loss window may be
-//! missed or get an extra cancel (`common/crash_verdict.rs` has the rules).
+//! missed or get an extra cancel (`verdict.rs` has the rules).
 //! `crash_grpc_sqlite.rs` proves the same over gRPC.
 //!
-//! The processes are this binary (`crash_child`), started by the test.
+//! The processes are this binary (`crash::crash_child`), started by the test.
 
-mod common;
-#[path = "common/crash.rs"]
-mod crash;
-#[path = "common/store_probe.rs"]
-mod store_probe;
-#[path = "common/crash_verdict.rs"]
-mod verdict;
+use crate::crash;
+use crate::verdict;
 
 use crash::{store, Wire};
-
-#[test]
-#[ignore = "the crash tests' child process; started by them"]
-fn crash_child() {
-    crash::run_child(store::open_sqlite);
-}
 
 async fn kill_mid_burst(seed: u64) {
     let store = store::sqlite("crash").await;

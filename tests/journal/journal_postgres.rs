@@ -3,15 +3,12 @@
 //! The server comes from `TOWER_LRO_PG`, a libpq connection string
 //! (`.ci/run` starts a throwaway cluster and sets it). The tests are
 //! `#[ignore]`d (listed as such by `cargo test`); run them with
-//! `-- --ignored`, which fails without `TOWER_LRO_PG`.
+//! `-- --ignored journal_postgres`, which fails without `TOWER_LRO_PG`.
 
-mod common;
-#[path = "common/pg.rs"]
-mod pg;
-#[path = "common/pg_proxy.rs"]
-mod pg_proxy;
-#[path = "common/journal.rs"]
-mod scenarios;
+use crate::common;
+use crate::pg;
+use crate::pg_proxy;
+use crate::scenarios;
 
 use std::sync::Arc;
 

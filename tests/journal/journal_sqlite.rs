@@ -1,8 +1,6 @@
 //! The embedded journal on a real SQLite file.
 
-mod common;
-#[path = "common/journal.rs"]
-mod scenarios;
+use crate::scenarios;
 
 use std::sync::Arc;
 

@@ -1,16 +1,12 @@
 //! The PostgreSQL server the fleet tests use: `TOWER_LRO_PG`, a libpq
 //! connection string (`.ci/run` starts a throwaway cluster and sets it).
 //!
-//! Every test that needs it is `#[ignore = "PostgreSQL: ..."]`: a plain
-//! `cargo test` lists it as ignored, never as a green `ok` that ran
-//! nothing. Run them with a server:
-//! `TOWER_LRO_PG='host=... user=...' cargo test --all-features --test journal_postgres -- --ignored`;
+//! Every test that needs it is `#[ignore = "PostgreSQL: set TOWER_LRO_PG to
+//! a libpq connection string and pass --ignored"]`, in a module whose path
+//! contains `postgres`: a plain `cargo test` lists it as ignored, never as a
+//! green `ok` that ran nothing. Run them with a server:
+//! `TOWER_LRO_PG='host=... user=...' cargo test --all-features --test journal -- --ignored postgres --skip crash_child --skip fleet_long`;
 //! asked to run without `TOWER_LRO_PG`, they fail saying so.
-#![allow(dead_code)]
-
-/// The reason on every PostgreSQL test's `#[ignore]`.
-pub const NEEDS_PG: &str =
-    "PostgreSQL: set TOWER_LRO_PG to a libpq connection string and pass --ignored";
 
 /// `TOWER_LRO_PG`; panics (failing the test) when it is unset.
 pub fn server() -> String {

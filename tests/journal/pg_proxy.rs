@@ -2,7 +2,6 @@
 //! can cut: every connection through it is closed and new ones are refused
 //! until it is restored — what a client sees of a restarted or unreachable
 //! PostgreSQL.
-#![allow(dead_code)]
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;

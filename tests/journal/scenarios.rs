@@ -1,6 +1,5 @@
-//! Scenarios every journal backend must pass; `tests/journal_sqlite.rs` and
-//! `tests/journal_postgres.rs` run them on a real store.
-#![allow(dead_code)]
+//! Scenarios every journal backend must pass; `journal_sqlite.rs` and
+//! `journal_postgres.rs` run them on a real store.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;

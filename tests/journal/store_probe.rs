@@ -4,7 +4,6 @@
 //! A store slowed by the machine (a loaded runner) widens the loss window
 //! the verdict allows by what it measured; a writer slow on its own does not
 //! show here.
-#![allow(dead_code)]
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

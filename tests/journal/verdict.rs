@@ -2,7 +2,6 @@
 //! `crash.rs` on one wire (REST/JSON or gRPC), SIGKILLs the burst at a
 //! seeded moment, waits for the reapers, and judges every operation from
 //! the server's log.
-#![allow(dead_code)]
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

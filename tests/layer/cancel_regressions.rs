@@ -1,4 +1,4 @@
-//! What the chaos suite (`tests/chaos.rs`) found in the layer, kept as
+//! What the chaos suite (`tests/chaos/`) found in the layer, kept as
 //! minimal regression tests. They live apart from the chaos runs, whose
 //! process-wide panic counter would see their failures.
 

@@ -5,7 +5,7 @@
 //! requests the layer makes itself (polls, the cancel) is read back from the
 //! embedded operations server's request log.
 
-mod common;
+use crate::common;
 
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;

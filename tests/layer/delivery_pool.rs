@@ -6,8 +6,6 @@
 //! only. (That a cancel backing off holds no slot is checked in
 //! `cancel_regressions.rs`.)
 
-mod common;
-
 use std::future::Future;
 use std::pin::Pin;
 use std::task::Poll;

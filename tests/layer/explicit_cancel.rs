@@ -1,7 +1,7 @@
 //! `CancelOnDrop::cancel`: an explicit CancelOperation by name, through the
 //! layer's policy, counters and spans.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -3,7 +3,7 @@
 //! hyper on 127.0.0.1. Operations last milliseconds; tests wait on the
 //! server's request log, never on a fixed sleep.
 
-mod common;
+use crate::common;
 
 use std::convert::Infallible;
 use std::time::Duration;

@@ -1,7 +1,7 @@
 //! User route functions for APIs whose operation URLs differ from AIP-151's:
 //! the cancel goes where the route says — on the request's origin only.
 
-mod common;
+use crate::common;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

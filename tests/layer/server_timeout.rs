@@ -6,7 +6,7 @@
 //! log. Tests wait on that log (`OperationsServer::wait_for`), never on a
 //! fixed sleep.
 
-mod common;
+use crate::common;
 
 use std::future::IntoFuture;
 use std::net::SocketAddr;

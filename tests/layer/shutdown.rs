@@ -4,7 +4,7 @@
 //! embedded server's log and operation table over real loopback. Also the
 //! triggers (`CancelOn`) per layer and per request.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -275,9 +275,7 @@ async fn undelivered_cancels_stay_in_the_journal() {
     let _ = std::fs::remove_file(&path);
 }
 
-#[allow(dead_code)]
-#[path = "grpc/support.rs"]
-mod grpc_support;
+use crate::common::grpc as grpc_support;
 
 /// The same promise over gRPC: callers through a tonic `Channel` end with a
 /// status naming their operation; the server cancels each.

@@ -1,12 +1,10 @@
 //! The layer's spans over gRPC: `rpc.system = "grpc"`, `rpc.service`,
-//! `rpc.method` on `lro.call`, `lro.poll` and `lro.cancel`. (Its own test
-//! binary: the span recorder is a thread-local subscriber, and tracing
-//! caches per-callsite interest across a binary's tests.)
+//! `rpc.method` on `lro.call`, `lro.poll` and `lro.cancel`. (The span
+//! recorder is a thread-local subscriber: see `isolate_subscribers` in
+//! `main.rs` for why that is reliable beside the crate's other tests.)
 
-mod common;
-#[path = "grpc/support.rs"]
-#[allow(dead_code)]
-mod support;
+use crate::common;
+use crate::common::grpc as support;
 
 use std::time::Duration;
 
@@ -17,6 +15,7 @@ const FIRST: &str = "projects/my-project/locations/us-central1/operations/op-1";
 
 #[tokio::test]
 async fn spans_carry_the_rpc_attributes() {
+    crate::isolate_subscribers();
     let recorder = SpanRecorder::default();
     let _guard = recorder.install();
     let (server, _handle, channel) = serve().await;

@@ -3,7 +3,7 @@
 //! embedded server saw: its request log (cancels received, polls) and its
 //! operation table (operations CANCELLED, operations still running).
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -143,6 +143,7 @@ const SHORT: usize = 16;
 /// those operations are left running).
 #[tokio::test]
 async fn counters_match_the_servers_log_and_operation_table() {
+    crate::isolate_subscribers();
     let exported = Exported::new();
     let meter = exported.provider.meter("test");
     let server = OperationsServer::new();
@@ -295,13 +296,12 @@ async fn counters_match_the_servers_log_and_operation_table() {
     }
 }
 
-#[allow(dead_code)]
-#[path = "grpc/support.rs"]
-mod grpc_support;
+use crate::common::grpc as grpc_support;
 
 /// Over gRPC: the call's own service and method, `rpc.system = grpc`.
 #[tokio::test]
 async fn grpc_operations_carry_the_rpc_attributes() {
+    crate::isolate_subscribers();
     let exported = Exported::new();
     let meter = exported.provider.meter("test");
     let (server, _handle, channel) = grpc_support::serve().await;
@@ -348,6 +348,7 @@ async fn grpc_operations_carry_the_rpc_attributes() {
 #[cfg(feature = "journal-sqlite")]
 #[tokio::test]
 async fn journal_commits_are_timed() {
+    crate::isolate_subscribers();
     use std::sync::Arc;
     use tower_lro::journal::{
         Entry, EntryId, Journal, JournalWriter, OwnerId, Protocol, Route, SqliteJournal,

@@ -3,7 +3,7 @@
 //! exporter. Each `lro.call` carries the server and the
 //! `gcp.longrunning.*` attributes; each `lro.cancel` links to its call.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 
@@ -29,6 +29,7 @@ fn named<'a>(spans: &'a [SpanData], name: &str) -> Vec<&'a SpanData> {
 
 #[tokio::test]
 async fn spans_carry_the_conventions_and_a_cancel_links_to_its_call() {
+    crate::isolate_subscribers();
     let exporter = InMemorySpanExporter::default();
     let provider = SdkTracerProvider::builder()
         .with_simple_exporter(exporter.clone())

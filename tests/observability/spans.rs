@@ -3,11 +3,11 @@
 //! Under paused tokio time: the clock moves only when every task is idle,
 //! and a loopback answer is readable as soon as it is written, so the
 //! layer's deadline (100 ms of that clock) passes after the Start's answer
-//! and some polls, never before them however busy the machine is. In a test binary of its own: tracing caches per-callsite
-//! interest process-wide, so a thread-local subscriber is only reliable when
-//! no other test thread registers the same callsites first.
+//! and some polls, never before them however busy the machine is. (The
+//! recorder is a thread-local subscriber: see `isolate_subscribers` in
+//! `main.rs` for why that is reliable beside the crate's other tests.)
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 
@@ -17,6 +17,7 @@ use tower_lro_testing::OperationsServer;
 
 #[tokio::test(start_paused = true)]
 async fn spans_record_the_call_the_polls_and_the_cancel() {
+    crate::isolate_subscribers();
     let recorder = SpanRecorder::default();
     let _guard = recorder.install();
     let server = OperationsServer::new();

@@ -55,6 +55,7 @@ fn the_line<'a>(lines: &'a [String], message: &str) -> &'a str {
 
 #[tokio::test(start_paused = true)]
 async fn a_fmt_subscriber_shows_the_call_its_polls_and_the_cancel() {
+    crate::isolate_subscribers();
     let captured = Captured::default();
     let writer = captured.clone();
     let subscriber = tracing_subscriber::fmt()
