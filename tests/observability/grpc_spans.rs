@@ -6,10 +6,9 @@
 use crate::common;
 use crate::common::grpc as support;
 
-use std::time::Duration;
-
 use common::SpanRecorder;
 use support::{create, deploy, layer, serve, WAIT};
+use tower_lro_testing::Endpoint;
 
 const FIRST: &str = "projects/my-project/locations/us-central1/operations/op-1";
 
@@ -20,11 +19,16 @@ async fn spans_carry_the_rpc_attributes() {
     let _guard = recorder.install();
     let (server, _handle, channel) = serve().await;
     let lro = layer();
-    let _ = tokio::time::timeout(
-        Duration::from_millis(200),
-        deploy(&lro, &channel).create_release(create("s1", 600_000)),
-    )
-    .await;
+    // Given up on once its first poll reached the server: an event, not a
+    // fixed 200 ms, which a busy machine can spend before the first poll.
+    let mut client = deploy(&lro, &channel);
+    let call = client.create_release(create("s1", 600_000));
+    tokio::select! {
+        _ = call => panic!("the operation runs 10 minutes"),
+        polled = server.wait_for(WAIT, |l| l.iter().any(|r| r.endpoint == Endpoint::Get)) => {
+            polled.expect("the operation was polled");
+        }
+    }
     assert!(lro.handle().drain(WAIT).await.is_complete());
     assert_eq!(server.cancels_for(FIRST).len(), 1);
     let call = &recorder.named("lro.call")[0];
