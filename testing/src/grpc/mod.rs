@@ -62,6 +62,7 @@ mod calls;
 mod client;
 mod convert;
 mod descriptors;
+mod legacy;
 mod longrunning;
 mod messages;
 mod methods;
