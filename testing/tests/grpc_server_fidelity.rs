@@ -475,3 +475,27 @@ async fn dataproc_create_cluster_is_named_under_project_and_region() {
     );
     get_then_cancel(&channel, &op.name).await;
 }
+
+/// `google.streetview.publish.v1.GetPhotoSequenceRequest` {1 sequence_id}.
+#[derive(Clone, PartialEq, Message)]
+struct GetPhotoSequenceRequest {
+    #[prost(string, tag = "1")]
+    sequence_id: String,
+}
+
+#[tokio::test]
+async fn street_view_get_photo_sequence_answers_the_sequence_operation_by_its_id() {
+    let (server, _handle, channel) = serve().await;
+    let path = "/google.streetview.publish.v1.StreetViewPublishService/GetPhotoSequence";
+    let request = || GetPhotoSequenceRequest {
+        sequence_id: "seq-1".into(),
+    };
+    let first = call_method(&channel, path, request()).await.unwrap();
+    // The operation is the photo sequence: named by its id, and asking
+    // again answers the same operation.
+    assert_eq!(first.name, "seq-1");
+    let again = call_method(&channel, path, request()).await.unwrap();
+    assert_eq!(again.name, "seq-1");
+    assert_eq!(server.operation_names(), ["seq-1"]);
+    get_then_cancel(&channel, "seq-1").await;
+}
