@@ -499,3 +499,81 @@ async fn street_view_get_photo_sequence_answers_the_sequence_operation_by_its_id
     assert_eq!(server.operation_names(), ["seq-1"]);
     get_then_cancel(&channel, "seq-1").await;
 }
+
+/// `google.cloud.asset.v1.AnalyzeIamPolicyLongrunningRequest`
+/// {1 analysis_query {1 scope}, 2 output_config {1 gcs_destination {1 uri}}}.
+#[derive(Clone, PartialEq, Message)]
+struct AnalyzeIamPolicyLongrunningRequest {
+    #[prost(message, optional, tag = "1")]
+    analysis_query: Option<Scoped>,
+    #[prost(message, optional, tag = "2")]
+    output_config: Option<OutputConfig>,
+}
+
+/// `IamPolicyAnalysisQuery` {1 scope}.
+#[derive(Clone, PartialEq, Message)]
+struct Scoped {
+    #[prost(string, tag = "1")]
+    scope: String,
+}
+
+/// `IamPolicyAnalysisOutputConfig` {1 gcs_destination {1 uri}}.
+#[derive(Clone, PartialEq, Message)]
+struct OutputConfig {
+    #[prost(message, optional, tag = "1")]
+    gcs_destination: Option<GcsDestination>,
+}
+
+/// `GcsDestination` {1 uri}.
+#[derive(Clone, PartialEq, Message)]
+struct GcsDestination {
+    #[prost(string, tag = "1")]
+    uri: String,
+}
+
+/// `google.storagetransfer.v1.RunTransferJobRequest` {1 job_name,
+/// 2 project_id}.
+#[derive(Clone, PartialEq, Message)]
+struct RunTransferJobRequest {
+    #[prost(string, tag = "1")]
+    job_name: String,
+    #[prost(string, tag = "2")]
+    project_id: String,
+}
+
+#[tokio::test]
+async fn asset_and_transfer_operations_are_read_and_cancelled_over_rest() {
+    let (server, handle, channel) = serve().await;
+    let analyze = AnalyzeIamPolicyLongrunningRequest {
+        analysis_query: Some(Scoped {
+            scope: "organizations/123".into(),
+        }),
+        output_config: Some(OutputConfig {
+            gcs_destination: Some(GcsDestination {
+                uri: "gs://bucket/analysis.json".into(),
+            }),
+        }),
+    };
+    let path = "/google.cloud.asset.v1.AssetService/AnalyzeIamPolicyLongrunning";
+    let asset = call_method(&channel, path, analyze).await.unwrap();
+    let prefix = "organizations/123/operations/AnalyzeIamPolicyLongrunning/";
+    assert!(asset.name.starts_with(prefix), "{}", asset.name);
+
+    let run = RunTransferJobRequest {
+        job_name: "transferJobs/42".into(),
+        project_id: "my-project".into(),
+    };
+    let path = "/google.storagetransfer.v1.StorageTransferService/RunTransferJob";
+    let transfer = call_method(&channel, path, run).await.unwrap();
+    let prefix = "transferOperations/transferJobs-42-";
+    assert!(transfer.name.starts_with(prefix), "{}", transfer.name);
+
+    for name in [&asset.name, &transfer.name] {
+        let at = format!("/v1/{name}");
+        let (status, json) = rest(&handle, http::Method::GET, &at).await;
+        assert_eq!((status, json["name"].as_str()), (200, Some(name.as_str())));
+        let cancel = format!("{at}:cancel");
+        assert_eq!(rest(&handle, http::Method::POST, &cancel).await.0, 200);
+        assert_eq!(server.operation(name).unwrap()["error"]["code"], 1);
+    }
+}
