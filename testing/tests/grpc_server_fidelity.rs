@@ -4,6 +4,10 @@
 //! or the resource's own name), the request's resource echoed as the
 //! `response`, `OperationMetadata` with a fixed `end_time`, and
 //! `ALREADY_EXISTS` for a live duplicate.
+//!
+//! Older APIs whose requests name no resource by AIP-122 (Speech, Dataproc,
+//! Asset, Storage Transfer, Street View Publish) answer an Operation named as
+//! each service names it, read and cancelled over gRPC and REST.
 
 use std::collections::HashMap;
 use std::time::{Duration, SystemTime};
