@@ -190,8 +190,9 @@ pub(super) fn is_required(types: &MethodTypes, field: &FieldDescriptor) -> bool 
 ///
 /// # Errors
 ///
-/// `INVALID_ARGUMENT` when a `REQUIRED` id is left empty, or, for a request
-/// that names no resource by AIP-122, a `REQUIRED` field
+/// `INVALID_ARGUMENT` when a `REQUIRED` id is left empty; when a request
+/// with a `name`, `parent`, reference or carried resource leaves them all
+/// empty; or, for a request with none of these fields, a `REQUIRED` field
 /// ([`legacy::plan`]).
 pub(crate) fn plan(
     types: &MethodTypes,
@@ -210,6 +211,11 @@ pub(crate) fn plan(
         ),
         _ => match existing_name(types, request, carried.as_ref(), parent) {
             Some(name) => (name, false, Naming::Location),
+            None if names_by_aip(types, carried.as_ref()) => {
+                return Err(tonic::Status::invalid_argument(
+                    "The request names no resource (a name, or a parent).",
+                ))
+            }
             None => {
                 let legacy = legacy::plan(types, request, project)?;
                 (legacy.target, false, legacy.naming)
@@ -236,6 +242,22 @@ pub(crate) fn plan(
         response,
         naming,
     })
+}
+
+/// Whether the request has a field that names its resource by AIP-122: a
+/// `name` or `parent`, a resource reference, or a carried resource with a
+/// `name`. Such a request left unnamed is `INVALID_ARGUMENT`; one without
+/// any is read by [`legacy::plan`].
+fn names_by_aip(types: &MethodTypes, carried: Option<&FieldDescriptor>) -> bool {
+    let reference = types.resource_reference.as_ref();
+    let names = types.request.fields().any(|f| {
+        ["name", "parent"].contains(&f.name())
+            || reference.is_some_and(|r| f.options().has_extension(r))
+    });
+    let carries = carried.is_some_and(
+        |f| matches!(f.kind(), Kind::Message(m) if m.get_field_by_name("name").is_some()),
+    );
+    names || carries
 }
 
 /// `{parent}/{collection}/{id}`.

@@ -107,3 +107,22 @@ fn names_convert() {
     assert_eq!(snake("DeliveryPipeline"), "delivery_pipeline");
     assert_eq!(plural_camel("delivery_pipeline"), "deliveryPipelines");
 }
+
+#[test]
+fn a_request_with_naming_fields_left_empty_is_invalid_argument() {
+    let path = "/google.cloud.deploy.v1.CloudDeploy/UpdateDeliveryPipeline";
+    let row = crate::grpc::methods::googleapis_row(path).unwrap();
+    let types = super::super::descriptors::method_types(row).unwrap();
+    let mut request = DynamicMessage::new(types.request.clone());
+    let mask = types.request.get_field_by_name("update_mask").unwrap();
+    let mask = DynamicMessage::new(mask.kind().as_message().unwrap().clone());
+    request.set_field_by_name("update_mask", Value::Message(mask));
+    let pipeline = types
+        .request
+        .get_field_by_name("delivery_pipeline")
+        .unwrap();
+    let pipeline = DynamicMessage::new(pipeline.kind().as_message().unwrap().clone());
+    request.set_field_by_name("delivery_pipeline", Value::Message(pipeline));
+    let status = plan(&types, &request, None).unwrap_err();
+    assert_eq!(status.code(), tonic::Code::InvalidArgument);
+}
