@@ -25,8 +25,8 @@
 //!   resource's `google.api.resource` pattern), the resource's own `name`
 //!   for an update, else the request's `name`, `parent`, or first field
 //!   with a `google.api.resource_reference`; a `REQUIRED` id left empty is
-//!   `INVALID_ARGUMENT`; a request naming none of these (62 methods of older
-//!   APIs) is read by its legacy fields (Dataproc's `project_id`, `region`,
+//!   `INVALID_ARGUMENT`, and so are such fields all left empty; a request
+//!   with none of these fields (62 methods of older APIs) is read by its legacy fields (Dataproc's `project_id`, `region`,
 //!   `cluster.cluster_name`: `projects/{p}/regions/{r}/clusters/{c}`), else
 //!   names no resource (`target` empty; Speech's `LongRunningRecognize`),
 //!   and only a `REQUIRED` field left empty is `INVALID_ARGUMENT` (see

@@ -12,8 +12,9 @@
 //!   `name`.
 //! - Anything else (`Delete*`, verbs): the request's `name`, else its
 //!   `parent`, else the first string field that references a resource
-//!   (`google.api.resource_reference`: `endpoint`, `service_name`, ...).
-//! - A request that names none of these (62 methods of older APIs: Speech's
+//!   (`google.api.resource_reference`: `endpoint`, `service_name`, ...);
+//!   all of them left empty is `INVALID_ARGUMENT`.
+//! - A request with none of these fields (62 methods of older APIs: Speech's
 //!   `LongRunningRecognize`, Dataproc's `project_id`/`region`/
 //!   `cluster_name`, ...): [`legacy::plan`] reads its legacy fields (the
 //!   resource `projects/{p}/regions/{r}/clusters/{c}`), else no resource
