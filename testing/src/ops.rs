@@ -194,9 +194,21 @@ impl Store {
         duration: Duration,
         now: Instant,
     ) -> &Op {
+        let name = |seq| format!("{parent}/operations/op-{seq}");
+        self.create_named(name, target, duration, now)
+    }
+
+    /// Creates the operation named `name(n)`, `n` its sequence number.
+    pub(crate) fn create_named(
+        &mut self,
+        name: impl FnOnce(u64) -> String,
+        target: String,
+        duration: Duration,
+        now: Instant,
+    ) -> &Op {
         self.last_seq += 1;
         let seq = self.last_seq;
-        let name = format!("{parent}/operations/op-{seq}");
+        let name = name(seq);
         let created = SystemTime::now();
         let op = Op {
             name: name.clone(),
@@ -211,19 +223,34 @@ impl Store {
         self.by_seq.entry(seq).or_insert(op)
     }
 
+    /// The sequence number of operation `name`; `operations/{id}` also
+    /// addresses an operation named by a bare id (Speech's: its REST
+    /// GetOperation is `GET /v1/operations/{name}`).
+    fn seq(&self, name: &str) -> Option<(u64, String)> {
+        let bare = name
+            .strip_prefix("operations/")
+            .filter(|id| !id.contains('/'));
+        [Some(name), bare]
+            .into_iter()
+            .flatten()
+            .find_map(|n| self.by_name.get(n).map(|seq| (*seq, n.to_owned())))
+    }
+
     pub(crate) fn get(&self, name: &str) -> Option<&Op> {
-        self.by_name.get(name).and_then(|seq| self.by_seq.get(seq))
+        self.seq(name).and_then(|(seq, _)| self.by_seq.get(&seq))
     }
 
     pub(crate) fn get_mut(&mut self, name: &str) -> Option<&mut Op> {
-        self.by_name
-            .get(name)
-            .and_then(|seq| self.by_seq.get_mut(seq))
+        self.seq(name)
+            .and_then(|(seq, _)| self.by_seq.get_mut(&seq))
     }
 
     pub(crate) fn remove(&mut self, name: &str) -> bool {
-        match self.by_name.remove(name) {
-            Some(seq) => self.by_seq.remove(&seq).is_some(),
+        match self.seq(name) {
+            Some((seq, name)) => {
+                self.by_name.remove(&name);
+                self.by_seq.remove(&seq).is_some()
+            }
             None => false,
         }
     }

@@ -123,7 +123,11 @@ pub(crate) fn classify(method: &Method, uri: &Uri) -> Routed {
     }
     let segments: Vec<&str> = name.split('/').collect();
     let n = segments.len();
-    let is_operation = n >= 2 && segments[n - 2] == "operations";
+    // An operation is under an `operations` collection, possibly a few
+    // segments down (Asset's `{scope}/operations/{method}/{id}`), or Storage
+    // Transfer's `transferOperations/{id}`.
+    let is_operations = |s: &&str| *s == "operations" || *s == "transferOperations";
+    let is_operation = n >= 2 && segments[..n - 1].iter().any(is_operations);
     let is_collection = segments[n - 1] == "operations";
 
     if is_operation {

@@ -99,8 +99,6 @@ pub struct Cancels {
     pub sent: usize,
     /// Those answered `OK`.
     pub accepted: usize,
-    /// Those the server faulted.
-    pub faulted: usize,
 }
 
 /// The operation `name`'s cancels in `log`, checked: at most `attempts`,
@@ -128,7 +126,6 @@ pub fn cancels_of(log: &[RecordedRequest], name: &str, attempts: u32) -> Cancels
     Cancels {
         sent: mine.len(),
         accepted: mine.iter().filter(|r| r.grpc_status == Some(0)).count(),
-        faulted: mine.iter().filter(|r| r.fault.is_some()).count(),
     }
 }
 

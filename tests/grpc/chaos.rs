@@ -12,11 +12,13 @@ use std::time::Duration;
 use prost::Message;
 use tokio::sync::oneshot;
 use tokio::time::Instant;
+use tower::ServiceBuilder;
 use tower_lro::{CancelOnDropLayer, CancelPolicy};
-use tower_lro_testing::grpc::CreateReleaseRequest;
-use tower_lro_testing::{Endpoint, Fault, FaultKind};
+use tower_lro_testing::grpc::{CloudDeployClient, CreateReleaseRequest};
+use tower_lro_testing::{Endpoint, Fault, FaultKind, RecordedRequest};
 
-use crate::support::{cancels_of, create, deploy, fast_polls, serve};
+use crate::observe::{Attempt, Observed, Outcome};
+use crate::support::{create, fast_polls, serve};
 
 const CALLS: usize = 1_000;
 /// The policy's attempts per cancel.
@@ -102,6 +104,8 @@ async fn chaos_1000_operations_with_30_percent_of_cancels_faulted() {
                 .deadline(Duration::from_secs(30)),
         );
     let cancels = lro.handle();
+    // Between the layer and the channel: what reached the layer.
+    let observed = Observed::new(channel.clone());
     // Drops on events, never on a timer: the server's notice that a Start
     // arrived, the layer's first poll answer (`on_progress`).
     let arrived: Signals = Signals::default();
@@ -124,7 +128,11 @@ async fn chaos_1000_operations_with_30_percent_of_cancels_faulted() {
                 let _ = tx.send(());
             }
         });
-        let mut client = deploy(&caller_layer, &channel);
+        let mut client = CloudDeployClient::new(
+            ServiceBuilder::new()
+                .layer(caller_layer)
+                .service(observed.clone()),
+        );
         let start_arrived = subscribe(&arrived, i);
         callers.spawn(async move {
             let call = client.create_release(create(&format!("c{i}"), duration_ms));
@@ -172,22 +180,25 @@ async fn chaos_1000_operations_with_30_percent_of_cancels_faulted() {
     assert_eq!(by_release.len(), CALLS);
     let log = server.requests();
     let cancel_log = server.requests_to(Endpoint::Cancel);
-    let (mut abandoned, mut sent, mut faulted) = (0, 0, 0);
+    let seen = observed.by_operation();
+    let (mut abandoned, mut sent, mut faulted, mut late) = (0, 0, 0, 0);
     for (i, name) in &by_release {
-        // At most ATTEMPTS, none after the first OK.
-        let cancels = cancels_of(&log, name, ATTEMPTS);
+        let attempts = seen.get(name).map(Vec::as_slice).unwrap_or_default();
+        let cancels = judge(&log, name, attempts);
         sent += cancels.sent;
         faulted += cancels.faulted;
+        late += cancels.late;
         let op = server.operation(name).expect("not deleted");
         if plan(*i).1 != GiveUp::Never {
             abandoned += 1;
             assert_eq!(
-                cancels.accepted, 1,
-                "{name}: one accepted cancel: {cancels:?}"
+                cancels.seen_ok, 1,
+                "{name}: the layer read one OK: {cancels:?} {attempts:?}"
             );
             assert_eq!(op["error"]["code"], 1, "{name} CANCELLED: {op}");
         } else {
             assert_eq!(cancels.sent, 0, "{name} finished: no cancel at all");
+            assert!(attempts.is_empty(), "{name} finished: {attempts:?}");
             assert!(op.get("response").is_some(), "{name} succeeded: {op}");
         }
     }
@@ -195,7 +206,8 @@ async fn chaos_1000_operations_with_30_percent_of_cancels_faulted() {
     let stats = cancels.stats();
     println!(
         "grpc chaos: {CALLS} calls, {finished} finished, {abandoned} abandoned; \
-         {} cancel attempts ({faulted} faulted, {:.1} %); stats {stats:?}; {elapsed:.2?}",
+         {} cancel attempts ({faulted} faulted, {:.1} %); {late} OK answered after the layer \
+         stopped waiting; stats {stats:?}; {elapsed:.2?}",
         cancel_log.len(),
         100.0 * faulted as f64 / cancel_log.len().max(1) as f64,
     );
@@ -217,4 +229,61 @@ async fn chaos_1000_operations_with_30_percent_of_cancels_faulted() {
         (share - FAULT_RATE).abs() <= bound,
         "faulted {faulted} of {sent} = {share:.3}, not {FAULT_RATE} +- {bound:.3}"
     );
+}
+
+/// One operation's cancels, from the server's log and from what reached
+/// the layer.
+#[derive(Debug)]
+struct Cancels {
+    /// CancelOperations the server received.
+    sent: usize,
+    /// Those the server faulted.
+    faulted: usize,
+    /// `OK`s the server answered after its first (each to an attempt the
+    /// layer had stopped waiting for).
+    late: usize,
+    /// `OK`s the layer read.
+    seen_ok: usize,
+}
+
+/// Judges `name`'s cancels: at most [`ATTEMPTS`]; nothing at the server the
+/// layer did not send; the layer sends nothing after the `OK` it reads; an
+/// `OK` the server answered past its first went to an attempt the layer
+/// gave up on (its answer came after the attempt timeout) or lost in
+/// transport, never to one whose `OK` the layer read.
+fn judge(log: &[RecordedRequest], name: &str, attempts: &[Attempt]) -> Cancels {
+    let mine: Vec<&RecordedRequest> = log
+        .iter()
+        .filter(|r| r.endpoint == Endpoint::Cancel && r.operation.as_deref() == Some(name))
+        .collect();
+    let answered_ok = mine.iter().filter(|r| r.grpc_status == Some(0)).count();
+    let unseen = attempts
+        .iter()
+        .filter(|a| matches!(a.outcome, Outcome::GaveUp | Outcome::Transport))
+        .count();
+    let cancels = Cancels {
+        sent: mine.len(),
+        faulted: mine.iter().filter(|r| r.fault.is_some()).count(),
+        late: answered_ok.saturating_sub(1),
+        seen_ok: attempts
+            .iter()
+            .filter(|a| a.outcome == Outcome::Status(0))
+            .count(),
+    };
+    let context = || format!("{name}: {cancels:?}, the layer's attempts {attempts:?}");
+    assert!(attempts.len() <= ATTEMPTS as usize, "{}", context());
+    assert!(mine.len() <= attempts.len(), "{}", context());
+    if let Some(ok) = attempts
+        .iter()
+        .position(|a| a.outcome == Outcome::Status(0))
+    {
+        assert_eq!(
+            ok + 1,
+            attempts.len(),
+            "a cancel after the OK the layer read: {}",
+            context()
+        );
+    }
+    assert!(cancels.late <= unseen, "{}", context());
+    cancels
 }

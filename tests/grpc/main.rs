@@ -16,4 +16,6 @@ mod calls;
 mod chaos;
 mod explicit_cancel;
 mod hostile;
+// What reached the layer, per CancelOperation attempt (used by `chaos`).
+mod observe;
 mod progress;

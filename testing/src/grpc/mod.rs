@@ -24,12 +24,20 @@
 //!   `.../deliveryPipelines/d/releases/r`, the collection read from the
 //!   resource's `google.api.resource` pattern), the resource's own `name`
 //!   for an update, else the request's `name`, `parent`, or first field
-//!   with a `google.api.resource_reference`; a request naming none (a few
-//!   older APIs), or a `REQUIRED` id left empty, is `INVALID_ARGUMENT`;
+//!   with a `google.api.resource_reference`; a `REQUIRED` id left empty is
+//!   `INVALID_ARGUMENT`, and so are such fields all left empty; a request
+//!   with none of these fields (62 methods of older APIs) is read by its legacy fields (Dataproc's `project_id`, `region`,
+//!   `cluster.cluster_name`: `projects/{p}/regions/{r}/clusters/{c}`), else
+//!   names no resource (`target` empty; Speech's `LongRunningRecognize`),
+//!   and only a `REQUIRED` field left empty is `INVALID_ARGUMENT` (see
+//!   `legacy.rs`);
 //! - a create of a resource that a live operation (not deleted, not
 //!   cancelled) already creates is `ALREADY_EXISTS`;
 //! - the operation is named `{projects/p/locations/l}/operations/op-{n}`
-//!   after the resource's location (or its first collection and id);
+//!   after the resource's location (`.../regions/{r}`, or its first
+//!   collection and id); the older APIs' as their services name them (a
+//!   bare number for Speech, which REST reads at `GET /v1/operations/{n}`;
+//!   `operations/op-{n}` where the request names no resource);
 //! - its `metadata` is the method's declared `metadata_type` with, where
 //!   the type has them, `create_time`, `end_time` (once done: when it
 //!   finished, the same on every read), `target` (the resource), `verb`
@@ -62,6 +70,7 @@ mod calls;
 mod client;
 mod convert;
 mod descriptors;
+mod legacy;
 mod longrunning;
 mod messages;
 mod methods;

@@ -12,7 +12,18 @@
 //!   `name`.
 //! - Anything else (`Delete*`, verbs): the request's `name`, else its
 //!   `parent`, else the first string field that references a resource
-//!   (`google.api.resource_reference`: `endpoint`, `service_name`, ...).
+//!   (`google.api.resource_reference`: `endpoint`, `service_name`, ...);
+//!   all of them left empty is `INVALID_ARGUMENT`.
+//! - A request with none of these fields (62 methods of older APIs: Speech's
+//!   `LongRunningRecognize`, Dataproc's `project_id`/`region`/
+//!   `cluster_name`, ...): [`legacy::plan`] reads its legacy fields (the
+//!   resource `projects/{p}/regions/{r}/clusters/{c}`), else no resource
+//!   (`target` empty), and names its operation as that service does
+//!   ([`Naming`]: a bare number for Speech). Only a `REQUIRED` field left
+//!   empty is `INVALID_ARGUMENT` there.
+//!
+//! The operation is named `{location}/operations/op-{n}` after the
+//! resource's location ([`Naming::Location`]), except for those older APIs.
 //!
 //! The `response`, of the declared type: the request's resource (with its
 //! name) when it is of that type; else an empty message of that type, named
@@ -23,6 +34,7 @@ use prost_reflect::{
 };
 
 use super::descriptors::MethodTypes;
+use super::legacy::{self, Naming};
 
 /// `google.api.FieldBehavior.REQUIRED`.
 const REQUIRED: i32 = 2;
@@ -36,10 +48,12 @@ pub(crate) struct Plan {
     pub(crate) creates: bool,
     /// The `response` once done (of the declared type), if one is declared.
     pub(crate) response: Option<DynamicMessage>,
+    /// How the operation is named.
+    pub(crate) naming: Naming,
 }
 
 /// A string field's value, if the message has that field and it is a string.
-fn string_field(message: &DynamicMessage, name: &str) -> Option<String> {
+pub(super) fn string_field(message: &DynamicMessage, name: &str) -> Option<String> {
     let field = message.descriptor().get_field_by_name(name)?;
     match message.get_field(&field).as_ref() {
         Value::String(s) => Some(s.clone()),
@@ -48,7 +62,7 @@ fn string_field(message: &DynamicMessage, name: &str) -> Option<String> {
 }
 
 /// `DeliveryPipeline` → `delivery_pipeline`.
-fn snake(name: &str) -> String {
+pub(super) fn snake(name: &str) -> String {
     let mut out = String::new();
     for (i, c) in name.chars().enumerate() {
         if c.is_ascii_uppercase() {
@@ -64,7 +78,7 @@ fn snake(name: &str) -> String {
 }
 
 /// `delivery_pipeline` → `deliveryPipelines`.
-fn plural_camel(snake: &str) -> String {
+pub(super) fn plural_camel(snake: &str) -> String {
     let mut out = String::new();
     let mut upper = false;
     for c in snake.chars() {
@@ -116,7 +130,7 @@ fn id_field(
 }
 
 /// The `google.api.resource` patterns of a message.
-fn patterns(types: &MethodTypes, message: &MessageDescriptor) -> Vec<String> {
+pub(super) fn patterns(types: &MethodTypes, message: &MessageDescriptor) -> Vec<String> {
     let Some(extension) = types.resource_option.as_ref() else {
         return Vec::new();
     };
@@ -156,7 +170,7 @@ fn collection(patterns: &[String], parent: &str) -> Option<String> {
 }
 
 /// Whether a field is `google.api.field_behavior = REQUIRED`.
-fn is_required(types: &MethodTypes, field: &FieldDescriptor) -> bool {
+pub(super) fn is_required(types: &MethodTypes, field: &FieldDescriptor) -> bool {
     let Some(extension) = types.field_behavior.as_ref() else {
         return false;
     };
@@ -171,23 +185,43 @@ fn is_required(types: &MethodTypes, field: &FieldDescriptor) -> bool {
     }
 }
 
-/// Reads what `request` (a message of `types.request`) asks for.
+/// Reads what `request` (a message of `types.request`) asks for; `project`
+/// is the caller's (`x-goog-user-project`), for services that name
+/// operations after it.
 ///
 /// # Errors
 ///
-/// `INVALID_ARGUMENT` when the request names no resource: a `REQUIRED` id
-/// left empty; no resource name, request `name` nor `parent`.
-pub(crate) fn plan(types: &MethodTypes, request: &DynamicMessage) -> Result<Plan, tonic::Status> {
+/// `INVALID_ARGUMENT` when a `REQUIRED` id is left empty; when a request
+/// with a `name`, `parent`, reference or carried resource leaves them all
+/// empty; or, for a request with none of these fields, a `REQUIRED` field
+/// ([`legacy::plan`]).
+pub(crate) fn plan(
+    types: &MethodTypes,
+    request: &DynamicMessage,
+    project: Option<&str>,
+) -> Result<Plan, tonic::Status> {
     let resource_type = types.response.as_ref();
     let carried = resource_type.and_then(|r| resource_field(&types.request, r));
     let parent = string_field(request, "parent").filter(|p| !p.is_empty());
     let id = id_field(&types.request, resource_type);
-    let (target, creates) = match (parent.as_deref(), id.as_ref()) {
-        (Some(parent), Some(id)) => (create_name(types, request, parent, id)?, true),
-        _ => (
-            existing_name(types, request, carried.as_ref(), parent)?,
-            false,
+    let (target, creates, naming) = match (parent.as_deref(), id.as_ref()) {
+        (Some(parent), Some(id)) => (
+            create_name(types, request, parent, id)?,
+            true,
+            Naming::Location,
         ),
+        _ => match existing_name(types, request, carried.as_ref(), parent) {
+            Some(name) => (name, false, Naming::Location),
+            None if names_by_aip(types, carried.as_ref()) => {
+                return Err(tonic::Status::invalid_argument(
+                    "The request names no resource (a name, or a parent).",
+                ))
+            }
+            None => {
+                let legacy = legacy::plan(types, request, project)?;
+                (legacy.target, false, legacy.naming)
+            }
+        },
     };
     let response = types.response.clone().map(|descriptor| {
         let mut message = match carried.as_ref() {
@@ -198,7 +232,7 @@ pub(crate) fn plan(types: &MethodTypes, request: &DynamicMessage) -> Result<Plan
             None => DynamicMessage::new(descriptor.clone()),
         };
         let names_itself = carried.is_some() || !patterns(types, &descriptor).is_empty();
-        if names_itself && descriptor.get_field_by_name("name").is_some() {
+        if names_itself && !target.is_empty() && descriptor.get_field_by_name("name").is_some() {
             let _ = message.try_set_field_by_name("name", Value::String(target.clone()));
         }
         message
@@ -207,7 +241,24 @@ pub(crate) fn plan(types: &MethodTypes, request: &DynamicMessage) -> Result<Plan
         target,
         creates,
         response,
+        naming,
     })
+}
+
+/// Whether the request has a field that names its resource by AIP-122: a
+/// `name` or `parent`, a resource reference, or a carried resource with a
+/// `name`. Such a request left unnamed is `INVALID_ARGUMENT`; one without
+/// any is read by [`legacy::plan`].
+fn names_by_aip(types: &MethodTypes, carried: Option<&FieldDescriptor>) -> bool {
+    let reference = types.resource_reference.as_ref();
+    let names = types.request.fields().any(|f| {
+        ["name", "parent"].contains(&f.name())
+            || reference.is_some_and(|r| f.options().has_extension(r))
+    });
+    let carries = carried.is_some_and(
+        |f| matches!(f.kind(), Kind::Message(m) if m.get_field_by_name("name").is_some()),
+    );
+    names || carries
 }
 
 /// `{parent}/{collection}/{id}`.
@@ -260,7 +311,7 @@ fn existing_name(
     request: &DynamicMessage,
     carried: Option<&FieldDescriptor>,
     parent: Option<String>,
-) -> Result<String, tonic::Status> {
+) -> Option<String> {
     let carried_name = carried.and_then(|field| {
         let resource = request.get_field(field);
         resource.as_message().and_then(|m| string_field(m, "name"))
@@ -271,108 +322,8 @@ fn existing_name(
         .filter(|n| !n.is_empty())
         .or(parent)
         .or_else(|| referenced(types, request))
-        .ok_or_else(|| {
-            tonic::Status::invalid_argument("The request names no resource (a name, or a parent).")
-        })
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn collections_come_from_patterns() {
-        let patterns = vec![
-            "projects/{project}/locations/{location}/deliveryPipelines/{delivery_pipeline}/releases/{release}".to_owned(),
-        ];
-        let parent = "projects/p/locations/l/deliveryPipelines/d";
-        assert_eq!(collection(&patterns, parent).as_deref(), Some("releases"));
-        assert_eq!(collection(&patterns, "projects/p/locations/l"), None);
-        assert_eq!(
-            collection(&patterns, "folders/p/locations/l/deliveryPipelines/d"),
-            None
-        );
-    }
-
-    /// A request as a client fills it in: `parent`, `name`, every `*_id`,
-    /// and the carried resource's `name` where the request has them.
-    fn filled(types: &MethodTypes) -> DynamicMessage {
-        let mut request = DynamicMessage::new(types.request.clone());
-        let text = |v: &str| Value::String(v.to_owned());
-        let _ = request.try_set_field_by_name("parent", text("projects/p/locations/l"));
-        let _ = request.try_set_field_by_name("name", text("projects/p/locations/l/things/t"));
-        let reference = types.resource_reference.as_ref();
-        for field in types.request.fields() {
-            if field.name().ends_with("_id") {
-                let _ = request.try_set_field(&field, text("x"));
-            }
-            if reference.is_some_and(|r| field.options().has_extension(r)) {
-                let _ = request.try_set_field(&field, text("projects/p/locations/l/things/t"));
-            }
-        }
-        if let Some(field) = types
-            .response
-            .as_ref()
-            .and_then(|r| resource_field(&types.request, r))
-        {
-            let mut resource = DynamicMessage::new(field.kind().as_message().unwrap().clone());
-            let _ = resource.try_set_field_by_name("name", text("projects/p/locations/l/things/t"));
-            request.set_field(&field, Value::Message(resource));
-        }
-        request
-    }
-
-    #[test]
-    fn every_table_method_names_a_resource_and_answers_its_declared_type() {
-        let mut unnamed = Vec::new();
-        for row in crate::grpc::methods::googleapis_rows() {
-            let types = super::super::descriptors::method_types(row).unwrap();
-            match plan(&types, &filled(&types)) {
-                Ok(plan) => {
-                    assert!(!plan.target.is_empty(), "{}", row.method);
-                    let declared = types.response.as_ref().map(|r| r.full_name().to_owned());
-                    let answered = plan
-                        .response
-                        .as_ref()
-                        .map(|m| m.descriptor().full_name().to_owned());
-                    assert_eq!(answered, declared, "{}", row.method);
-                }
-                Err(_) => unnamed.push(row.method),
-            }
-        }
-        // The only methods refused are those whose request has no field
-        // that names a resource by the API conventions (e.g. Speech's
-        // LongRunningRecognize; Dataproc's project_id/region/cluster_name).
-        for method in &unnamed {
-            let row = crate::grpc::methods::googleapis_row(method).unwrap();
-            let types = super::super::descriptors::method_types(row).unwrap();
-            let reference = types.resource_reference.as_ref();
-            let names = types.request.fields().any(|f| {
-                ["name", "parent"].contains(&f.name())
-                    || reference.is_some_and(|r| f.options().has_extension(r))
-            });
-            let carries = types
-                .response
-                .as_ref()
-                .and_then(|r| resource_field(&types.request, r))
-                .is_some_and(|f| {
-                    f.kind()
-                        .as_message()
-                        .unwrap()
-                        .get_field_by_name("name")
-                        .is_some()
-                });
-            assert!(
-                !names && !carries,
-                "{method} names a resource but was refused"
-            );
-        }
-        assert!(unnamed.len() < 100, "{} methods refused", unnamed.len());
-    }
-
-    #[test]
-    fn names_convert() {
-        assert_eq!(snake("DeliveryPipeline"), "delivery_pipeline");
-        assert_eq!(plural_camel("delivery_pipeline"), "deliveryPipelines");
-    }
-}
+#[path = "resource_tests.rs"]
+mod tests;

@@ -11,6 +11,7 @@ use tonic::codec::{BufferSettings, Codec, DecodeBuf, Decoder};
 
 use super::convert::{self, Started};
 use super::descriptors::MethodTypes;
+use super::legacy::Naming;
 use super::resource;
 use super::Operation;
 use crate::grpc::methods::Row;
@@ -57,11 +58,13 @@ impl Codec for StartCodec {
     }
 }
 
-/// The operation's parent: `projects/{p}/locations/{l}` of the resource,
-/// else its first collection and id (`projects/{p}`, `organizations/{o}`).
+/// The operation's parent: `projects/{p}/locations/{l}` of the resource
+/// (or `.../regions/{r}`, `.../zones/{z}`), else its first collection and
+/// id (`projects/{p}`, `organizations/{o}`).
 fn location(target: &str) -> Result<String, tonic::Status> {
     let segments: Vec<&str> = target.split('/').collect();
-    let take = if segments.len() >= 4 && segments[2] == "locations" {
+    let located = ["locations", "regions", "zones"];
+    let take = if segments.len() >= 4 && located.contains(&segments[2]) {
         4
     } else {
         2
@@ -110,11 +113,25 @@ pub(super) fn start(
     request: &DynamicMessage,
     metadata: &tonic::metadata::MetadataMap,
 ) -> Result<Operation, tonic::Status> {
-    let plan = resource::plan(&types, request)?;
-    let parent = location(&plan.target)?;
+    let project = metadata
+        .get("x-goog-user-project")
+        .and_then(|v| v.to_str().ok());
+    let plan = resource::plan(&types, request, project)?;
+    let parent = match plan.naming {
+        Naming::Location => location(&plan.target)?,
+        _ => String::new(),
+    };
     let duration = duration(metadata)?;
     let mut state = inner.lock();
     let now = Instant::now();
+    if let Naming::Exact(name) = &plan.naming {
+        // The operation is the resource: asking again answers it as it is.
+        if let Some(op) = state.ops.get(name) {
+            let json = op.to_json(now);
+            drop(state);
+            return Ok(inner.proto(&json));
+        }
+    }
     if plan.creates {
         let live = state
             .grpc_creates
@@ -137,9 +154,10 @@ pub(super) fn start(
         target: plan.target.clone(),
         response: plan.response,
     };
+    let naming = |seq| plan.naming.name(&parent, seq);
     let op = state
         .ops
-        .create(&parent, plan.target.clone(), duration, now);
+        .create_named(naming, plan.target.clone(), duration, now);
     let (json, facts) = (op.to_json(now), op.facts(now));
     let name = op.name().to_owned();
     let operation = convert::operation(&json, Some((&started, &facts)));
@@ -167,6 +185,10 @@ mod tests {
         assert_eq!(
             location("organizations/o/policies/x").unwrap(),
             "organizations/o"
+        );
+        assert_eq!(
+            location("projects/p/regions/r/clusters/c").unwrap(),
+            "projects/p/regions/r"
         );
         assert!(location("projects").is_err());
     }
