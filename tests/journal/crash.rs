@@ -189,7 +189,7 @@ impl ChildProcess {
                 BufReader::new(stdout)
                     .lines()
                     .map_while(Result::ok)
-                    // libtest prints `test crash::crash_child ... ` first, on the same line.
+                    // libtest prints `test crash_child ... ` first, on the same line.
                     .find_map(|l| l.split_once("READY ").map(|(_, rest)| rest.to_owned()))
             }),
         )
