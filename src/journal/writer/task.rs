@@ -1,6 +1,7 @@
 //! The writer's background task: group commits, retries through a store
 //! outage, lease renewal.
 
+use std::ops::ControlFlow;
 use std::pin::Pin;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -75,7 +76,9 @@ impl Task {
                         }
                     }
                     let mut wait = Wait { rx: &mut rx, next: next.as_mut(), renew_every };
-                    self.commit(&mut pending, &mut wait).await;
+                    if self.commit(&mut pending, &mut wait).await.is_break() {
+                        break;
+                    }
                 }
             }
         }
@@ -119,7 +122,10 @@ impl Task {
     /// retried (100 ms, doubling to 5 s) with its changes kept; while it
     /// waits, the lease is renewed and new changes are taken in (coalesced,
     /// at most `queue` of them held: the rest dropped).
-    async fn commit(&self, pending: &mut Pending, wait: &mut Wait<'_, '_>) {
+    ///
+    /// Breaks if the store answers [`JournalError::Closed`] (its runtime is
+    /// shutting down): the changes held are dropped (counted, one `warn`).
+    async fn commit(&self, pending: &mut Pending, wait: &mut Wait<'_, '_>) -> ControlFlow<()> {
         let c = &self.counters;
         let mut outage: Option<Outage> = None;
         let mut delay = Duration::from_millis(100);
@@ -136,6 +142,14 @@ impl Task {
                         .fetch_add(batch.removes.len() as u64, Ordering::Relaxed);
                     self.options.metrics.committed(first);
                     started = None;
+                }
+                Err(JournalError::Closed) => {
+                    pending.put_back(batch);
+                    let lost = pending.len() as u64;
+                    c.dropped.fetch_add(lost, Ordering::Relaxed);
+                    tracing::warn!(dropped = lost,
+                        "journal writer stopped: the runtime is shutting down, changes not committed");
+                    return ControlFlow::Break(());
                 }
                 Err(e) => {
                     c.errors.fetch_add(1, Ordering::Relaxed);
@@ -157,6 +171,7 @@ impl Task {
         for done in pending.flushes.drain(..) {
             let _ = done.send(());
         }
+        ControlFlow::Continue(())
     }
 
     /// Waits `delay` before a retry, renewing the lease when due and taking
