@@ -24,7 +24,7 @@ pub struct WriterOptions {
     max_batch: usize,
     queue: usize,
     owner: Option<OwnerId>,
-    /// `lro.journal.commit.duration`, with a `Meter`.
+    /// The `lro.journal.*` instruments, with a `Meter`.
     metrics: crate::metrics::JournalMetrics,
 }
 
@@ -75,9 +75,12 @@ impl WriterOptions {
         self
     }
 
-    /// Records each commit's latency on `meter` (feature `opentelemetry`):
-    /// the histogram `lro.journal.commit.duration`, in seconds, from the
-    /// first attempt to success (retries included).
+    /// Records the writer's instruments on `meter` (feature `opentelemetry`):
+    /// the histogram `lro.journal.commit.duration`, each commit's latency in
+    /// seconds from the first attempt to success (retries included); the
+    /// counters `lro.journal.commit.errors` (`{commit}`, as
+    /// [`WriterStats::errors`]) and `lro.journal.changes.dropped`
+    /// (`{change}`, as [`WriterStats::dropped`]).
     #[cfg(feature = "opentelemetry")]
     #[cfg_attr(docsrs, doc(cfg(feature = "opentelemetry")))]
     pub fn meter(mut self, meter: &opentelemetry::metrics::Meter) -> Self {
@@ -160,6 +163,7 @@ pub struct JournalWriter {
     seq: Arc<AtomicU64>,
     counters: Arc<Counters>,
     journal: Arc<dyn Journal>,
+    metrics: crate::metrics::JournalMetrics,
 }
 
 impl fmt::Debug for JournalWriter {
@@ -185,6 +189,7 @@ impl JournalWriter {
         let owner = options.owner.clone().unwrap_or_else(OwnerId::random);
         let (tx, rx) = mpsc::channel(options.queue);
         let counters = Arc::new(Counters::default());
+        let metrics = options.metrics.clone();
         let task = Task {
             journal: journal.clone(),
             owner: owner.clone(),
@@ -198,6 +203,7 @@ impl JournalWriter {
             seq: Arc::new(AtomicU64::new(0)),
             counters,
             journal,
+            metrics,
         })
     }
 
@@ -230,6 +236,7 @@ impl JournalWriter {
     fn send(&self, command: Command) {
         if let Err(e) = self.tx.try_send(command) {
             let dropped = self.counters.dropped.fetch_add(1, Ordering::Relaxed) + 1;
+            self.metrics.dropped(1);
             let why = match e {
                 mpsc::error::TrySendError::Full(_) => "queue full",
                 mpsc::error::TrySendError::Closed(_) => "writer stopped",

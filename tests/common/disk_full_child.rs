@@ -7,6 +7,9 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use opentelemetry::metrics::MeterProvider;
+use opentelemetry_sdk::metrics::data::{AggregatedMetrics, MetricData};
+use opentelemetry_sdk::metrics::{InMemoryMetricExporter, PeriodicReader, SdkMeterProvider};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tower::{Layer, ServiceExt};
@@ -96,6 +99,31 @@ struct Run {
     probe: Arc<dyn Journal>,
     /// Calls left running: the operation's name, the call.
     long: Vec<(String, JoinHandle<serde_json::Value>)>,
+    /// The writer's instruments, exported to memory.
+    metrics: (SdkMeterProvider, InMemoryMetricExporter),
+}
+
+impl Run {
+    /// The total of the writer's counter `name`, as exported now.
+    fn counter(&self, name: &str) -> u64 {
+        let (provider, exporter) = &self.metrics;
+        provider.force_flush().expect("export the metrics");
+        let exported = exporter.get_finished_metrics().expect("the metrics");
+        let last = exported.last().expect("one export");
+        let Some(metric) = last
+            .scope_metrics()
+            .flat_map(|s| s.metrics())
+            .find(|m| m.name() == name)
+        else {
+            return 0;
+        };
+        match metric.data() {
+            AggregatedMetrics::U64(MetricData::Sum(sum)) => {
+                sum.data_points().map(|p| p.value()).sum()
+            }
+            _ => panic!("{name} is not a u64 counter"),
+        }
+    }
 }
 
 async fn scenario(path: PathBuf, log: Log) -> String {
@@ -105,7 +133,12 @@ async fn scenario(path: PathBuf, log: Log) -> String {
         tokio::signal::unix::signal(tokio::signal::unix::SignalKind::from_raw(libc::SIGXFSZ))
             .expect("a SIGXFSZ handler");
     let journal = SqliteJournal::open(&path).expect("open the journal");
+    let exporter = InMemoryMetricExporter::default();
+    let provider = SdkMeterProvider::builder()
+        .with_reader(PeriodicReader::builder(exporter.clone()).build())
+        .build();
     let options = WriterOptions::new()
+        .meter(&provider.meter("disk-full"))
         .queue(QUEUE)
         // Renewed at start only: the retire below is not undone.
         .lease(Duration::from_secs(3600));
@@ -124,6 +157,7 @@ async fn scenario(path: PathBuf, log: Log) -> String {
         writer,
         probe,
         long: Vec::new(),
+        metrics: (provider, exporter),
     };
 
     // Before: the calls' durations set the bound for the same calls later.

@@ -145,6 +145,17 @@ impl Run {
             "the calls beyond the queue: {s2:?}"
         );
         assert_eq!(s2.recorded - s0.recorded, 1 + kept.len() as u64, "{s2:?}");
+        // What an operator's dashboard sees: the same counts.
+        assert_eq!(
+            self.counter("lro.journal.commit.errors"),
+            s2.errors,
+            "{s2:?}"
+        );
+        assert_eq!(
+            self.counter("lro.journal.changes.dropped"),
+            s2.dropped,
+            "{s2:?}"
+        );
         Fault {
             errors: s2.errors - s0.errors,
             dropped,

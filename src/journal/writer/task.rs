@@ -100,6 +100,7 @@ impl Task {
             }
             Added::Dropped => {
                 self.counters.dropped.fetch_add(1, Ordering::Relaxed);
+                self.options.metrics.dropped(1);
                 let Some(outage) = outage else { return };
                 outage.dropped += 1;
                 if outage.dropped == 1 {
@@ -147,12 +148,14 @@ impl Task {
                     pending.put_back(batch);
                     let lost = pending.len() as u64;
                     c.dropped.fetch_add(lost, Ordering::Relaxed);
+                    self.options.metrics.dropped(lost);
                     tracing::warn!(dropped = lost,
                         "journal writer stopped: the runtime is shutting down, changes not committed");
                     return ControlFlow::Break(());
                 }
                 Err(e) => {
                     c.errors.fetch_add(1, Ordering::Relaxed);
+                    self.options.metrics.failed();
                     pending.put_back(batch);
                     let outage = outage.get_or_insert_with(|| Outage::begin(&e, pending.len()));
                     outage.attempts += 1;
