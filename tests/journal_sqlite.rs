@@ -144,6 +144,7 @@ async fn an_unwritable_location_is_a_clear_error_at_open() {
 #[test]
 fn a_full_disk_mid_run_fails_no_call_and_loses_only_what_it_counts() {
     let summary = disk_full::run_child(module_path!(), "disk_full_child");
+    println!("disk full mid-run: {summary:?}");
     let get = |key: &str| -> u64 {
         summary
             .iter()

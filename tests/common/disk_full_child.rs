@@ -191,12 +191,15 @@ async fn scenario(path: PathBuf, log: Log) -> String {
     let reaped = run.reap(&expected, &fault.lost).await;
     handle.shutdown().await;
     format!(
-        "failed_commits={} lost={} lost_calls={} reaped={reaped} coalesced={} written_removes={}",
+        "failed_commits={} lost={} lost_calls={} reaped={reaped} coalesced={} written_removes={} \
+         slowest_before_ms={} slowest_during_ms={}",
         fault.errors,
         fault.dropped,
         fault.lost.len(),
         fault.coalesced,
-        fault.tried_removes
+        fault.tried_removes,
+        slowest.as_millis(),
+        fault.slowest.as_millis(),
     )
 }
 
@@ -212,6 +215,8 @@ struct Fault {
     /// The long calls of the fault whose records were kept, and lost.
     kept: Vec<String>,
     lost: Vec<String>,
+    /// The slowest call (or drop to cancel accepted) during the fault.
+    slowest: Duration,
 }
 
 /// The lines the writer logs per outage: exactly one each, naming the error.

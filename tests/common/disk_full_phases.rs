@@ -95,12 +95,14 @@ impl Run {
             self.writer.stats().errors > s0.errors
         })
         .await;
+        let mut slowest = Duration::ZERO;
         for _ in 0..SHORT {
             let took = self.short_call().await;
             assert!(
                 took <= bound,
                 "a call took {took:?} in the fault, bound {bound:?}"
             );
+            slowest = slowest.max(took);
         }
         for _ in 0..DROPPED {
             let took = self.dropped_call().await;
@@ -108,6 +110,7 @@ impl Run {
                 took <= bound,
                 "a cancel took {took:?} in the fault, bound {bound:?}"
             );
+            slowest = slowest.max(took);
         }
         let mut held = Vec::new();
         for _ in 1..LONG_DURING {
@@ -163,6 +166,7 @@ impl Run {
             tried_removes,
             kept: std::iter::once(first).chain(kept.iter().cloned()).collect(),
             lost: lost.to_vec(),
+            slowest,
         }
     }
 
