@@ -84,9 +84,18 @@ pub fn child_main() {
         fastrand::u64(..)
     ));
     std::fs::create_dir_all(&dir).expect("a temp dir");
-    let summary = rt.block_on(scenario(dir.join("journal.sqlite"), log));
-    let _ = std::fs::remove_dir_all(&dir);
+    let dir = TempDir(dir);
+    let summary = rt.block_on(scenario(dir.0.join("journal.sqlite"), log));
     println!("{SUMMARY} {summary}");
+}
+
+/// The child's directory, removed when it ends (passing or failing).
+struct TempDir(PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 /// The child's state: the server, the layer, the writer, a second handle.
