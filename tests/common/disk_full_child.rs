@@ -14,14 +14,16 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tower::{Layer, ServiceExt};
 use tower_lro::journal::{Journal, JournalWriter, Reaper, SqliteJournal, WriterOptions};
-use tower_lro::{CancelOnDrop, CancelOnDropLayer};
+use tower_lro::{CancelOnDrop, CancelOnDropLayer, PollPolicy};
 use tower_lro_testing::{Endpoint, OperationsServer, RecordedRequest};
 
 use super::{CHILD_ENV, SUMMARY};
 use crate::common::{self, HttpClient};
 
-/// The writer's queue: the most changes it holds while commits fail.
-const QUEUE: usize = 8;
+/// The writer's queue: the most changes it holds while commits fail. Room
+/// enough that a slow commit (an fsync on a busy disk) never fills it
+/// outside the fault.
+const QUEUE: usize = 64;
 /// Calls left running before the fault.
 const LONG_BEFORE: usize = 4;
 /// Calls left running during the fault, the first of which meets it: more
@@ -155,7 +157,14 @@ async fn scenario(path: PathBuf, log: Log) -> String {
     let server = OperationsServer::new();
     let handle = server.serve().await.unwrap();
     let svc = CancelOnDropLayer::new()
-        .poll_policy(common::fast_polls())
+        // Fast at first (the calls that finish), then every 200 ms: the
+        // ~80 calls left running stay light on a busy machine.
+        .poll_policy(
+            PollPolicy::new()
+                .initial_delay(Duration::from_millis(5))
+                .max_delay(Duration::from_millis(200))
+                .jitter(false),
+        )
         .journal(writer.clone())
         .layer(common::http_client());
     let probe: Arc<dyn Journal> = Arc::new(SqliteJournal::open(&path).expect("a second handle"));
