@@ -1,6 +1,8 @@
 //! The background writer: non-blocking enqueues, group commits, lease renewal.
 
-use std::collections::HashMap;
+mod pending;
+mod task;
+
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -8,7 +10,9 @@ use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
 
-use super::{Batch, Entry, EntryId, Journal, JournalError, OwnerId};
+use self::pending::Command;
+use self::task::Task;
+use super::{Entry, EntryId, Journal, JournalError, OwnerId};
 
 /// How a [`JournalWriter`] commits and renews its lease.
 ///
@@ -20,7 +24,7 @@ pub struct WriterOptions {
     max_batch: usize,
     queue: usize,
     owner: Option<OwnerId>,
-    /// `lro.journal.commit.duration`, with a `Meter`.
+    /// The `lro.journal.*` instruments, with a `Meter`.
     metrics: crate::metrics::JournalMetrics,
 }
 
@@ -60,15 +64,23 @@ impl WriterOptions {
 
     /// How many changes may wait for a commit (default 65,536). A change
     /// enqueued while the queue is full is dropped, counted in
-    /// [`WriterStats::dropped`] and logged at `warn`.
+    /// [`WriterStats::dropped`] and logged at `warn` (the 1st, 2nd, 4th,
+    /// 8th... drop of the writer's life). While commits fail (a full disk,
+    /// the store unreachable) the writer keeps taking changes in, a record
+    /// and its remove cancelling out, and holds at most this many: a record,
+    /// or a remove of a committed entry, beyond that is dropped (counted;
+    /// one `warn` per outage).
     pub fn queue(mut self, capacity: usize) -> Self {
         self.queue = capacity.max(1);
         self
     }
 
-    /// Records each commit's latency on `meter` (feature `opentelemetry`):
-    /// the histogram `lro.journal.commit.duration`, in seconds, from the
-    /// first attempt to success (retries included).
+    /// Records the writer's instruments on `meter` (feature `opentelemetry`):
+    /// the histogram `lro.journal.commit.duration`, each commit's latency in
+    /// seconds from the first attempt to success (retries included); the
+    /// counters `lro.journal.commit.errors` (`{commit}`, as
+    /// [`WriterStats::errors`]) and `lro.journal.changes.dropped`
+    /// (`{change}`, as [`WriterStats::dropped`]).
     #[cfg(feature = "opentelemetry")]
     #[cfg_attr(docsrs, doc(cfg(feature = "opentelemetry")))]
     pub fn meter(mut self, meter: &opentelemetry::metrics::Meter) -> Self {
@@ -91,13 +103,18 @@ pub struct WriterStats {
     pub recorded: u64,
     /// Entries deleted.
     pub removed: u64,
-    /// Entries recorded and removed within one batch window: never written.
+    /// Entries recorded and removed before their record was tried (within
+    /// one batch window, or while commits fail): never written.
     pub coalesced: u64,
     /// Transactions committed.
     pub batches: u64,
-    /// Transactions that failed (retried with backoff, their changes kept).
+    /// Commits that failed (each attempt counts; retried with backoff, their
+    /// changes kept).
     pub errors: u64,
-    /// Changes dropped because the queue was full.
+    /// Changes dropped because the queue was full ([`WriterOptions::queue`])
+    /// or the writer had stopped: never written. A dropped record is an
+    /// operation a reaper will not cancel after a crash; a dropped remove,
+    /// a harmless extra CancelOperation on a done operation.
     pub dropped: u64,
 }
 
@@ -111,12 +128,6 @@ struct Counters {
     dropped: AtomicU64,
 }
 
-enum Command {
-    Record(Entry),
-    Remove(EntryId),
-    Flush(oneshot::Sender<()>),
-}
-
 /// Writes [`Entry`]s to a [`Journal`] off the caller's path.
 ///
 /// [`record`](Self::record) and [`remove`](Self::remove) only enqueue.
@@ -124,8 +135,19 @@ enum Command {
 /// [`WriterOptions::max_batch`]) and commits it in one transaction, then
 /// the next batch: while one commit is running, the next batch gathers.
 /// An entry recorded and removed before its batch commits is never written.
-/// A failed commit is retried (100 ms, doubling to 5 s) with its changes
-/// kept. The same task renews the owner's lease.
+/// The same task renews the owner's lease.
+///
+/// **When the store fails** (a full disk, an unwritable file, the database
+/// unreachable), calls are not affected: enqueueing never waits. A failed
+/// commit is retried (100 ms, doubling to 5 s) with its changes kept, and
+/// counted in [`WriterStats::errors`]; the outage is logged once at `error`
+/// with the store's error as `source` (later attempts at `debug`), and its
+/// end once at `warn` (`failed_attempts`, `dropped`, `outage_ms`).
+/// Meanwhile new changes are taken in and coalesced, at most
+/// [`WriterOptions::queue`] of them held; beyond that they are dropped and
+/// counted in [`WriterStats::dropped`]. Once a commit succeeds, everything
+/// held is committed. Lease renewals fail too: an outage longer than
+/// [`WriterOptions::lease`] lets a reaper cancel this process's operations.
 ///
 /// **What a crash loses**: changes enqueued but not committed — those of the
 /// batch being committed and those queued behind it, i.e. about one commit
@@ -133,7 +155,7 @@ enum Command {
 /// that will not be reaped; a lost remove means one that gets a harmless
 /// extra CancelOperation after it finished (a no-op on a done operation,
 /// AIP-151). [`flush`](Self::flush) waits until everything enqueued so far
-/// is committed.
+/// is committed (or dropped).
 #[derive(Clone)]
 pub struct JournalWriter {
     tx: mpsc::Sender<Command>,
@@ -141,6 +163,7 @@ pub struct JournalWriter {
     seq: Arc<AtomicU64>,
     counters: Arc<Counters>,
     journal: Arc<dyn Journal>,
+    metrics: crate::metrics::JournalMetrics,
 }
 
 impl fmt::Debug for JournalWriter {
@@ -166,6 +189,7 @@ impl JournalWriter {
         let owner = options.owner.clone().unwrap_or_else(OwnerId::random);
         let (tx, rx) = mpsc::channel(options.queue);
         let counters = Arc::new(Counters::default());
+        let metrics = options.metrics.clone();
         let task = Task {
             journal: journal.clone(),
             owner: owner.clone(),
@@ -179,6 +203,7 @@ impl JournalWriter {
             seq: Arc::new(AtomicU64::new(0)),
             counters,
             journal,
+            metrics,
         })
     }
 
@@ -210,16 +235,22 @@ impl JournalWriter {
 
     fn send(&self, command: Command) {
         if let Err(e) = self.tx.try_send(command) {
-            self.counters.dropped.fetch_add(1, Ordering::Relaxed);
+            let dropped = self.counters.dropped.fetch_add(1, Ordering::Relaxed) + 1;
+            self.metrics.dropped(1);
             let why = match e {
                 mpsc::error::TrySendError::Full(_) => "queue full",
                 mpsc::error::TrySendError::Closed(_) => "writer stopped",
             };
-            tracing::warn!("journal change dropped: {why}");
+            // The 1st, 2nd, 4th, 8th... drop: a few lines, not one per call.
+            if dropped.is_power_of_two() {
+                tracing::warn!(dropped, "journal change dropped: {why}");
+            }
         }
     }
 
-    /// Waits until every change enqueued before this call is committed.
+    /// Waits until every change enqueued before this call is committed (or
+    /// dropped: see [`WriterStats::dropped`]). While commits fail, it waits
+    /// until they succeed again.
     ///
     /// # Errors
     /// [`JournalError::Closed`] if the writer task has stopped.
@@ -253,134 +284,6 @@ impl JournalWriter {
             batches: c.batches.load(Ordering::Relaxed),
             errors: c.errors.load(Ordering::Relaxed),
             dropped: c.dropped.load(Ordering::Relaxed),
-        }
-    }
-}
-
-struct Task {
-    journal: Arc<dyn Journal>,
-    owner: OwnerId,
-    options: WriterOptions,
-    counters: Arc<Counters>,
-}
-
-/// Changes gathered for one commit.
-#[derive(Default)]
-struct Pending {
-    records: HashMap<EntryId, Entry>,
-    removes: Vec<EntryId>,
-    flushes: Vec<oneshot::Sender<()>>,
-    coalesced: u64,
-}
-
-impl Pending {
-    fn len(&self) -> usize {
-        self.records.len() + self.removes.len()
-    }
-
-    fn add(&mut self, command: Command) {
-        match command {
-            Command::Record(e) => {
-                self.records.insert(e.id().clone(), e);
-            }
-            Command::Remove(id) => {
-                if self.records.remove(&id).is_some() {
-                    self.coalesced += 1;
-                } else {
-                    self.removes.push(id);
-                }
-            }
-            Command::Flush(done) => self.flushes.push(done),
-        }
-    }
-}
-
-impl Task {
-    async fn run(self, mut rx: mpsc::Receiver<Command>) {
-        let renew_every = (self.options.lease / 3).max(Duration::from_millis(10));
-        self.renew().await;
-        // The next renewal is timed from the end of the last one, and the
-        // select is fair: a slow store delays renewals, never starves commits.
-        let next = tokio::time::sleep(renew_every);
-        tokio::pin!(next);
-        loop {
-            tokio::select! {
-                _ = &mut next => {
-                    self.renew().await;
-                    next.as_mut().reset(tokio::time::Instant::now() + renew_every);
-                }
-                command = rx.recv() => {
-                    let Some(command) = command else { break };
-                    let mut pending = Pending::default();
-                    pending.add(command);
-                    while pending.len() < self.options.max_batch {
-                        match rx.try_recv() {
-                            Ok(command) => pending.add(command),
-                            Err(_) => break,
-                        }
-                    }
-                    self.commit(pending, next.as_mut(), renew_every).await;
-                }
-            }
-        }
-    }
-
-    async fn renew(&self) {
-        if let Err(e) = self.journal.renew(&self.owner, self.options.lease).await {
-            tracing::warn!(owner = %self.owner, error = %e, source = ?std::error::Error::source(&e),
-                "journal: owner lease not renewed");
-        }
-    }
-
-    /// Commits `pending`, retrying until it succeeds; renews the lease
-    /// while it retries.
-    async fn commit(
-        &self,
-        pending: Pending,
-        mut next: std::pin::Pin<&mut tokio::time::Sleep>,
-        renew_every: Duration,
-    ) {
-        let batch = Batch {
-            records: pending.records.into_values().collect(),
-            removes: pending.removes,
-        };
-        let c = &self.counters;
-        c.coalesced.fetch_add(pending.coalesced, Ordering::Relaxed);
-        let mut delay = Duration::from_millis(100);
-        let started = tokio::time::Instant::now();
-        while !batch.is_empty() {
-            match self.journal.commit(&batch).await {
-                Ok(()) => {
-                    c.batches.fetch_add(1, Ordering::Relaxed);
-                    c.recorded
-                        .fetch_add(batch.records.len() as u64, Ordering::Relaxed);
-                    c.removed
-                        .fetch_add(batch.removes.len() as u64, Ordering::Relaxed);
-                    self.options.metrics.committed(started);
-                    break;
-                }
-                Err(e) => {
-                    c.errors.fetch_add(1, Ordering::Relaxed);
-                    tracing::warn!(error = %e, source = ?std::error::Error::source(&e),
-                        changes = batch.records.len() + batch.removes.len(),
-                        "journal commit failed; retrying");
-                    let sleep = tokio::time::sleep(delay);
-                    tokio::pin!(sleep);
-                    loop {
-                        tokio::select! {
-                            _ = &mut sleep => break,
-                            _ = next.as_mut() => {
-                                self.renew().await;
-                                next.as_mut().reset(tokio::time::Instant::now() + renew_every);
-                            }
-                        }
-                    }
-                    delay = (delay * 2).min(Duration::from_secs(5));
-                }
-            }
-        }
-        for done in pending.flushes {
-            let _ = done.send(());
         }
     }
 }

@@ -1,5 +1,7 @@
 //! The embedded journal on a real SQLite file.
 
+#[cfg(target_os = "linux")]
+use crate::disk_full;
 use crate::scenarios;
 
 use std::sync::Arc;
@@ -126,4 +128,39 @@ async fn an_unwritable_location_is_a_clear_error_at_open() {
             "{path:?}: {source}"
         );
     }
+}
+
+/// The disk fills up mid-run (`RLIMIT_FSIZE` lowered below the WAL's size
+/// in a child process, `disk_full.rs`): calls through the
+/// layer take no longer than before; the failed commits are counted and
+/// logged once, with the store's error; what the writer's queue held is
+/// committed once the disk has room again, and what did not fit is counted
+/// — those calls' records, and no others, are missing; a reaper then
+/// cancels every operation left in the file exactly once.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_full_disk_mid_run_fails_no_call_and_loses_only_what_it_counts() {
+    let summary = disk_full::run_child(module_path!(), "disk_full_child");
+    println!("disk full mid-run: {summary:?}");
+    let get = |key: &str| -> u64 {
+        summary
+            .iter()
+            .find(|(k, _)| k == key)
+            .unwrap_or_else(|| panic!("{key} in {summary:?}"))
+            .1
+            .parse()
+            .unwrap()
+    };
+    assert!(get("failed_commits") >= 2, "{summary:?}");
+    assert!(get("lost") > 0, "{summary:?}");
+    assert_eq!(get("lost"), get("lost_calls"), "{summary:?}");
+    assert!(get("reaped") > 0, "{summary:?}");
+}
+
+/// The disk-full test's child process (started by it).
+#[cfg(target_os = "linux")]
+#[test]
+#[ignore = "the disk-full test's child process; started by it"]
+fn disk_full_child() {
+    disk_full::child_main();
 }

@@ -16,8 +16,11 @@ mod common;
 
 // What the tests share: the journal scenarios run on each backend, the
 // PostgreSQL server and a proxy to it, the crash tests' child processes,
-// their verdict and fleets, and a probe of the journal's store.
+// their verdict and fleets, a probe of the journal's store, and the
+// disk-full test's child process.
 mod crash;
+#[cfg(target_os = "linux")]
+mod disk_full;
 mod fleet;
 mod pg;
 mod pg_proxy;
