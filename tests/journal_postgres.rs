@@ -261,3 +261,17 @@ async fn postgres_unreachable_for_seconds_mid_run() {
     }
     long.abort_all();
 }
+
+#[tokio::test]
+#[ignore = "PostgreSQL: set TOWER_LRO_PG to a libpq connection string and pass --ignored"]
+async fn a_dead_reapers_claims_are_retaken_once_its_lease_expires() {
+    let db = database().await;
+    scenarios::a_dead_reapers_claims_are_retaken_once_its_lease_expires(connect(&db).await).await;
+}
+
+#[tokio::test]
+#[ignore = "PostgreSQL: set TOWER_LRO_PG to a libpq connection string and pass --ignored"]
+async fn a_live_reaper_keeps_its_claims_through_a_long_round() {
+    let db = database().await;
+    scenarios::a_live_reaper_keeps_its_claims_through_a_long_round(connect(&db).await).await;
+}

@@ -129,3 +129,15 @@ async fn an_unwritable_location_is_a_clear_error_at_open() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_dead_reapers_claims_are_retaken_once_its_lease_expires() {
+    let (_dir, path) = temp_file("dead-reaper");
+    scenarios::a_dead_reapers_claims_are_retaken_once_its_lease_expires(open(&path)).await;
+}
+
+#[tokio::test]
+async fn a_live_reaper_keeps_its_claims_through_a_long_round() {
+    let (_dir, path) = temp_file("live-reaper");
+    scenarios::a_live_reaper_keeps_its_claims_through_a_long_round(open(&path)).await;
+}
