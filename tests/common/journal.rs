@@ -547,7 +547,7 @@ pub async fn a_live_reaper_keeps_its_claims_through_a_long_round(journal: Arc<dy
     let policy = tower_lro::CancelPolicy::default().attempt_timeout(LEASE * 10);
     let slow = Reaper::new(journal.clone(), tagged_stack(&client, "slow"))
         .lease(LEASE)
-        .cancel_policy(policy);
+        .cancel_policy(policy.clone());
     let slow_id = slow.claimer().clone();
     let round = tokio::spawn(async move {
         let started = tokio::time::Instant::now();
@@ -568,7 +568,9 @@ pub async fn a_live_reaper_keeps_its_claims_through_a_long_round(journal: Arc<dy
         );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    let other = Reaper::new(journal.clone(), tagged_stack(&client, "other")).lease(LEASE);
+    let other = Reaper::new(journal.clone(), tagged_stack(&client, "other"))
+        .lease(LEASE)
+        .cancel_policy(policy);
     let bound = LEASE * 3 + Duration::from_secs(10);
     let started = tokio::time::Instant::now();
     let mut rounds = 0;
