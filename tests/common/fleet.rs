@@ -105,8 +105,10 @@ pub async fn run_fleet(
         .iter()
         .filter(|e| owners.iter().any(|o| o == e.owner().as_str()))
         .count();
-    let bound = drain_bound(left, probe.max_lag());
-    let deadline = Instant::now() + bound;
+    let lag = probe.max_lag();
+    let bound = drain_bound(left, lag);
+    let drain_from = Instant::now();
+    let deadline = drain_from + bound;
     loop {
         let entries = parent.entries().await.expect("read the journal");
         let left: Vec<_> = entries
@@ -125,6 +127,11 @@ pub async fn run_fleet(
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    println!(
+        "fleet drain: {left} entries of killed owners left at the last kill, emptied in {:?} \
+         (bound {bound:?}; store lag max {lag:?})",
+        drain_from.elapsed()
+    );
     drop(probe);
     let log = server.requests();
     let summaries: Vec<Summary> = dead
