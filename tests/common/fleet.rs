@@ -24,6 +24,9 @@ pub struct FleetReport {
     pub reaped: usize,
     pub missed_inside_w: usize,
     pub extra_inside_w: usize,
+    /// Entries claimed by a killed replica's reapers when it was killed
+    /// (its reapers were mid-round): retaken once their lease expired.
+    pub claims_held_at_kill: usize,
     /// From a kill to each of its operations' reaper cancel: p50, p99, max.
     pub kill_to_cancel: [Duration; 3],
 }
@@ -35,10 +38,11 @@ impl std::fmt::Display for FleetReport {
             f,
             "{} replicas on one PostgreSQL, {} killed and replaced; {} operations started by the killed ones, \
              {} reaped each exactly once, {} missed and {} cancelled twice inside W = {:?} (0 outside it); \
-             kill -> reaper cancel p50 {:.0} ms, p99 {:.0} ms, max {:.0} ms (lease {:?}, reaper interval {:?})",
+             kill -> reaper cancel p50 {:.0} ms, p99 {:.0} ms, max {:.0} ms (lease {:?}, reaper interval {:?}); \
+             {} entries claimed by a killed replica's reapers at its kill",
             self.replicas, self.kills, self.started, self.reaped, self.missed_inside_w, self.extra_inside_w, W,
             ms(self.kill_to_cancel[0]), ms(self.kill_to_cancel[1]), ms(self.kill_to_cancel[2]),
-            LEASE, REAPER_INTERVAL
+            LEASE, REAPER_INTERVAL, self.claims_held_at_kill
         )
     }
 }
@@ -88,12 +92,23 @@ pub async fn run_fleet(
     }
     let probe = crate::store_probe::StoreProbe::start(parent.clone());
     let mut dead = Vec::new();
+    let mut claims_held_at_kill = 0;
     for k in 0..kills {
         tokio::time::sleep(Duration::from_millis(rng.u64(500..1_500))).await;
         let mut victim = live.swap_remove(rng.usize(..live.len()));
         let kill_at = Instant::now();
         victim.child.kill();
         let lag = probe.lag_before(kill_at, W + Duration::from_secs(1));
+        claims_held_at_kill += parent
+            .entries()
+            .await
+            .expect("read the journal")
+            .iter()
+            .filter(|e| {
+                e.claimed_by()
+                    .is_some_and(|c| victim.child.reapers.iter().any(|r| r == c.as_str()))
+            })
+            .count();
         dead.push((victim, kill_at, lag));
         live.push(replica(&base, config, (replicas + k) as u64, seed, wire).await);
     }
@@ -180,6 +195,7 @@ pub async fn run_fleet(
         reaped: sum(|s| s.reaped),
         missed_inside_w: sum(|s| s.missed_inside_w),
         extra_inside_w: sum(|s| s.extra_inside_w),
+        claims_held_at_kill,
         kill_to_cancel: [
             at(0.5),
             at(0.99),
