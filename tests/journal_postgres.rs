@@ -275,3 +275,18 @@ async fn a_live_reaper_keeps_its_claims_through_a_long_round() {
     let db = database().await;
     scenarios::a_live_reaper_keeps_its_claims_through_a_long_round(connect(&db).await).await;
 }
+
+#[tokio::test]
+#[ignore = "PostgreSQL: set TOWER_LRO_PG to a libpq connection string and pass --ignored"]
+async fn a_table_from_before_claimed_at_is_migrated_on_connect() {
+    let db = database().await;
+    let (client, connection) = tokio_postgres::connect(&db, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    client
+        .batch_execute(scenarios::OPERATIONS_BEFORE_CLAIMED_AT)
+        .await
+        .unwrap();
+    scenarios::claims_take_only_orphans(connect(&db).await).await;
+}

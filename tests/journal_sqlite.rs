@@ -141,3 +141,13 @@ async fn a_live_reaper_keeps_its_claims_through_a_long_round() {
     let (_dir, path) = temp_file("live-reaper");
     scenarios::a_live_reaper_keeps_its_claims_through_a_long_round(open(&path)).await;
 }
+
+#[tokio::test]
+async fn a_table_from_before_claimed_at_is_migrated_on_open() {
+    let (_dir, path) = temp_file("migrate");
+    rusqlite::Connection::open(&path)
+        .unwrap()
+        .execute_batch(scenarios::OPERATIONS_BEFORE_CLAIMED_AT)
+        .unwrap();
+    scenarios::claims_take_only_orphans(open(&path)).await;
+}

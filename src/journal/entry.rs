@@ -128,7 +128,8 @@ pub struct Entry {
     headers: Vec<(String, String)>,
     owner: OwnerId,
     created: SystemTime,
-    claimed_by: Option<OwnerId>,
+    /// Boxed: read back only, and an entry travels in the writer's queue.
+    claimed_by: Option<Box<OwnerId>>,
 }
 
 impl Entry {
@@ -244,7 +245,7 @@ impl Entry {
     /// reading a row back).
     #[must_use]
     pub fn with_claimed_by(mut self, claimer: Option<OwnerId>) -> Self {
-        self.claimed_by = claimer;
+        self.claimed_by = claimer.map(Box::new);
         self
     }
 
@@ -253,7 +254,7 @@ impl Entry {
     /// or released. A claim may have ended (expired, or its reaper's lease
     /// did) while the id stays.
     pub fn claimed_by(&self) -> Option<&OwnerId> {
-        self.claimed_by.as_ref()
+        self.claimed_by.as_deref()
     }
 
     /// The process that tracked the operation.

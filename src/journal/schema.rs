@@ -44,11 +44,6 @@ CREATE TABLE IF NOT EXISTS tower_lro_operations (
 CREATE INDEX IF NOT EXISTS tower_lro_operations_owner ON tower_lro_operations (owner);
 ";
 
-/// Adds the column a table created before claims were tied to their
-/// claimer's lease lacks (SQLite, run after [`SCHEMA`] when the column is
-/// missing; PostgreSQL says `ADD COLUMN IF NOT EXISTS`).
-pub(crate) const MIGRATE: &str = "ALTER TABLE tower_lro_operations ADD COLUMN claimed_at_ms BIGINT";
-
 /// The condition under which a row `o` may be claimed at `now` by a
 /// statement that started at `started` (the backends' SQL expressions for
 /// milliseconds since the Unix epoch): its claim expired, or its claimer

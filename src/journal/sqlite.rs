@@ -6,7 +6,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rusqlite::{params, Connection, TransactionBehavior};
 
-use super::schema::{claimable, forget_owners, Row, COLUMNS, MIGRATE, SCHEMA};
+use super::schema::{claimable, forget_owners, Row, COLUMNS, SCHEMA};
 use super::{millis, Batch, BoxFuture, Entry, EntryId, Journal, JournalError, OwnerId};
 
 /// A [`Journal`] in one SQLite file (SQLite compiled in by `rusqlite`'s
@@ -72,7 +72,7 @@ fn migrate(conn: &Connection) -> rusqlite::Result<()> {
         |row| row.get(0),
     )?;
     if !has {
-        conn.execute_batch(MIGRATE)?;
+        conn.execute_batch("ALTER TABLE tower_lro_operations ADD COLUMN claimed_at_ms BIGINT")?;
     }
     Ok(())
 }

@@ -607,3 +607,21 @@ pub async fn a_live_reaper_keeps_its_claims_through_a_long_round(journal: Arc<dy
     assert!(journal.entries().await.unwrap().is_empty());
     handle.shutdown().await;
 }
+
+/// The operations table as an earlier version created it (no
+/// `claimed_at_ms`): opening the journal must add the column.
+pub const OPERATIONS_BEFORE_CLAIMED_AT: &str = "
+CREATE TABLE tower_lro_operations (
+    id              TEXT PRIMARY KEY,
+    owner           TEXT NOT NULL,
+    name            TEXT NOT NULL,
+    protocol        TEXT NOT NULL,
+    route_scheme    TEXT NOT NULL,
+    route_authority TEXT NOT NULL,
+    route_method    TEXT NOT NULL,
+    route_path      TEXT NOT NULL,
+    headers         TEXT NOT NULL,
+    created_ms      BIGINT NOT NULL,
+    claimed_by      TEXT,
+    claim_until_ms  BIGINT
+);";
