@@ -6,6 +6,9 @@
 //! live one; only operations inside the loss window may be missed or get
 //! an extra cancel (`common/crash_verdict.rs` has the rules).
 //!
+//! A reaper process SIGKILLed mid-round, holding claims, loses them with
+//! its lease (`common/crash_reaper.rs`).
+//!
 //! The processes are this binary (`crash_child`). The server comes from
 //! `TOWER_LRO_PG` (a libpq connection string; `.ci/run` starts one). The
 //! tests are `#[ignore]`d (listed as such by `cargo test`); run them with

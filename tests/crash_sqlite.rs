@@ -6,6 +6,9 @@
 //! missed or get an extra cancel (`common/crash_verdict.rs` has the rules).
 //! `crash_grpc_sqlite.rs` proves the same over gRPC.
 //!
+//! A reaper process SIGKILLed mid-round, holding claims, loses them with
+//! its lease (`common/crash_reaper.rs`).
+//!
 //! The processes are this binary (`crash_child`), started by the test.
 
 mod common;
