@@ -211,9 +211,10 @@ impl<S, B> Reaper<S, B> {
     /// claim and every `lease / 3` while a round runs. If this reaper dies
     /// mid-round, another reaper retakes its claimed entries once the lease
     /// has expired: within `lease` plus that reaper's
-    /// [`interval`](Self::interval) of the death. Shorter means a dead
-    /// reaper's claims are retaken sooner, at the cost of a lease write
-    /// every `lease / 3` during rounds; keep it longer than the journal
+    /// [`interval`](Self::interval) of the death. It costs a lease write
+    /// before each claim and every `lease / 3` during a round (a row in the
+    /// owners table, deleted by a claim once the lease has expired); shorter
+    /// means a dead reaper's claims are retaken sooner. Keep it longer than the journal
     /// outages a round should ride out (a reaper that cannot renew for a
     /// whole lease may see another reaper cancel what it claimed: a
     /// harmless second CancelOperation).
