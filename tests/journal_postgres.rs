@@ -290,3 +290,14 @@ async fn a_table_from_before_claimed_at_is_migrated_on_connect() {
         .unwrap();
     scenarios::claims_take_only_orphans(connect(&db).await).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "PostgreSQL: set TOWER_LRO_PG to a libpq connection string and pass --ignored"]
+async fn fresh_claimers_racing_never_share_an_entry() {
+    let db = database().await;
+    let mut connections = Vec::new();
+    for _ in 0..8 {
+        connections.push(connect(&db).await);
+    }
+    scenarios::fresh_claimers_racing_never_share_an_entry(connections).await;
+}

@@ -151,3 +151,10 @@ async fn a_table_from_before_claimed_at_is_migrated_on_open() {
         .unwrap();
     scenarios::claims_take_only_orphans(open(&path)).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn fresh_claimers_racing_never_share_an_entry() {
+    let (_dir, path) = temp_file("fresh");
+    let connections = (0..4).map(|_| open(&path)).collect();
+    scenarios::fresh_claimers_racing_never_share_an_entry(connections).await;
+}

@@ -19,8 +19,9 @@ const ADD_CLAIMED_AT: &str = "DO $$ BEGIN \
        AND attname = 'claimed_at_ms' AND NOT attisdropped) THEN \
        ALTER TABLE tower_lro_operations ADD COLUMN claimed_at_ms BIGINT; \
      END IF; END $$";
-/// When the current statement started, on the same clock.
-const STARTED_MS: &str = "(extract(epoch from statement_timestamp()) * 1000)::bigint";
+/// When the current transaction started, on the same clock: before any
+/// snapshot it takes (a claim runs in a transaction of its own).
+const STARTED_MS: &str = "(extract(epoch from transaction_timestamp()) * 1000)::bigint";
 
 /// A [`Journal`] in a PostgreSQL database (the schema is [`SCHEMA`](super::SCHEMA),
 /// created on connect), shared by a fleet: each replica's writer renews its
