@@ -167,3 +167,32 @@ fn a_full_disk_mid_run_fails_no_call_and_loses_only_what_it_counts() {
 fn disk_full_child() {
     disk_full::child_main();
 }
+
+#[tokio::test]
+async fn a_dead_reapers_claims_are_retaken_once_its_lease_expires() {
+    let (_dir, path) = temp_file("dead-reaper");
+    scenarios::a_dead_reapers_claims_are_retaken_once_its_lease_expires(open(&path)).await;
+}
+
+#[tokio::test]
+async fn a_live_reaper_keeps_its_claims_through_a_long_round() {
+    let (_dir, path) = temp_file("live-reaper");
+    scenarios::a_live_reaper_keeps_its_claims_through_a_long_round(open(&path)).await;
+}
+
+#[tokio::test]
+async fn a_table_from_before_claimed_at_is_migrated_on_open() {
+    let (_dir, path) = temp_file("migrate");
+    rusqlite::Connection::open(&path)
+        .unwrap()
+        .execute_batch(scenarios::OPERATIONS_BEFORE_CLAIMED_AT)
+        .unwrap();
+    scenarios::claims_take_only_orphans(open(&path)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn fresh_claimers_racing_never_share_an_entry() {
+    let (_dir, path) = temp_file("fresh");
+    let connections = (0..4).map(|_| open(&path)).collect();
+    scenarios::fresh_claimers_racing_never_share_an_entry(connections).await;
+}

@@ -6,7 +6,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rusqlite::{params, Connection, TransactionBehavior};
 
-use super::schema::{forget_owners, Row, COLUMNS, SCHEMA};
+use super::schema::{claimable, forget_owners, Row, COLUMNS, SCHEMA};
 use super::{millis, Batch, BoxFuture, Entry, EntryId, Journal, JournalError, OwnerId};
 
 /// A [`Journal`] in one SQLite file (SQLite compiled in by `rusqlite`'s
@@ -38,6 +38,7 @@ impl SqliteJournal {
         conn.pragma_update(None, "synchronous", "FULL")
             .map_err(JournalError::store)?;
         conn.execute_batch(SCHEMA).map_err(JournalError::store)?;
+        migrate(&conn).map_err(JournalError::store)?;
         Ok(SqliteJournal {
             conn: Arc::new(Mutex::new(conn)),
         })
@@ -61,6 +62,21 @@ impl SqliteJournal {
     }
 }
 
+/// Adds `claimed_at_ms` to a table created by an earlier version (SQLite
+/// has no `ADD COLUMN IF NOT EXISTS`).
+fn migrate(conn: &Connection) -> rusqlite::Result<()> {
+    let has: bool = conn.query_row(
+        "SELECT EXISTS (SELECT 1 FROM pragma_table_info('tower_lro_operations') \
+         WHERE name = 'claimed_at_ms')",
+        [],
+        |row| row.get(0),
+    )?;
+    if !has {
+        conn.execute_batch("ALTER TABLE tower_lro_operations ADD COLUMN claimed_at_ms BIGINT")?;
+    }
+    Ok(())
+}
+
 fn now_ms() -> i64 {
     millis(
         SystemTime::now()
@@ -75,7 +91,9 @@ fn query_entries(
     params: impl rusqlite::Params,
 ) -> Result<Vec<Entry>, JournalError> {
     let rows = stmt
-        .query_map(params, |row| Row::read(|i| row.get(i), |i| row.get(i)))
+        .query_map(params, |row| {
+            Row::read(|i| row.get(i), |i| row.get(i), |i| row.get(i))
+        })
         .map_err(JournalError::store)?
         .collect::<rusqlite::Result<Vec<Row>>>()
         .map_err(JournalError::store)?;
@@ -155,15 +173,18 @@ impl Journal for SqliteJournal {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         self.run(move |conn| {
             let now = now_ms();
-            // One statement, and SQLite has one writer at a time: exclusive.
+            // One statement, and SQLite has one writer at a time: exclusive,
+            // and every lease it reads is the latest.
             let sql = format!(
-                "UPDATE tower_lro_operations SET claimed_by = ?1, claim_until_ms = ?2 \
+                "UPDATE tower_lro_operations \
+                 SET claimed_by = ?1, claim_until_ms = ?2, claimed_at_ms = ?3 \
                  WHERE id IN (SELECT o.id FROM tower_lro_operations o \
-                   WHERE (o.claim_until_ms IS NULL OR o.claim_until_ms < ?3) \
+                   WHERE {} \
                    AND NOT EXISTS (SELECT 1 FROM tower_lro_owners w \
                      WHERE w.owner = o.owner AND w.lease_until_ms >= ?3) \
                    ORDER BY o.created_ms LIMIT ?4) \
-                 RETURNING {COLUMNS}"
+                 RETURNING {COLUMNS}",
+                claimable("?3", "?3")
             );
             let mut stmt = conn.prepare_cached(&sql).map_err(JournalError::store)?;
             let claimed = query_entries(
@@ -183,7 +204,8 @@ impl Journal for SqliteJournal {
             let tx = conn.transaction().map_err(JournalError::store)?;
             for id in &ids {
                 tx.execute(
-                    "UPDATE tower_lro_operations SET claimed_by = NULL, claim_until_ms = NULL \
+                    "UPDATE tower_lro_operations \
+                     SET claimed_by = NULL, claim_until_ms = NULL, claimed_at_ms = NULL \
                      WHERE id = ?1",
                     [id.as_str()],
                 )
