@@ -1,6 +1,6 @@
 //! The embedded journal: one local SQLite file.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -18,9 +18,63 @@ use super::{millis, Batch, BoxFuture, Entry, EntryId, Journal, JournalError, Own
 /// for the lock); a fleet on several machines shares a
 /// [`PostgresJournal`](super::PostgresJournal) instead. Calls run on tokio's
 /// blocking pool.
+///
+/// Every call first checks that the path still names the file that was
+/// opened: SQLite goes on committing to a file removed (or replaced) under
+/// it, where no reaper can read it, so that is a write error instead.
 #[derive(Clone, Debug)]
 pub struct SqliteJournal {
     conn: Arc<Mutex<Connection>>,
+    file: Option<Arc<OpenedFile>>,
+}
+
+/// The file a journal was opened on: its path and, on Unix, its device
+/// and inode.
+#[derive(Debug)]
+struct OpenedFile {
+    path: PathBuf,
+    id: Option<(u64, u64)>,
+}
+
+#[cfg(unix)]
+fn identity(metadata: &std::fs::Metadata) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    Some((metadata.dev(), metadata.ino()))
+}
+
+#[cfg(not(unix))]
+fn identity(_: &std::fs::Metadata) -> Option<(u64, u64)> {
+    None
+}
+
+impl OpenedFile {
+    /// The file now at `path`; `None` when there is none (`:memory:`).
+    fn of(path: &Path) -> Option<Self> {
+        let path = std::fs::canonicalize(path).ok()?;
+        let id = identity(&std::fs::metadata(&path).ok()?);
+        Some(OpenedFile { path, id })
+    }
+
+    /// # Errors
+    /// [`JournalError::Store`] if the path names no file, or another file.
+    fn check(&self) -> Result<(), JournalError> {
+        let gone = |what: &str| {
+            JournalError::store(std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                format!(
+                    "the journal file {} was {what} after it was opened: \
+                     what is committed would be lost to the reaper",
+                    self.path.display()
+                ),
+            ))
+        };
+        match std::fs::metadata(&self.path) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(gone("removed")),
+            Err(e) => Err(JournalError::store(e)),
+            Ok(m) if self.id.is_some() && identity(&m) != self.id => Err(gone("replaced")),
+            Ok(_) => Ok(()),
+        }
+    }
 }
 
 impl SqliteJournal {
@@ -28,8 +82,11 @@ impl SqliteJournal {
     ///
     /// # Errors
     /// [`JournalError::Store`] if the file cannot be opened or is not a
-    /// SQLite database, or the schema cannot be created.
+    /// SQLite database, or the schema cannot be created. Each call on the
+    /// journal fails with [`JournalError::Store`] once `path` no longer
+    /// names the file opened here (removed or replaced).
     pub fn open(path: impl AsRef<Path>) -> Result<Self, JournalError> {
+        let path = path.as_ref();
         let conn = Connection::open(path).map_err(JournalError::store)?;
         conn.busy_timeout(Duration::from_secs(5))
             .map_err(JournalError::store)?;
@@ -41,6 +98,7 @@ impl SqliteJournal {
         migrate(&conn).map_err(JournalError::store)?;
         Ok(SqliteJournal {
             conn: Arc::new(Mutex::new(conn)),
+            file: OpenedFile::of(path).map(Arc::new),
         })
     }
 
@@ -51,8 +109,12 @@ impl SqliteJournal {
         F: FnOnce(&mut Connection) -> Result<T, JournalError> + Send + 'static,
     {
         let conn = self.conn.clone();
+        let file = self.file.clone();
         Box::pin(async move {
             tokio::task::spawn_blocking(move || {
+                if let Some(file) = &file {
+                    file.check()?;
+                }
                 let mut conn = conn.lock().unwrap_or_else(PoisonError::into_inner);
                 f(&mut conn)
             })
