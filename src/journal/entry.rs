@@ -117,7 +117,8 @@ impl fmt::Display for OwnerId {
 }
 
 /// A tracked operation, as journaled: its name, protocol, cancel route,
-/// non-secret headers ([`JOURNALED_HEADERS`] only), owner and creation time.
+/// non-secret headers ([`JOURNALED_HEADERS`] only), owner and creation
+/// time; read back from a store, also the reaper that last claimed it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Entry {
     id: EntryId,
@@ -127,6 +128,8 @@ pub struct Entry {
     headers: Vec<(String, String)>,
     owner: OwnerId,
     created: SystemTime,
+    /// Boxed: read back only, and an entry travels in the writer's queue.
+    claimed_by: Option<Box<OwnerId>>,
 }
 
 impl Entry {
@@ -154,6 +157,7 @@ impl Entry {
             headers,
             owner,
             created,
+            claimed_by: None,
         }
     }
 
@@ -184,6 +188,7 @@ impl Entry {
             headers,
             owner,
             created,
+            claimed_by: None,
         }
     }
 
@@ -234,6 +239,22 @@ impl Entry {
     /// [`JournalError::Corrupt`] if it is not such an array.
     pub fn parse_headers(json: &str) -> Result<Vec<(String, String)>, JournalError> {
         serde_json::from_str(json).map_err(|e| JournalError::Corrupt(format!("bad headers: {e}")))
+    }
+
+    /// The entry with [`claimed_by`](Self::claimed_by) set (a backend
+    /// reading a row back).
+    #[must_use]
+    pub fn with_claimed_by(mut self, claimer: Option<OwnerId>) -> Self {
+        self.claimed_by = claimer.map(Box::new);
+        self
+    }
+
+    /// The reaper ([`Reaper::claimer`](super::Reaper::claimer)) whose claim
+    /// is on the entry, as stored when it was read: `None` if never claimed
+    /// or released. A claim may have ended (expired, or its reaper's lease
+    /// did) while the id stays.
+    pub fn claimed_by(&self) -> Option<&OwnerId> {
+        self.claimed_by.as_deref()
     }
 
     /// The process that tracked the operation.

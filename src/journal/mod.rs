@@ -13,7 +13,9 @@
 //! - A [`Reaper`] claims orphans (exclusively: two reapers never claim the
 //!   same entry while a claim lasts), cancels each through the service stack
 //!   it is given (which adds credentials: none are stored), and removes the
-//!   entries whose cancel settled.
+//!   entries whose cancel settled. A reaper holds a lease too: its claims
+//!   last while it lives, so a dead reaper's are retaken once its lease
+//!   expires.
 //!
 //! Backends: [`SqliteJournal`] (feature `journal-sqlite`, one local file)
 //! and [`PostgresJournal`] (feature `journal-postgres`, one database shared
@@ -142,11 +144,18 @@ pub trait Journal: Send + Sync + fmt::Debug + 'static {
     /// [`JournalError::Store`] if it could not be written.
     fn retire<'a>(&'a self, owner: &'a OwnerId) -> BoxFuture<'a, Result<(), JournalError>>;
 
-    /// Claims up to `limit` orphans — entries whose owner's lease has
-    /// expired (or which have no owner row), not claimed by anyone in the
-    /// last `claim_for` — for `claimer`, until `claim_for` from now.
-    /// Exclusive: an entry is returned to one caller only while its claim
-    /// lasts, however many reapers call this at once.
+    /// Claims up to `limit` orphans for `claimer`, oldest first, until
+    /// `claim_for` from now at most.
+    ///
+    /// The claimer must hold a lease ([`renew`](Self::renew) it with its id
+    /// before claiming, and keep renewing it while it works on what it
+    /// claimed): a claim lasts only while both hold. An entry is claimable
+    /// when its owner's lease has expired (or the owner has no row) and
+    /// either it is not claimed, its claim expired (`claim_until_ms` is
+    /// past), or — for a claim taken before this call began — its claimer
+    /// has no live lease (an expired one, or no row). Exclusive: an entry
+    /// is returned to one caller only while its claim lasts, however many
+    /// reapers call this at once.
     ///
     /// # Errors
     /// [`JournalError::Store`] if the claim failed (nothing was claimed), or

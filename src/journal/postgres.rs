@@ -5,12 +5,23 @@ use std::time::Duration;
 use tokio::sync::{Mutex, MutexGuard};
 use tokio_postgres::{Client, NoTls};
 
-use super::schema::{forget_owners, Row, COLUMNS, SCHEMA};
+use super::schema::{claimable, forget_owners, Row, COLUMNS, SCHEMA};
 use super::{millis, Batch, BoxFuture, Entry, EntryId, Journal, JournalError, OwnerId};
 
 /// The database's clock in milliseconds since the Unix epoch: every lease
 /// and claim is timed by one clock, whatever the replicas' clocks say.
 const NOW_MS: &str = "(extract(epoch from clock_timestamp()) * 1000)::bigint";
+/// Adds the column a table created by an earlier version lacks (checked
+/// first: `ALTER TABLE` would lock the table on every connect).
+const ADD_CLAIMED_AT: &str = "DO $$ BEGIN \
+     IF NOT EXISTS (SELECT 1 FROM pg_attribute \
+       WHERE attrelid = 'tower_lro_operations'::regclass \
+       AND attname = 'claimed_at_ms' AND NOT attisdropped) THEN \
+       ALTER TABLE tower_lro_operations ADD COLUMN claimed_at_ms BIGINT; \
+     END IF; END $$";
+/// When the current transaction started, on the same clock: before any
+/// snapshot it takes (a claim runs in a transaction of its own).
+const STARTED_MS: &str = "(extract(epoch from transaction_timestamp()) * 1000)::bigint";
 
 /// A [`Journal`] in a PostgreSQL database (the schema is [`SCHEMA`](super::SCHEMA),
 /// created on connect), shared by a fleet: each replica's writer renews its
@@ -65,7 +76,7 @@ impl PostgresJournal {
         // race on the catalog; a transaction-scoped advisory lock serialises them.
         client
             .batch_execute(&format!(
-                "BEGIN; SELECT pg_advisory_xact_lock(7164190521); {SCHEMA} COMMIT;"
+                "BEGIN; SELECT pg_advisory_xact_lock(7164190521); {SCHEMA} {ADD_CLAIMED_AT}; COMMIT;"
             ))
             .await
             .map_err(JournalError::store)?;
@@ -89,7 +100,8 @@ impl PostgresJournal {
 }
 
 fn read_row(row: &tokio_postgres::Row) -> Result<Row, JournalError> {
-    Row::read(|i| row.try_get(i), |i| row.try_get(i)).map_err(JournalError::store)
+    Row::read(|i| row.try_get(i), |i| row.try_get(i), |i| row.try_get(i))
+        .map_err(JournalError::store)
 }
 
 fn entries_of(rows: Vec<tokio_postgres::Row>) -> Result<Vec<Entry>, JournalError> {
@@ -191,19 +203,21 @@ impl Journal for PostgresJournal {
         Box::pin(async move {
             // Rows another reaper is claiming right now are skipped; a row
             // claimed and committed meanwhile is re-checked on its new
-            // version, whose claim_until_ms excludes it.
+            // version, whose claim_until_ms and claimed_at_ms exclude it
+            // (`claimable`: the snapshot may predate its claimer's renewal).
             let sql = format!(
                 "WITH orphans AS ( \
                    SELECT o.id FROM tower_lro_operations o \
-                   WHERE (o.claim_until_ms IS NULL OR o.claim_until_ms < {NOW_MS}) \
+                   WHERE {} \
                    AND NOT EXISTS (SELECT 1 FROM tower_lro_owners w \
                      WHERE w.owner = o.owner AND w.lease_until_ms >= {NOW_MS}) \
                    ORDER BY o.created_ms LIMIT $2 \
                    FOR UPDATE OF o SKIP LOCKED) \
                  UPDATE tower_lro_operations t \
-                 SET claimed_by = $1, claim_until_ms = {NOW_MS} + $3 \
+                 SET claimed_by = $1, claim_until_ms = {NOW_MS} + $3, claimed_at_ms = {NOW_MS} \
                  FROM orphans WHERE t.id = orphans.id \
                  RETURNING {}",
+                claimable(NOW_MS, STARTED_MS),
                 COLUMNS
                     .split(", ")
                     .map(|c| format!("t.{c}"))
@@ -230,7 +244,8 @@ impl Journal for PostgresJournal {
             let client = self.client().await?;
             client
                 .execute(
-                    "UPDATE tower_lro_operations SET claimed_by = NULL, claim_until_ms = NULL \
+                    "UPDATE tower_lro_operations \
+                     SET claimed_by = NULL, claim_until_ms = NULL, claimed_at_ms = NULL \
                      WHERE id = ANY($1)",
                     &[&ids],
                 )

@@ -53,6 +53,16 @@ use crate::request_body::RequestBody;
 ///   one channel per origin (the origin the layer was told with
 ///   [`CancelOnDropLayer::grpc_origin`](crate::CancelOnDropLayer::grpc_origin)).
 ///
+/// A claim lasts while its reaper lives: the reaper holds a lease on its
+/// [`claimer`](Self::claimer) id in the journal's owners table
+/// ([`Journal::renew`]; the row owns no entries), renewed before each claim
+/// and every third of [`lease`](Self::lease) while a round runs, however
+/// long its cancels take. If the reaper dies mid-round (killed, its task
+/// aborted), its lease expires at most `lease` after its last renewal and
+/// any reaper's next round retakes its claimed entries: within `lease` plus
+/// that reaper's [`interval`](Self::interval) of the death, not
+/// [`claim_for`](Self::claim_for).
+///
 /// Reaped cancels are not verified ([`CancelPolicy::verify`] does not apply:
 /// a journal entry has no GetOperation route).
 ///
@@ -64,6 +74,7 @@ pub struct Reaper<S, B> {
     services: Services<S>,
     claimer: OwnerId,
     interval: Duration,
+    lease: Duration,
     claim_for: Duration,
     batch: usize,
     config: Arc<Config>,
@@ -78,6 +89,7 @@ impl<S, B> fmt::Debug for Reaper<S, B> {
             .field("journal", &self.journal)
             .field("claimer", &self.claimer)
             .field("interval", &self.interval)
+            .field("lease", &self.lease)
             .field("claim_for", &self.claim_for)
             .field("stats", &self.stats())
             .finish_non_exhaustive()
@@ -128,10 +140,13 @@ impl Counters {
     }
 }
 
+/// A reaper's default lease: the writer's default.
+const DEFAULT_LEASE: Duration = Duration::from_secs(30);
+
 impl<S, B> Reaper<S, B> {
     /// A reaper of `journal`'s orphans that cancels through `service`, with
-    /// a fresh claimer id, a 30 s interval, claims of 256 entries held for
-    /// 5 min, and the default [`CancelPolicy`].
+    /// a fresh claimer id, a 30 s interval, a 30 s lease, claims of 256
+    /// entries held for 5 min at most, and the default [`CancelPolicy`].
     pub fn new(journal: impl Journal, service: S) -> Self {
         Self::with_services(journal, Services::Any(service))
     }
@@ -175,6 +190,7 @@ impl<S, B> Reaper<S, B> {
             services,
             claimer: OwnerId::random(),
             interval: Duration::from_secs(30),
+            lease: DEFAULT_LEASE,
             claim_for: Duration::from_secs(300),
             batch: 256,
             delivery: Arc::new(Delivery::new(&CancelPolicy::default())),
@@ -190,9 +206,27 @@ impl<S, B> Reaper<S, B> {
         self
     }
 
-    /// How long a claim keeps other reapers off an entry (default 5 min):
-    /// if this reaper dies mid-round, its claimed entries are reaped by
-    /// another after this. Keep it well above the attempt timeout.
+    /// This reaper's lease (default 30 s, as a writer's; at least 3 ms): its
+    /// claims hold while the lease lives, and it is renewed before each
+    /// claim and every `lease / 3` while a round runs. If this reaper dies
+    /// mid-round, another reaper retakes its claimed entries once the lease
+    /// has expired: within `lease` plus that reaper's
+    /// [`interval`](Self::interval) of the death. It costs a lease write
+    /// before each claim and every `lease / 3` during a round (a row in the
+    /// owners table, deleted by a claim once the lease has expired); shorter
+    /// means a dead reaper's claims are retaken sooner. Keep it longer than the journal
+    /// outages a round should ride out (a reaper that cannot renew for a
+    /// whole lease may see another reaper cancel what it claimed: a
+    /// harmless second CancelOperation).
+    pub fn lease(mut self, lease: Duration) -> Self {
+        self.lease = lease.max(Duration::from_millis(3));
+        self
+    }
+
+    /// The longest a claim keeps other reapers off an entry while this
+    /// reaper's [`lease`](Self::lease) lives (default 5 min): the bound for a
+    /// reaper that is alive but stuck. A reaper that dies loses its claims
+    /// with its lease, sooner. Keep it well above the attempt timeout.
     pub fn claim_for(mut self, claim_for: Duration) -> Self {
         self.claim_for = claim_for;
         self
@@ -213,7 +247,8 @@ impl<S, B> Reaper<S, B> {
         self
     }
 
-    /// This reaper's id, written to the entries it claims (`claimed_by`).
+    /// This reaper's id, written to the entries it claims (`claimed_by`)
+    /// and the owner of its lease.
     pub fn claimer(&self) -> &OwnerId {
         &self.claimer
     }
@@ -241,12 +276,13 @@ where
     ResBody: Body<Data = Bytes> + Send + 'static,
     ResBody::Error: Into<BoxError>,
 {
-    /// One round: claims and cancels orphans until none is left.
+    /// One round: renews this reaper's lease, claims and cancels orphans
+    /// until none is left, renewing the lease every third of it.
     ///
     /// # Errors
-    /// The journal's error if a claim, removal or release failed; the
-    /// entries of that batch stay claimed until their claim expires and are
-    /// retried then.
+    /// The journal's error if a renewal before a claim, a claim, removal or
+    /// release failed; the entries of that batch stay claimed until this
+    /// reaper's lease or their claim expires and are retried then.
     pub async fn reap_once(&self) -> Result<ReapReport, JournalError> {
         let span = tracing::info_span!(
             "lro.reap",
@@ -270,9 +306,34 @@ where
         result
     }
 
+    /// The claims and cancels, with the lease renewed every third of it
+    /// until they end.
     async fn round(&self) -> Result<ReapReport, JournalError> {
+        let work = std::pin::pin!(self.claim_and_cancel());
+        let heartbeat = std::pin::pin!(self.heartbeat());
+        match futures_util::future::select(work, heartbeat).await {
+            futures_util::future::Either::Left((result, _)) => result,
+            futures_util::future::Either::Right((never, _)) => match never {},
+        }
+    }
+
+    /// Renews this reaper's lease every third of it, forever; a failed
+    /// renewal is logged at `warn` (the claims hold until the lease ends).
+    async fn heartbeat(&self) -> std::convert::Infallible {
+        let period = self.lease / 3;
+        loop {
+            tokio::time::sleep(period).await;
+            if let Err(e) = self.journal.renew(&self.claimer, self.lease).await {
+                tracing::warn!(error = %e, source = ?std::error::Error::source(&e), "reaper lease renewal failed");
+            }
+        }
+    }
+
+    async fn claim_and_cancel(&self) -> Result<ReapReport, JournalError> {
         let mut report = ReapReport::default();
         loop {
+            // A claim holds while the claimer's lease lives: renew first.
+            self.journal.renew(&self.claimer, self.lease).await?;
             let claimed = self
                 .journal
                 .claim(&self.claimer, self.batch, self.claim_for)

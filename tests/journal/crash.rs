@@ -56,6 +56,9 @@ pub const LEASE: Duration = Duration::from_secs(6);
 pub const REAPER_INTERVAL: Duration = Duration::from_millis(100);
 /// How many orphans a reaper claims at once.
 pub const REAPER_BATCH: usize = 8;
+/// The reapers' lease: a killed process's reapers' claims are retaken this
+/// long after their last renewal (a third of it before the kill at most).
+pub const REAPER_LEASE: Duration = LEASE;
 /// How long the child may take to start and print READY.
 pub const READY_WITHIN: Duration = Duration::from_secs(60);
 
@@ -101,6 +104,8 @@ pub struct ChildProcess {
     child: Child,
     /// What followed `READY ` on its stdout.
     pub ready: String,
+    /// The claimer ids of its reapers (`REAPER {id}` lines before READY).
+    pub reapers: Vec<String>,
 }
 
 impl ChildProcess {
@@ -181,23 +186,31 @@ impl ChildProcess {
         let mut child = ChildProcess {
             child,
             ready: String::new(),
+            reapers: Vec::new(),
         };
         let role = env[0].1.clone();
         let line = tokio::time::timeout(
             READY_WITHIN,
             tokio::task::spawn_blocking(move || {
+                let mut reapers = Vec::new();
                 BufReader::new(stdout)
                     .lines()
                     .map_while(Result::ok)
                     // libtest prints `test crash_child ... ` first, on the same line.
-                    .find_map(|l| l.split_once("READY ").map(|(_, rest)| rest.to_owned()))
+                    .find_map(|l| {
+                        if let Some((_, id)) = l.split_once("REAPER ") {
+                            reapers.push(id.to_owned());
+                        }
+                        l.split_once("READY ").map(|(_, rest)| rest.to_owned())
+                    })
+                    .map(|ready| (ready, reapers))
             }),
         )
         .await
         .unwrap_or_else(|_| panic!("the {role} child printed no READY within {READY_WITHIN:?}"))
         .expect("the reading task")
         .unwrap_or_else(|| panic!("the {role} child exited without READY"));
-        child.ready = line;
+        (child.ready, child.reapers) = line;
         child
     }
 

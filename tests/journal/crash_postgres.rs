@@ -6,6 +6,9 @@
 //! live one; only operations inside the loss window may be missed or get
 //! an extra cancel (`verdict.rs` has the rules).
 //!
+//! A reaper process SIGKILLed mid-round, holding claims, loses them with
+//! its lease (`killed_reaper.rs`).
+//!
 //! The processes are this binary (`crash::crash_child`). The server comes from
 //! `TOWER_LRO_PG` (a libpq connection string; `.ci/run` starts one). The
 //! tests are `#[ignore]`d (listed as such by `cargo test`); run them with
@@ -13,6 +16,7 @@
 
 use crate::crash;
 use crate::fleet;
+use crate::killed_reaper;
 use crate::pg;
 use crate::verdict;
 
@@ -67,4 +71,19 @@ async fn fleet_of_8_replicas_3_killed_and_replaced() {
 #[ignore = "the long fleet run (PostgreSQL): --ignored --exact crash_postgres::fleet_long_8_replicas_20_killed_and_replaced --nocapture"]
 async fn fleet_long_8_replicas_20_killed_and_replaced() {
     fleet_run(8, 20).await;
+}
+
+/// A reaper process SIGKILLed mid-round, holding claims: another reaper
+/// process cancels those operations exactly once once its lease expired.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "PostgreSQL: set TOWER_LRO_PG to a libpq connection string and pass --ignored"]
+async fn a_reaper_killed_mid_round_loses_its_claims_with_its_lease() {
+    let store = store::postgres(pg::fresh_database("tower_lro_killed_reaper").await).await;
+    let retaken =
+        killed_reaper::a_killed_reapers_claims_are_retaken(&store.config, store.parent.clone())
+            .await;
+    println!(
+        "a killed reaper's claims retaken {retaken:?} after the kill (lease {:?})",
+        crash::REAPER_LEASE
+    );
 }

@@ -6,9 +6,13 @@
 //! missed or get an extra cancel (`verdict.rs` has the rules).
 //! `crash_grpc_sqlite.rs` proves the same over gRPC.
 //!
+//! A reaper process SIGKILLed mid-round, holding claims, loses them with
+//! its lease (`killed_reaper.rs`).
+//!
 //! The processes are this binary (`crash::crash_child`), started by the test.
 
 use crate::crash;
+use crate::killed_reaper;
 use crate::verdict;
 
 use crash::{store, Wire};
@@ -32,4 +36,18 @@ async fn sigkill_mid_burst_seed_2() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_mid_burst_seed_3() {
     kill_mid_burst(3).await;
+}
+
+/// A reaper process SIGKILLed mid-round, holding claims: another reaper
+/// process cancels those operations exactly once once its lease expired.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reaper_killed_mid_round_loses_its_claims_with_its_lease() {
+    let store = store::sqlite("killed-reaper").await;
+    let retaken =
+        killed_reaper::a_killed_reapers_claims_are_retaken(&store.config, store.parent.clone())
+            .await;
+    println!(
+        "a killed reaper's claims retaken {retaken:?} after the kill (lease {:?})",
+        crash::REAPER_LEASE
+    );
 }

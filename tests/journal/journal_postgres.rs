@@ -258,3 +258,43 @@ async fn postgres_unreachable_for_seconds_mid_run() {
     }
     long.abort_all();
 }
+
+#[tokio::test]
+#[ignore = "PostgreSQL: set TOWER_LRO_PG to a libpq connection string and pass --ignored"]
+async fn a_dead_reapers_claims_are_retaken_once_its_lease_expires() {
+    let db = database().await;
+    scenarios::a_dead_reapers_claims_are_retaken_once_its_lease_expires(connect(&db).await).await;
+}
+
+#[tokio::test]
+#[ignore = "PostgreSQL: set TOWER_LRO_PG to a libpq connection string and pass --ignored"]
+async fn a_live_reaper_keeps_its_claims_through_a_long_round() {
+    let db = database().await;
+    scenarios::a_live_reaper_keeps_its_claims_through_a_long_round(connect(&db).await).await;
+}
+
+#[tokio::test]
+#[ignore = "PostgreSQL: set TOWER_LRO_PG to a libpq connection string and pass --ignored"]
+async fn a_table_from_before_claimed_at_is_migrated_on_connect() {
+    let db = database().await;
+    let (client, connection) = tokio_postgres::connect(&db, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    client
+        .batch_execute(scenarios::OPERATIONS_BEFORE_CLAIMED_AT)
+        .await
+        .unwrap();
+    scenarios::claims_take_only_orphans(connect(&db).await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "PostgreSQL: set TOWER_LRO_PG to a libpq connection string and pass --ignored"]
+async fn fresh_claimers_racing_never_share_an_entry() {
+    let db = database().await;
+    let mut connections = Vec::new();
+    for _ in 0..8 {
+        connections.push(connect(&db).await);
+    }
+    scenarios::fresh_claimers_racing_never_share_an_entry(connections).await;
+}

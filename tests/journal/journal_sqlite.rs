@@ -164,3 +164,80 @@ fn a_full_disk_mid_run_fails_no_call_and_loses_only_what_it_counts() {
 fn disk_full_child() {
     disk_full::child_main();
 }
+
+#[tokio::test]
+async fn a_dead_reapers_claims_are_retaken_once_its_lease_expires() {
+    let (_dir, path) = temp_file("dead-reaper");
+    scenarios::a_dead_reapers_claims_are_retaken_once_its_lease_expires(open(&path)).await;
+}
+
+#[tokio::test]
+async fn a_live_reaper_keeps_its_claims_through_a_long_round() {
+    let (_dir, path) = temp_file("live-reaper");
+    scenarios::a_live_reaper_keeps_its_claims_through_a_long_round(open(&path)).await;
+}
+
+#[tokio::test]
+async fn a_table_from_before_claimed_at_is_migrated_on_open() {
+    let (_dir, path) = temp_file("migrate");
+    rusqlite::Connection::open(&path)
+        .unwrap()
+        .execute_batch(scenarios::OPERATIONS_BEFORE_CLAIMED_AT)
+        .unwrap();
+    scenarios::claims_take_only_orphans(open(&path)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn fresh_claimers_racing_never_share_an_entry() {
+    let (_dir, path) = temp_file("fresh");
+    let connections = (0..4).map(|_| open(&path)).collect();
+    scenarios::fresh_claimers_racing_never_share_an_entry(connections).await;
+}
+
+/// The journal file removed while open (a clean-up job, an operator):
+/// SQLite would go on committing to the unlinked file, where no reaper can
+/// read it. Each write is a clear error instead; a new file put at the
+/// path is another file, and still an error for this journal.
+#[tokio::test]
+async fn a_journal_file_removed_while_open_fails_each_write_clearly() {
+    let (dir, path) = temp_file("removed");
+    let journal = open(&path);
+    let owner = tower_lro::journal::OwnerId::random();
+    let base = "http://127.0.0.1:1";
+    let entry = |seq| scenarios::entry(&owner, seq, base, &format!("projects/p/operations/{seq}"));
+    journal.record(entry(1)).await.expect("the file is there");
+    for file in ["journal.sqlite", "journal.sqlite-wal", "journal.sqlite-shm"] {
+        let _ = std::fs::remove_file(dir.path().join(file));
+    }
+    let cause = |e: tower_lro::journal::JournalError| {
+        std::error::Error::source(&e)
+            .map(ToString::to_string)
+            .unwrap_or_default()
+    };
+    let removed = cause(journal.record(entry(2)).await.expect_err("a removed file"));
+    assert!(
+        removed.contains("journal.sqlite was removed after it was opened"),
+        "{removed}"
+    );
+    let lease = std::time::Duration::from_secs(30);
+    let renewed = cause(
+        journal
+            .renew(&owner, lease)
+            .await
+            .expect_err("a removed file"),
+    );
+    assert!(renewed.contains("was removed"), "{renewed}");
+    // Another journal creates a new file at the path: not this one's.
+    let other = open(&path);
+    other.record(entry(3)).await.expect("the new file");
+    let replaced = cause(journal.record(entry(4)).await.expect_err("a replaced file"));
+    assert!(replaced.contains("was replaced"), "{replaced}");
+    let names: Vec<String> = other
+        .entries()
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| e.name().to_owned())
+        .collect();
+    assert_eq!(names, ["projects/p/operations/3"]);
+}

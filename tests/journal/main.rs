@@ -16,12 +16,13 @@ mod common;
 
 // What the tests share: the journal scenarios run on each backend, the
 // PostgreSQL server and a proxy to it, the crash tests' child processes,
-// their verdict and fleets, a probe of the journal's store, and the
+// their verdict and fleets, a reaper process killed mid-round, a probe of the journal's store, and the
 // disk-full test's child process.
 mod crash;
 #[cfg(target_os = "linux")]
 mod disk_full;
 mod fleet;
+mod killed_reaper;
 mod pg;
 mod pg_proxy;
 mod scenarios;

@@ -55,6 +55,20 @@ impl StoreProbe {
     }
 }
 
+impl StoreProbe {
+    /// The longest a probe commit took so far (one still running counts
+    /// as running until now).
+    pub fn max_lag(&self) -> Duration {
+        let s = self.samples.lock().unwrap();
+        let running = s.1.map(|t0| t0.elapsed());
+        s.0.iter()
+            .map(|(_, d)| *d)
+            .chain(running)
+            .max()
+            .unwrap_or_default()
+    }
+}
+
 impl Drop for StoreProbe {
     fn drop(&mut self) {
         self.task.abort();

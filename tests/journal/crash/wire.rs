@@ -23,7 +23,7 @@ use tower_lro::{CancelOnDrop, CancelOnDropLayer};
 use tower_lro_testing::grpc::{CloudDeployClient, CreateReleaseRequest, Release};
 use tower_lro_testing::RecordedRequest;
 
-use super::{REAPER_BATCH, REAPER_INTERVAL};
+use super::{REAPER_BATCH, REAPER_INTERVAL, REAPER_LEASE};
 use crate::common::{http_client, start, HttpClient};
 
 /// The wire a crash run's operations are started, polled and cancelled on.
@@ -156,8 +156,9 @@ async fn channel(base: &str) -> Channel {
         .expect("connect")
 }
 
-/// Spawns a reaper of `journal` (interval [`REAPER_INTERVAL`], batches of
-/// [`REAPER_BATCH`]) whose cancels carry `x-reaper: {tag}`: over REST one
+/// Spawns a reaper of `journal` (interval [`REAPER_INTERVAL`], lease
+/// [`REAPER_LEASE`], batches of [`REAPER_BATCH`]) whose cancels carry
+/// `x-reaper: {tag}`, and prints `REAPER {claimer id}`: over REST one
 /// hyper-util client for every origin, over gRPC a channel for `base`'s.
 pub async fn spawn_reaper(wire: Wire, journal: Arc<dyn Journal>, base: &str, tag: &str) {
     let header = SetRequestHeaderLayer::overriding(
@@ -168,14 +169,18 @@ pub async fn spawn_reaper(wire: Wire, journal: Arc<dyn Journal>, base: &str, tag
         Wire::Rest => {
             let reaper = Reaper::new(journal, header.layer(http_client()))
                 .interval(REAPER_INTERVAL)
+                .lease(REAPER_LEASE)
                 .batch(REAPER_BATCH);
+            println!("REAPER {}", reaper.claimer());
             tokio::spawn(reaper.run());
         }
         Wire::Grpc => {
             let stack = header.layer(channel(base).await);
             let reaper = Reaper::per_origin(journal, [(origin(base), stack)])
                 .interval(REAPER_INTERVAL)
+                .lease(REAPER_LEASE)
                 .batch(REAPER_BATCH);
+            println!("REAPER {}", reaper.claimer());
             tokio::spawn(reaper.run());
         }
     }
