@@ -7,6 +7,7 @@
 #![allow(dead_code)]
 
 pub mod grpc;
+pub mod subscribers;
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
@@ -144,6 +145,7 @@ pub struct SpanRecorder {
 impl SpanRecorder {
     /// Installs the recorder as this thread's default subscriber.
     pub fn install(&self) -> tracing::subscriber::DefaultGuard {
+        subscribers::isolate_subscribers();
         let subscriber = tracing_subscriber::registry().with(self.clone());
         tracing::subscriber::set_default(subscriber)
     }

@@ -237,6 +237,7 @@ struct Warnings(Arc<Mutex<Vec<String>>>);
 
 impl Warnings {
     fn install(&self) -> tracing::subscriber::DefaultGuard {
+        crate::common::subscribers::isolate_subscribers();
         tracing::subscriber::set_default(tracing_subscriber::registry().with(self.clone()))
     }
 
