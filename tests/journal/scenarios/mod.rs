@@ -150,16 +150,46 @@ pub async fn concurrent_claims_are_exclusive(connections: Vec<Arc<dyn Journal>>)
         removes: vec![],
     };
     connections[0].commit(&batch).await.unwrap();
+    let all = claim_until_empty(connections, 7, Claimer::PerConnection).await;
+    let unique: BTreeSet<_> = all.iter().cloned().collect();
+    assert_eq!(all.len(), 300, "an entry was claimed twice or missed");
+    assert_eq!(unique, ids(&batch.records));
+}
+
+/// Who claims on each connection of [`claim_until_empty`].
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Claimer {
+    /// One claimer per connection, renewed once.
+    PerConnection,
+    /// A new claimer, renewed just before, for every claim.
+    PerClaim,
+}
+
+/// Claims `limit` entries at a time on every connection at once until
+/// none is left; the ids each claim returned, all connections together.
+pub async fn claim_until_empty(
+    connections: Vec<Arc<dyn Journal>>,
+    limit: usize,
+    claimer: Claimer,
+) -> Vec<String> {
     let tasks: Vec<_> = connections
         .into_iter()
         .map(|journal| {
             tokio::spawn(async move {
-                let me = OwnerId::random();
-                journal.renew(&me, Duration::from_secs(60)).await.unwrap();
+                let mut me: Option<OwnerId> = None;
                 let mut mine = Vec::new();
                 loop {
+                    if me.is_none() || claimer == Claimer::PerClaim {
+                        let fresh = OwnerId::random();
+                        journal
+                            .renew(&fresh, Duration::from_secs(60))
+                            .await
+                            .unwrap();
+                        me = Some(fresh);
+                    }
+                    let Some(me) = &me else { unreachable!() };
                     let got = journal
-                        .claim(&me, 7, Duration::from_secs(60))
+                        .claim(me, limit, Duration::from_secs(60))
                         .await
                         .unwrap();
                     if got.is_empty() {
@@ -174,9 +204,7 @@ pub async fn concurrent_claims_are_exclusive(connections: Vec<Arc<dyn Journal>>)
     for task in tasks {
         all.extend(task.await.unwrap());
     }
-    let unique: BTreeSet<_> = all.iter().cloned().collect();
-    assert_eq!(all.len(), 300, "an entry was claimed twice or missed");
-    assert_eq!(unique, ids(&batch.records));
+    all
 }
 
 /// The writer commits in batches off the caller's path; a record removed

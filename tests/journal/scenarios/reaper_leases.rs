@@ -253,30 +253,7 @@ pub async fn fresh_claimers_racing_never_share_an_entry(connections: Vec<Arc<dyn
         removes: vec![],
     };
     connections[0].commit(&batch).await.unwrap();
-    let tasks: Vec<_> = connections
-        .into_iter()
-        .map(|journal| {
-            tokio::spawn(async move {
-                let mut mine = Vec::new();
-                loop {
-                    let me = OwnerId::random();
-                    journal.renew(&me, Duration::from_secs(60)).await.unwrap();
-                    let got = journal
-                        .claim(&me, 3, Duration::from_secs(60))
-                        .await
-                        .unwrap();
-                    if got.is_empty() {
-                        return mine;
-                    }
-                    mine.extend(got.into_iter().map(|e| e.id().as_str().to_owned()));
-                }
-            })
-        })
-        .collect();
-    let mut all = Vec::new();
-    for task in tasks {
-        all.extend(task.await.unwrap());
-    }
+    let all = super::claim_until_empty(connections, 3, super::Claimer::PerClaim).await;
     let unique: BTreeSet<_> = all.iter().cloned().collect();
     assert_eq!(
         (all.len(), unique.len()),
